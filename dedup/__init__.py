@@ -1,0 +1,1 @@
+"""Deduplication stages: exact (normalised-text hash) and MinHash LSH near-duplicates."""

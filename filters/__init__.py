@@ -1,0 +1,5 @@
+"""Document filters and scorers: language id, heuristic quality rules, URL/PII, fastText
+classifiers. Each is a registered stage (see `pipeline.stage`); `thresher list` shows them."""
+
+# Modules whose import registers stages (see pipeline.stage.load_registry).
+STAGE_MODULES = ("filters.language",)

@@ -1,0 +1,128 @@
+"""The `thresher` command line.
+
+    thresher run CONFIG.yaml [--output DIR] [--scheduler ADDRESS] [--workers N] [--dry-run]
+    thresher demo [--output DIR]
+    thresher list
+
+Bad configuration exits with status 2 and one line naming the key (set THRESHER_DEBUG=1 for
+the traceback); `--help` works on every command. Other packages add commands through
+`add_commands(subparsers)` in the modules named by `COMMAND_MODULES`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import json
+import os
+import sys
+from collections.abc import Callable
+
+from pydantic import ValidationError
+
+from pipeline.config import ConfigError, load_config
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--scheduler", metavar="ADDRESS", help="run on this Dask scheduler (tcp://host:8786) "
+                   "instead of a local cluster; OUTPUT must be on a file system every worker sees")
+    p.add_argument("--workers", type=int, metavar="N", help="local worker processes (default: CPU count)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from pipeline.runner import Runner, open_client
+
+    config = load_config(args.config, output=args.output)
+    config.build_stages()
+    if args.dry_run:
+        print(config.to_yaml(), end="")
+        return 0
+    with open_client(args.scheduler, args.workers) as client:
+        summary = Runner(config, client, progress=not args.no_progress).run()
+    print_summary(summary)
+    return 0
+
+
+def print_summary(summary: dict) -> None:
+    print(f"output:  {summary['output']}")
+    for s in summary["stages"]:
+        print(f"  {s['dir']:<24} in {s['docs_in']:>8}  kept {s['docs_out']:>8}  rejected {s['docs_rejected']:>7}")
+    print(f"stats:   {summary['output']}/stats.json")
+    print("summary: " + json.dumps(summary["summary"]))
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from pipeline.demo import run_demo
+
+    return run_demo(args.output, workers=args.workers, progress=not args.no_progress)
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from pipeline.stage import stage_list
+
+    for cls in stage_list():
+        print(f"{cls.name}  [{cls.kind}]  {cls.describe()}")
+        for field_name, field in cls.Params.model_fields.items():
+            default = "required" if field.is_required() else f"default {field.default!r}"
+            note = f"  {field.description}" if field.description else ""
+            print(f"    {field_name}: {_type_name(field.annotation)} ({default}){note}")
+    return 0
+
+
+def _type_name(annotation) -> str:
+    return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="thresher", description="Curate pre-training data on Dask.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("run", help="run a pipeline config", description="Run every stage of CONFIG; "
+                       "finished stages and parts are skipped, so rerunning resumes a killed run.")
+    p.add_argument("config", metavar="CONFIG.yaml")
+    p.add_argument("--output", metavar="DIR", help="output directory (overrides the config's `output`)")
+    p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
+    _add_run_options(p)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("demo", help="run every stage on a bundled sample crawl",
+                       description="Write a small synthetic crawl, run the demo config over it, print where "
+                       "the outputs and stats are.")
+    p.add_argument("--output", metavar="DIR", default="out/demo", help="output directory (default: out/demo)")
+    _add_run_options(p)
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("list", help="list registered stages and their parameters")
+    p.set_defaults(func=cmd_list)
+
+    for name in COMMAND_MODULES:
+        if importlib.util.find_spec(name) is not None:
+            importlib.import_module(name).add_commands(sub)
+    return parser
+
+
+# Modules that add sub-commands with `add_commands(subparsers)`; they import heavy libraries
+# (torch, fasttext) inside their handlers, so `thresher --help` stays fast.
+COMMAND_MODULES = ("filters.cli", "tokenization.cli", "training.cli", "pipeline.report")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return handler(args)
+    except (ConfigError, ValidationError, ValueError, FileNotFoundError) as error:
+        if os.environ.get("THRESHER_DEBUG"):
+            raise
+        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        print(f"thresher: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("thresher: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,194 @@
+"""Run configuration: YAML -> validated, frozen objects, once, at start-up.
+
+    output: out/web                 # where every stage writes; --output overrides
+    seed: 0
+    inputs:                         # read in this order; paths are fsspec globs, relative to
+      - path: data/*.warc.gz        #   the directory `thresher` runs in
+        format: warc                # warc | html | jsonl | parquet
+        source: crawl               # a name for this input, kept on every document
+        domain: general             # optional: a domain label for every document
+    read: {max_docs_per_part: 1000}
+    stages:                         # run in order; each item is {stage_name: {params}}
+      - extract: {favor_precision: false}
+      - language: {keep: [en], min_score: 0.65}
+
+A bad key fails with one line that names its dotted path and says what is valid, e.g.
+`stages[1].language.min_score: Input should be less than or equal to 1`.
+`${VAR}` and `${VAR:-default}` in strings are replaced from the environment.
+
+    from pipeline.config import load_config
+    config = load_config("configs/demo.yaml", output="out/demo")
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from pipeline.stage import Stage, load_registry
+
+FORMATS = ("warc", "html", "jsonl", "parquet")
+
+
+class ConfigError(ValueError):
+    """Bad user configuration; the message names the key and what is valid."""
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class InputSpec(Frozen):
+    path: str = Field(description="fsspec path or glob")
+    format: Literal["warc", "html", "jsonl", "parquet"]
+    source: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
+    domain: str | None = None
+    text_field: str = Field("text", description="jsonl/parquet: field holding the text")
+    url_field: str = Field("url", description="jsonl/parquet: field holding the URL (dotted)")
+
+
+class ReadOptions(Frozen):
+    max_docs_per_part: int = Field(1000, gt=0)
+    max_bytes_per_part: int = Field(64 << 20, gt=0)
+    max_record_bytes: int = Field(64 << 20, gt=0, description="larger records are rejected")
+    files_per_task: int = Field(64, gt=0, description="small files (html) read per task")
+
+
+class StageSpec(Frozen):
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class RunConfig(Frozen):
+    output: str
+    seed: int = 0
+    inputs: list[InputSpec] = Field(min_length=1)
+    read: ReadOptions = ReadOptions()
+    stages: list[StageSpec] = Field(default_factory=list)
+
+    @field_validator("inputs")
+    @classmethod
+    def _unique_sources(cls, inputs: list[InputSpec]) -> list[InputSpec]:
+        seen: set[tuple[str, str]] = set()
+        for spec in inputs:
+            if (spec.source, spec.path) in seen:
+                raise ValueError(f"input {spec.path!r} is listed twice for source {spec.source!r}")
+            seen.add((spec.source, spec.path))
+        return inputs
+
+    def build_stages(self) -> list[Stage]:
+        registry = load_registry()
+        stages = []
+        for spec in self.stages:
+            cls = registry[spec.name]
+            stages.append(cls(cls.Params.model_validate(spec.params)))
+        return stages
+
+    def to_dict(self) -> dict[str, Any]:
+        d = self.model_dump(mode="json")
+        d["stages"] = [{s["name"]: s["params"]} for s in d["stages"]]
+        return d
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
+
+
+def config_hash(obj: Any) -> str:
+    blob = json.dumps(obj, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def _expand_env(value: Any) -> Any:
+    if isinstance(value, str):
+        return _ENV.sub(lambda m: os.environ.get(m.group(1), m.group(2) or ""), value)
+    if isinstance(value, list):
+        return [_expand_env(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _expand_env(v) for k, v in value.items()}
+    return value
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _format_error(err: dict[str, Any], model: type[BaseModel], prefix: str) -> str:
+    path = prefix + ("." if prefix and err["loc"] else "") + _loc(err["loc"])
+    if err["type"] == "extra_forbidden":
+        valid = _fields_at(model, err["loc"][:-1])
+        return f"{path}: unknown key; valid keys are: {', '.join(valid)}"
+    if err["type"] == "missing":
+        return f"{path}: required key is missing"
+    return f"{path}: {err['msg']}"
+
+
+def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """Field names of the (nested) model that `loc` points into, for error messages."""
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        annotation = model.model_fields[part].annotation
+        inner = getattr(annotation, "__args__", (annotation,))
+        model = next((a for a in inner if isinstance(a, type) and issubclass(a, BaseModel)), model)
+    return list(model.model_fields)
+
+
+def _validate(model: type[BaseModel], data: Any, prefix: str = "") -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(_format_error(e.errors()[0], model, prefix)) from None
+
+
+def _parse_stage(item: Any, index: int) -> StageSpec:
+    registry = load_registry()
+    where = f"stages[{index}]"
+    if isinstance(item, str):
+        item = {item: {}}
+    if not isinstance(item, dict) or len(item) != 1:
+        raise ConfigError(f"{where}: each stage is a mapping with one key, {{stage_name: {{params}}}}")
+    (name, params), = item.items()
+    if name not in registry:
+        raise ConfigError(f"{where}: unknown stage {name!r}; known stages are: {', '.join(sorted(registry))}")
+    if params is not None and not isinstance(params, dict):
+        raise ConfigError(f"{where}.{name}: parameters must be a mapping, got {type(params).__name__}")
+    validated = _validate(registry[name].Params, params or {}, f"{where}.{name}")
+    return StageSpec(name=name, params=validated.model_dump(mode="json"))
+
+
+def parse_config(data: Any, output: str | None = None) -> RunConfig:
+    if not isinstance(data, dict):
+        raise ConfigError("config: the top level must be a mapping with output, inputs, stages")
+    data = _expand_env(dict(data))
+    if output is not None:
+        data["output"] = output
+    stages = data.pop("stages", []) or []
+    if not isinstance(stages, list):
+        raise ConfigError("stages: must be a list of {stage_name: {params}}")
+    config = _validate(RunConfig, data)
+    specs = [_parse_stage(item, i) for i, item in enumerate(stages)]
+    return config.model_copy(update={"stages": specs})
+
+
+def load_config(path: str | Path, output: str | None = None) -> RunConfig:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {str(path)!r} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}".splitlines()[0]) from None
+    return parse_config(data, output=output)

@@ -1,0 +1,83 @@
+"""Bytes of a web page -> text, with a charset that may be wrong or missing.
+
+Order of trust: a byte-order mark, then the HTTP `Content-Type` charset, then a `<meta>`
+charset in the first 4 KB, then UTF-8; the first one that decodes the bytes strictly wins.
+When none does (a page labelled UTF-8 that is really cp1252, a page with no label), the
+charset is detected with charset-normalizer. Binary payloads labelled text/html (images,
+PDFs, archives) and bytes no encoding explains raise `DecodeFailure` with the reason
+(`binary_content`, `undecodable`).
+
+    text, charset = decode_html(raw, content_type="text/html; charset=iso-8859-1")
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+
+import charset_normalizer
+
+_BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+_BINARY_MAGIC = (
+    b"\x89PNG", b"GIF8", b"\xff\xd8\xff", b"%PDF", b"PK\x03\x04", b"\x1f\x8b", b"BM", b"RIFF",
+    b"\x00\x00\x01\x00", b"wOFF", b"wOF2", b"OTTO", b"\x7fELF", b"ID3", b"fLaC", b"OggS", b"7z\xbc\xaf",
+)
+_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_\-:.]+)""", re.IGNORECASE)
+_HEADER_CHARSET = re.compile(r"charset\s*=\s*[\"']?\s*([A-Za-z0-9_\-:.]+)", re.IGNORECASE)
+
+
+class DecodeFailure(ValueError):
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _codec(name: str | None) -> str | None:
+    if not name:
+        return None
+    try:
+        return codecs.lookup(name.strip().strip("\"'")).name
+    except LookupError:
+        return None
+
+
+def looks_binary(raw: bytes) -> bool:
+    head = raw[:4096]
+    if head.startswith(_BINARY_MAGIC):
+        return True
+    # UTF-16 text is full of NULs; it carries a BOM, checked before this.
+    return head.count(b"\x00") > len(head) // 100
+
+
+def candidate_charsets(raw: bytes, content_type: str | None) -> list[str]:
+    candidates = []
+    for bom, name in _BOMS:
+        if raw.startswith(bom):
+            candidates.append(name)
+    if content_type and (m := _HEADER_CHARSET.search(content_type)):
+        candidates.append(m.group(1))
+    if m := _META_CHARSET.search(raw[:4096]):
+        candidates.append(m.group(1).decode("ascii", "ignore"))
+    candidates.append("utf-8")
+    out: list[str] = []
+    for name in candidates:
+        codec = _codec(name)
+        if codec and codec not in out:
+            out.append(codec)
+    return out
+
+
+def decode_html(raw: bytes, content_type: str | None = None) -> tuple[str, str]:
+    """Return (text, charset used); raise DecodeFailure when the bytes are not text."""
+    boms = [bom for bom, _ in _BOMS if raw.startswith(bom)]
+    if not boms and looks_binary(raw):
+        raise DecodeFailure("binary_content")
+    for codec in candidate_charsets(raw, content_type):
+        try:
+            return raw.decode(codec), codec
+        except (UnicodeDecodeError, LookupError):
+            continue
+    best = charset_normalizer.from_bytes(raw).best()
+    if best is None:
+        raise DecodeFailure("undecodable")
+    return str(best), f"{best.encoding} (detected)"

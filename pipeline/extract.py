@@ -1,0 +1,106 @@
+"""The `extract` stage: HTML page bytes -> main text with trafilatura.
+
+Each worker keeps one sandboxed child process (see `pipeline.sandbox`) that decodes the page
+(`pipeline.decode`: declared charset, else detected) and runs `trafilatura.bare_extraction`;
+a page that exceeds `timeout_s` or crashes the child is rejected with its reason, never a
+hang. Pages over `max_page_bytes` are rejected before parsing. Title, date, author and the
+charset used go into `metadata`; the URL is kept (trafilatura's canonical URL if the record
+had none). Documents that arrived as text (JSONL, Parquet) pass through untouched.
+
+Config: `- extract: {favor_precision: false, include_comments: true, timeout_s: 10}`
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pyarrow as pa
+from pydantic import Field, model_validator
+
+from pipeline.decode import DecodeFailure, decode_html
+from pipeline.record import Document
+from pipeline.sandbox import SandboxCrashed, SandboxTimeout, get_sandbox
+from pipeline.stage import DocumentStage, Reject, StageParams, register
+from pipeline.stats import StageStats
+
+SANDBOX_TARGET = "pipeline.extract:extract_page"
+
+
+@register
+class Extract(DocumentStage):
+    """Main-text extraction from HTML (trafilatura), time- and size-capped per page."""
+
+    name = "extract"
+
+    class Params(StageParams):
+        favor_precision: bool = Field(False, description="keep less text, less boilerplate")
+        favor_recall: bool = Field(False, description="keep more text, more boilerplate")
+        include_comments: bool = Field(True, description="keep the page's comment section")
+        include_tables: bool = True
+        deduplicate: bool = Field(False, description="trafilatura's in-page duplicate removal")
+        max_page_bytes: int = Field(5_000_000, gt=0, description="larger pages are rejected unparsed")
+        timeout_s: float = Field(10.0, gt=0, description="per-page extraction time limit")
+        min_text_chars: int = Field(1, ge=0, description="reject pages whose main text is shorter")
+
+        @model_validator(mode="after")
+        def _one_bias(self):
+            if self.favor_precision and self.favor_recall:
+                raise ValueError("favor_precision and favor_recall cannot both be true; pick one")
+            return self
+
+    def output_schema(self, input_schema: pa.Schema) -> pa.Schema:
+        return pa.schema([f for f in input_schema if f.name != "raw"])
+
+    def process_document(self, doc: Document, stats: StageStats) -> Document | Reject:
+        raw = doc.extras.get("raw")
+        if raw is None:
+            stats.count("passthrough_text")
+            return doc
+        if len(raw) > self.params.max_page_bytes:
+            return self.reject("page_too_large")
+        options = self.params.model_dump()
+        payload = (raw, doc.url, doc.metadata.get("content_type"), options)
+        try:
+            result = get_sandbox(SANDBOX_TARGET).call(payload, timeout=self.params.timeout_s)
+        except SandboxTimeout:
+            return self.reject("timeout")
+        except SandboxCrashed:
+            return self.reject("crashed")
+        except RuntimeError:
+            return self.reject("error")
+        if "reject" in result:
+            return self.reject(result["reject"])
+        if len(result["text"]) < self.params.min_text_chars:
+            return self.reject("no_main_text")
+        if result["charset"].endswith("(detected)"):
+            stats.count("charset_detected")
+        extras = {k: v for k, v in doc.extras.items() if k != "raw"}
+        metadata = {**doc.metadata, **result["metadata"], "charset": result["charset"]}
+        return doc.replace(text=result["text"], url=doc.url or result["url"], metadata=metadata, extras=extras)
+
+
+def extract_page(payload: tuple[bytes, str | None, str | None, dict[str, Any]]) -> dict[str, Any]:
+    """Runs in the sandbox: decode and extract one page."""
+    import trafilatura
+
+    logging.getLogger("trafilatura").setLevel(logging.CRITICAL)
+    raw, url, content_type, options = payload
+    try:
+        html, charset = decode_html(raw, content_type)
+    except DecodeFailure as failure:
+        return {"reject": failure.reason}
+    document = trafilatura.bare_extraction(
+        html, url=url, with_metadata=True,
+        favor_precision=options["favor_precision"], favor_recall=options["favor_recall"],
+        include_comments=options["include_comments"], include_tables=options["include_tables"],
+        deduplicate=options["deduplicate"],
+    )
+    if document is None:
+        return {"reject": "no_main_text"}
+    # The same string trafilatura.extract(output_format="txt") returns: body, then comments.
+    text = document.text or ""
+    if options["include_comments"] and document.comments:
+        text = f"{text}\n{document.comments}".strip()
+    metadata = {k: getattr(document, k) for k in ("title", "date", "author", "sitename") if getattr(document, k)}
+    return {"text": text, "url": document.url, "charset": charset, "metadata": metadata}

@@ -1,0 +1,102 @@
+"""The read stage (always stage 00): input files -> `00-read/part-TTTTT-CCCC.parquet`.
+
+One task per WARC/JSONL/Parquet file (or per group of HTML files); a task writes its
+documents in chunks of at most `read.max_docs_per_part` documents / `max_bytes_per_part`
+bytes, its rejected records beside them, and its `StageStats` (skipped record kinds,
+quarantined files) last, which marks the task done for a resumed run.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pyarrow as pa
+
+from pipeline.config import InputSpec, ReadOptions
+from pipeline.io import write_json, write_parquet
+from pipeline.readers import Quarantined, ReadTask, Rejected, Skipped, read_file
+from pipeline.record import (
+    DOCUMENT_SCHEMA,
+    RAW_FIELD,
+    Document,
+    documents_to_table,
+    rejected_schema,
+    rejected_to_table,
+)
+from pipeline.stats import StageStats
+
+
+def read_schema(inputs: list[InputSpec]) -> pa.Schema:
+    has_pages = any(spec.format in ("warc", "html") for spec in inputs)
+    return DOCUMENT_SCHEMA.append(RAW_FIELD) if has_pages else DOCUMENT_SCHEMA
+
+
+def doc_bytes(doc: Document) -> int:
+    raw = doc.extras.get("raw")
+    return len(raw) if raw is not None else doc.n_bytes
+
+
+class _ChunkWriter:
+    """Collects a task's documents and writes a part whenever a chunk is full."""
+
+    def __init__(self, task: ReadTask, out_dir: Path, schema: pa.Schema, options: ReadOptions):
+        self.task, self.out_dir, self.schema, self.options = task, out_dir, schema, options
+        self.docs: list[Document] = []
+        self.rejected: list[tuple[Document, str, str]] = []
+        self.n_bytes = 0
+        self.chunk = 0
+
+    def add(self, doc: Document) -> None:
+        self.docs.append(doc)
+        self.n_bytes += doc_bytes(doc)
+        if len(self.docs) >= self.options.max_docs_per_part or self.n_bytes >= self.options.max_bytes_per_part:
+            self.flush()
+
+    def add_rejected(self, doc: Document, reason: str) -> None:
+        self.rejected.append((doc, "read", reason))
+
+    def flush(self, last: bool = False) -> None:
+        if not self.docs and not self.rejected and not (last and self.chunk == 0):
+            return
+        name = f"part-{self.task.index:05d}-{self.chunk:04d}.parquet"
+        if self.rejected:
+            table = rejected_to_table(self.rejected, rejected_schema(self.schema))
+            write_parquet(table, self.out_dir / "rejected" / name)
+        write_parquet(documents_to_table(self.docs, self.schema), self.out_dir / name)
+        self.docs, self.rejected, self.n_bytes = [], [], 0
+        self.chunk += 1
+
+
+def run_read_task(task: ReadTask, spec: InputSpec, options: ReadOptions, out_dir: str, schema: pa.Schema) -> dict:
+    """Read every file of `task`; runs on a Dask worker. Returns the task's stats as a dict."""
+    start = time.perf_counter()
+    out = Path(out_dir)
+    stats = StageStats()
+    writer = _ChunkWriter(task, out, schema, options)
+    for file in task.files:
+        stats.count("files")
+        for item in read_file(file, spec, options):
+            _account(item, writer, stats, file.relpath)
+    writer.flush(last=True)
+    stats.seconds = time.perf_counter() - start
+    result = stats.to_dict()
+    write_json(result, out / "_stats" / f"task-{task.index:05d}.json")
+    return result
+
+
+def _account(item, writer: _ChunkWriter, stats: StageStats, relpath: str) -> None:
+    if isinstance(item, Document):
+        stats.docs_out += 1
+        stats.bytes_out += doc_bytes(item)
+        writer.add(item)
+    elif isinstance(item, Rejected):
+        stats.reject(item.reason, doc_bytes(item.doc))
+        writer.add_rejected(item.doc, item.reason)
+    elif isinstance(item, Skipped):
+        stats.count(f"skipped.{item.kind}")
+    elif isinstance(item, Quarantined):
+        stats.count(f"quarantined.{item.reason}")
+        stats.quarantine.append({"file": relpath, "reason": item.reason, "detail": item.detail})
+    stats.docs_in = stats.docs_out + stats.docs_rejected
+    stats.bytes_in = stats.bytes_out + stats.bytes_rejected

@@ -1,0 +1,29 @@
+"""HTML file reader (`.html`, `.htm`, optionally `.gz`/`.zst` compressed): one page per
+file, the bytes kept as they are for the extract stage (which detects the charset); the
+document carries its file path in `metadata["path"]`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import fsspec
+
+from pipeline.readers import InputFile, Quarantined, ReadItem, Rejected, base_document
+
+
+def read(file: InputFile, spec, options) -> Iterator[ReadItem]:
+    try:
+        with fsspec.open(file.path, "rb", compression="infer") as f:
+            body = f.read(options.max_record_bytes + 1)
+    except (OSError, EOFError, ValueError) as error:
+        yield Quarantined("read.unreadable_file", f"{file.relpath}: {type(error).__name__}: {error}")
+        return
+    if not body:
+        yield Quarantined("read.empty_file", f"{file.relpath} holds no bytes once decompressed")
+        return
+    doc = base_document(spec, f"{spec.source}/{file.relpath}", metadata={"path": file.relpath})
+    if len(body) > options.max_record_bytes:
+        doc.metadata["truncated_at"] = options.max_record_bytes
+        yield Rejected(doc.replace(extras={"raw": body[: options.max_record_bytes]}), "read.record_too_large")
+        return
+    yield doc.replace(extras={"raw": body})

@@ -1,0 +1,66 @@
+"""JSON-lines reader (`.jsonl`, `.json`, optionally `.gz`/`.zst`): one document per line,
+its text in `spec.text_field` and its URL in `spec.url_field` (dotted paths such as
+`metadata.url` reach into nested objects). Every other field is kept in `metadata`.
+A line that is not valid UTF-8 or JSON, or has no text, is rejected with its reason and
+its raw line; a compressed file cut short is quarantined after the lines read so far."""
+
+from __future__ import annotations
+
+import json
+import zlib
+from collections.abc import Iterator
+from typing import Any
+
+import fsspec
+
+from pipeline.record import Document
+from pipeline.readers import InputFile, Quarantined, ReadItem, Rejected, Skipped, base_document
+
+
+def get_dotted(obj: dict[str, Any], path: str) -> Any:
+    for key in path.split("."):
+        if not isinstance(obj, dict):
+            return None
+        obj = obj.get(key)
+    return obj
+
+
+def record_to_document(record: dict[str, Any], doc_id: str, spec) -> Document | Rejected:
+    """A parsed record (JSONL line or Parquet row) as a Document, or why it cannot be one."""
+    text = get_dotted(record, spec.text_field)
+    url = get_dotted(record, spec.url_field)
+    metadata = {k: v for k, v in record.items() if k != spec.text_field}
+    doc = base_document(spec, doc_id, url=url if isinstance(url, str) else None, metadata=metadata)
+    if not isinstance(text, str):
+        return Rejected(doc, "read.missing_text_field")
+    return doc.replace(text=text)
+
+
+def read(file: InputFile, spec, options) -> Iterator[ReadItem]:
+    line_no = 0
+    try:
+        with fsspec.open(file.path, "rb", compression="infer") as f:
+            for line_no, line in enumerate(f, start=1):
+                yield _parse_line(line, f"{spec.source}/{file.relpath}:{line_no}", spec, options)
+    except (OSError, EOFError, zlib.error, ValueError) as error:
+        yield Quarantined("read.truncated_file", f"{file.relpath} after line {line_no}: {type(error).__name__}: {error}")
+
+
+def _parse_line(line: bytes, doc_id: str, spec, options) -> ReadItem:
+    if not line.strip():
+        return Skipped("blank_line")
+    broken = base_document(spec, doc_id)
+    if len(line) > options.max_record_bytes:
+        return Rejected(broken.replace(text=line[:options.max_record_bytes].decode("utf-8", "replace")), "read.record_too_large")
+    try:
+        decoded = line.decode("utf-8")
+    except UnicodeDecodeError:
+        return Rejected(broken.replace(text=line.decode("utf-8", "replace")), "read.invalid_utf8")
+    try:
+        record = json.loads(decoded)
+    except json.JSONDecodeError as error:
+        return Rejected(broken.replace(text=decoded, metadata={"error": str(error)}), "read.invalid_json")
+    if not isinstance(record, dict):
+        return Rejected(broken.replace(text=decoded), "read.not_an_object")
+    return record_to_document(record, doc_id, spec)
+

@@ -1,0 +1,264 @@
+"""The runner: executes a `RunConfig`'s stages in order on a Dask client.
+
+Stage `i` writes `OUTPUT/<ii>-<name>/part-*.parquet` (+ `rejected/`, `_stats/`) and, last,
+`_manifest.json`. A stage whose manifest matches its fingerprint (its params, the seed and
+its input's fingerprint) is skipped on a rerun; inside an unfinished map stage, parts whose
+`_stats/` file exists are skipped, so a killed run resumes and produces the same bytes.
+A stage whose params changed is recomputed from scratch, and so is everything after it.
+
+    with open_client(workers=2) as client:
+        Runner(load_config("configs/demo.yaml"), client).run()
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from distributed import Client, LocalCluster, as_completed
+from tqdm import tqdm
+
+from pipeline import __version__
+from pipeline.config import RunConfig, config_hash
+from pipeline.io import parquet_rows, read_json, write_bytes, write_json, write_parquet
+from pipeline.read import read_schema, run_read_task
+from pipeline.readers import list_tasks
+from pipeline.record import rejected_schema
+from pipeline.stage import GlobalStage, MapStage, Stage
+from pipeline.stats import StageStats
+
+MANIFEST = "_manifest.json"
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def open_client(scheduler: str | None = None, workers: int | None = None) -> Iterator[Client]:
+    """A Dask client: on `scheduler` if given, else on a LocalCluster of worker processes
+    (one thread each: stages are CPU-bound Python)."""
+    if scheduler:
+        with Client(scheduler, set_as_default=False) as client:
+            yield client
+        return
+    n = workers or os.cpu_count() or 1
+    with LocalCluster(
+        n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+        silence_logs=logging.ERROR,
+    ) as cluster, Client(cluster, set_as_default=False) as client:
+        yield client
+
+
+@dataclasses.dataclass(frozen=True)
+class StageOutput:
+    """What a finished stage hands to the next one."""
+
+    dir: Path
+    fingerprint: str
+    parts: tuple[str, ...]
+    schema: pa.Schema
+
+    def paths(self) -> list[Path]:
+        return [self.dir / p for p in self.parts]
+
+
+@dataclasses.dataclass
+class GlobalContext:
+    """What a global stage gets: the client, its input, its directory and the seed."""
+
+    client: Client
+    input: StageOutput
+    dir: Path
+    seed: int
+    stats: StageStats
+    progress: bool = True
+
+    def write_part(self, name: str, table: pa.Table) -> None:
+        write_parquet(table, self.dir / f"{name}.parquet")
+
+    def write_rejected(self, name: str, table: pa.Table) -> None:
+        if table.num_rows:
+            write_parquet(table, self.dir / "rejected" / f"{name}.parquet")
+
+    def map(self, fn: Callable, items: list, desc: str, **kwargs: Any) -> list:
+        """Run `fn(item, **kwargs)` on the cluster for every item; results in item order."""
+        futures = self.client.map(fn, items, pure=False, **kwargs)
+        return wait_all(futures, f"{self.dir.name}:{desc}", "task", self.progress)
+
+
+def wait_all(futures: list, desc: str, unit: str, progress: bool) -> list:
+    """Results of `futures` in their order, with a progress bar; a task's exception is
+    re-raised here."""
+    if not futures:
+        return []
+    index = {f.key: i for i, f in enumerate(futures)}
+    results: list = [None] * len(futures)
+    with tqdm(total=len(futures), desc=desc, unit=unit, disable=not progress, file=sys.stderr) as bar:
+        for future in as_completed(futures, loop=futures[0].client.loop):
+            results[index[future.key]] = future.result()
+            bar.update()
+    return results
+
+
+def run_map_part(in_path: str, out_dir: str, part: str, stage: MapStage) -> dict:
+    """Process one partition; runs on a Dask worker. Writes rejected, kept, then stats."""
+    out = Path(out_dir)
+    table = pq.read_table(in_path)
+    result = stage.process(table)
+    if result.rejected.num_rows:
+        write_parquet(result.rejected, out / "rejected" / part)
+    write_parquet(result.kept, out / part)
+    stats = result.stats.to_dict()
+    write_json(stats, out / "_stats" / f"{part}.json")
+    return stats
+
+
+class Runner:
+    def __init__(self, config: RunConfig, client: Client, progress: bool = True):
+        self.config = config
+        self.client = client
+        self.progress = progress
+        self.out = Path(config.output)
+
+    def run(self) -> dict[str, Any]:
+        stages = self.config.build_stages()
+        for stage in stages:
+            stage.check()
+        self.out.mkdir(parents=True, exist_ok=True)
+        write_bytes(self.config.to_yaml().encode(), self.out / "config.yaml")
+        previous = self._run_read()
+        manifests = [read_json(previous.dir / MANIFEST)]
+        for index, stage in enumerate(stages, start=1):
+            previous = self._run_stage(index, stage, previous)
+            manifests.append(read_json(previous.dir / MANIFEST))
+        summary = summarize(self.config, manifests)
+        write_json(summary, self.out / "stats.json")
+        return summary
+
+    # -- stages ---------------------------------------------------------------------------
+
+    def _prepare(self, directory: Path, fingerprint: str) -> StageOutput | None:
+        """Return the finished output if `directory` already holds it; otherwise make sure
+        the directory holds nothing from a different configuration."""
+        manifest = directory / MANIFEST
+        if manifest.exists():
+            done = read_json(manifest)
+            if done.get("fingerprint") == fingerprint:
+                log(f"[{directory.name}] done already, skipped")
+                return StageOutput(directory, fingerprint, tuple(done["parts"]), _schema_of(directory, done))
+        marker = directory / "_stage.json"
+        if directory.exists() and (not marker.exists() or read_json(marker).get("fingerprint") != fingerprint):
+            shutil.rmtree(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        write_json({"fingerprint": fingerprint}, marker)
+        return None
+
+    def _run_read(self) -> StageOutput:
+        directory = self.out / "00-read"
+        tasks = list_tasks(self.config.inputs, self.config.read)
+        files = [(f.relpath, f.size) for t in tasks for f in t.files]
+        inputs = [spec.model_dump() for spec in self.config.inputs]
+        fingerprint = config_hash([__version__, inputs, self.config.read.model_dump(), files])
+        if (done := self._prepare(directory, fingerprint)) is not None:
+            return done
+        start = time.perf_counter()
+        schema = read_schema(self.config.inputs)
+        todo = [t for t in tasks if not (directory / "_stats" / f"task-{t.index:05d}.json").exists()]
+        specs = [self.config.inputs[t.input_index] for t in todo]
+        futures = self.client.map(
+            run_read_task, todo, specs, options=self.config.read, out_dir=str(directory), schema=schema, pure=False,
+        )
+        wait_all(futures, directory.name, "file", self.progress)
+        stats = _merge_stats(directory / "_stats")
+        return self._finish(directory, "read", "source", {}, fingerprint, stats, start, {}, schema)
+
+    def _run_stage(self, index: int, stage: Stage, previous: StageOutput) -> StageOutput:
+        directory = self.out / f"{index:02d}-{stage.name}"
+        params = stage.params.model_dump(mode="json")
+        fingerprint = config_hash([__version__, stage.name, params, self.config.seed, previous.fingerprint])
+        if (done := self._prepare(directory, fingerprint)) is not None:
+            return done
+        start = time.perf_counter()
+        if isinstance(stage, MapStage):
+            schema = stage.output_schema(previous.schema)
+            todo = [p for p in previous.parts if not (directory / "_stats" / f"{p}.json").exists()]
+            futures = self.client.map(
+                run_map_part, [str(previous.dir / p) for p in todo], [str(directory)] * len(todo), todo,
+                stage=stage, pure=False,
+            )
+            wait_all(futures, directory.name, "part", self.progress)
+            stats, extra = _merge_stats(directory / "_stats"), {}
+        else:
+            assert isinstance(stage, GlobalStage)
+            stats = StageStats()
+            ctx = GlobalContext(self.client, previous, directory, self.config.seed, stats, self.progress)
+            extra = stage.run(ctx) or {}
+            stats.seconds = time.perf_counter() - start
+            schema = None
+        return self._finish(directory, stage.name, stage.kind, params, fingerprint, stats, start, extra, schema)
+
+    def _finish(self, directory: Path, name: str, kind: str, params: dict, fingerprint: str,
+                stats: StageStats, start: float, extra: dict, schema: pa.Schema | None) -> StageOutput:
+        parts = tuple(sorted(p.name for p in directory.glob("part-*.parquet")))
+        if schema is None:
+            schema = pq.read_schema(directory / parts[0]) if parts else pa.schema([])
+        manifest = {
+            "stage": name,
+            "kind": kind,
+            "params": params,
+            "fingerprint": fingerprint,
+            "thresher_version": __version__,
+            "wall_seconds": round(time.perf_counter() - start, 3),
+            "parts": list(parts),
+            "rows": {p: parquet_rows(directory / p) for p in parts},
+            "stats": stats.to_dict(),
+            **extra,
+        }
+        write_json(manifest, directory / MANIFEST)
+        s = stats
+        log(f"[{directory.name}] {s.docs_in} in -> {s.docs_out} kept, {s.docs_rejected} rejected "
+            f"({manifest['wall_seconds']:.1f}s)")
+        return StageOutput(directory, fingerprint, parts, schema)
+
+
+def _schema_of(directory: Path, manifest: dict) -> pa.Schema:
+    parts = manifest["parts"]
+    return pq.read_schema(directory / parts[0]) if parts else pa.schema([])
+
+
+def _merge_stats(stats_dir: Path) -> StageStats:
+    files = sorted(stats_dir.glob("*.json")) if stats_dir.exists() else []
+    return sum((StageStats.from_dict(read_json(f)) for f in files), StageStats())
+
+
+def summarize(config: RunConfig, manifests: Iterable[dict]) -> dict[str, Any]:
+    """The run's receipt: every stage's counts, in order, plus the quarantine list."""
+    stages = []
+    for index, m in enumerate(manifests):
+        stages.append({"index": index, "stage": m["stage"], "kind": m["kind"], "dir": f"{index:02d}-{m['stage']}",
+                       "wall_seconds": m["wall_seconds"], **m["stats"]})
+    first, last = stages[0], stages[-1]
+    return {
+        "schema_version": 1,
+        "thresher_version": __version__,
+        "output": config.output,
+        "config_hash": config_hash(config.to_dict()),
+        "summary": {
+            "documents_read": first["docs_out"] + first["docs_rejected"],
+            "documents_out": last["docs_out"],
+            "documents_rejected": sum(s["docs_rejected"] for s in stages),
+            "files_quarantined": len(first["quarantine"]),
+        },
+        "stages": stages,
+    }

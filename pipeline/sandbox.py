@@ -1,0 +1,140 @@
+"""Run a function in a child process with a time limit on every call.
+
+Main-text extraction can run for minutes on a pathological page (trafilatura #704) and a C
+library can crash a process; neither may stop a run. A `Sandbox` keeps one child process
+(`python -m pipeline.sandbox module:function`) per worker and talks to it over pipes with
+length-prefixed pickles. A call that exceeds its limit kills the child (the next call starts
+a fresh one) and raises `SandboxTimeout`; a child that dies raises `SandboxCrashed`.
+Plain `subprocess` is used rather than `multiprocessing` because Dask worker processes are
+daemonic, and daemonic processes may not start `multiprocessing` children.
+
+    box = get_sandbox("pipeline.extract:extract_page")
+    result = box.call(payload, timeout=10.0)
+"""
+
+from __future__ import annotations
+
+import atexit
+import importlib
+import os
+import pickle
+import select
+import struct
+import subprocess
+import sys
+import time
+from typing import Any
+
+_HEADER = struct.Struct("<Q")
+
+
+class SandboxTimeout(Exception):
+    pass
+
+
+class SandboxCrashed(Exception):
+    pass
+
+
+def _write_frame(out, obj: Any) -> None:
+    data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    out.write(_HEADER.pack(len(data)) + data)
+    out.flush()
+
+
+def _read_exact(fd: int, n: int) -> bytes:
+    chunks, left = [], n
+    while left:
+        chunk = os.read(fd, min(left, 1 << 20))
+        if not chunk:
+            raise EOFError("sandbox pipe closed")
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def _read_frame(fd: int) -> Any:
+    (length,) = _HEADER.unpack(_read_exact(fd, _HEADER.size))
+    return pickle.loads(_read_exact(fd, length))
+
+
+class Sandbox:
+    def __init__(self, target: str):
+        self.target = target
+        self.proc: subprocess.Popen | None = None
+
+    def _start(self) -> subprocess.Popen:
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+        return subprocess.Popen(
+            [sys.executable, "-m", "pipeline.sandbox", self.target],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0, env=env,
+        )
+
+    def call(self, payload: Any, timeout: float) -> Any:
+        if self.proc is None or self.proc.poll() is not None:
+            self.proc = self._start()
+        try:
+            _write_frame(self.proc.stdin, payload)
+        except (BrokenPipeError, OSError):
+            self.close()
+            raise SandboxCrashed("sandbox process died before the call") from None
+        deadline = time.monotonic() + timeout
+        fd = self.proc.stdout.fileno()
+        while not select.select([fd], [], [], max(0.0, deadline - time.monotonic()))[0]:
+            if time.monotonic() >= deadline:
+                self.close()
+                raise SandboxTimeout(f"no result within {timeout:g}s")
+        try:
+            status, value = _read_frame(fd)
+        except (EOFError, pickle.UnpicklingError):
+            code = self.proc.wait()
+            self.proc = None
+            raise SandboxCrashed(f"sandbox process exited with code {code}") from None
+        if status == "error":
+            raise RuntimeError(value)
+        return value
+
+    def close(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+
+
+_SANDBOXES: dict[str, Sandbox] = {}
+
+
+def get_sandbox(target: str) -> Sandbox:
+    """The calling process's sandbox for `target` (started lazily, once per process)."""
+    if target not in _SANDBOXES:
+        _SANDBOXES[target] = Sandbox(target)
+    return _SANDBOXES[target]
+
+
+@atexit.register
+def _close_all() -> None:
+    for box in _SANDBOXES.values():
+        box.close()
+
+
+def main(target: str) -> None:
+    module, _, name = target.partition(":")
+    fn = getattr(importlib.import_module(module), name)
+    # The protocol owns the real stdout; anything the library prints goes to stderr.
+    out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    fd = sys.stdin.fileno()
+    while True:
+        try:
+            payload = _read_frame(fd)
+        except EOFError:  # the parent closed the pipe or died: nothing left to do
+            return
+        try:
+            reply = ("ok", fn(payload))
+        except Exception as error:  # reported to the parent, which decides what to do
+            reply = ("error", f"{type(error).__name__}: {error}")
+        _write_frame(out, reply)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

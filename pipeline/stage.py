@@ -1,0 +1,191 @@
+"""The stage protocol and the registry of stages by name.
+
+A *map* stage computes on one partition at a time (an Arrow table in; kept table, rejected
+table and `StageStats` out). Most map stages are per-document: subclass `DocumentStage` and
+implement `process_document(doc, stats)`, or `Filter` and implement only `filter(doc)`, which
+returns `None` to keep the document or a reason string (`"too_few_words"`) to drop it; the base
+class prefixes the stage name, counts, times and routes the dropped rows to `rejected/`.
+A *global* stage (dedup, mix, tokenizer training) sees the whole dataset at once: subclass
+`GlobalStage` and implement `run(ctx)`.
+
+Stages are registered by name with `@register` and configured from YAML through their
+`Params` model (pydantic, frozen, unknown keys forbidden):
+
+    @register
+    class MinChars(Filter):
+        name = "min_chars"
+        class Params(StageParams):
+            min_chars: int = 1
+        def filter(self, doc):
+            return None if len(doc.text or "") >= self.params.min_chars else "too_short"
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict
+
+from pipeline.record import (
+    Document,
+    documents_to_table,
+    rejected_schema,
+    rejected_to_table,
+    table_to_documents,
+)
+from pipeline.stats import StageStats
+
+if TYPE_CHECKING:
+    from pipeline.runner import GlobalContext
+
+REGISTRY: dict[str, type[Stage]] = {}
+
+# Packages whose `STAGE_MODULES` tuple names the modules that register stages.
+STAGE_PACKAGES = ("pipeline", "filters", "dedup", "tokenization")
+
+
+class StageParams(BaseModel):
+    """Base of every stage's parameters: immutable, unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Stage:
+    name: ClassVar[str]
+    kind: ClassVar[str]
+    Params: ClassVar[type[StageParams]] = StageParams
+
+    def __init__(self, params: StageParams | None = None):
+        self.params = params if params is not None else self.Params()
+
+    def check(self) -> None:
+        """Fail early (at build time, not mid-run) when an optional dependency or a file
+        named in the params is missing. Raise `ValueError` with what to do."""
+
+    @classmethod
+    def describe(cls) -> str:
+        return (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.params!r})"
+
+
+@dataclasses.dataclass
+class PartResult:
+    kept: pa.Table
+    rejected: pa.Table
+    stats: StageStats
+
+
+@dataclasses.dataclass(frozen=True)
+class Reject:
+    """A per-document stage's verdict to drop a document; `reason` is already qualified
+    with the stage name (`gopher_quality.too_few_words`)."""
+
+    reason: str
+    doc: Document | None = None  # the document as it should appear in rejected/ (default: input)
+
+
+class MapStage(Stage):
+    kind = "map"
+
+    def output_schema(self, input_schema: pa.Schema) -> pa.Schema:
+        """Columns this stage writes, given its input's; default: unchanged."""
+        return input_schema
+
+    def process(self, table: pa.Table) -> PartResult:
+        raise NotImplementedError
+
+
+class DocumentStage(MapStage):
+    """A map stage that looks at one document at a time."""
+
+    def setup(self) -> None:
+        """Load heavy resources; called once per partition before the first document.
+        Cache them at module level (keyed by params) so a worker loads them once."""
+
+    def process_document(self, doc: Document, stats: StageStats) -> Document | Reject:
+        raise NotImplementedError
+
+    def reject(self, reason: str, doc: Document | None = None) -> Reject:
+        return Reject(f"{self.name}.{reason}", doc)
+
+    def process(self, table: pa.Table) -> PartResult:
+        start = time.perf_counter()
+        self.setup()
+        stats = StageStats()
+        kept: list[Document] = []
+        dropped: list[tuple[Document, str, str]] = []
+        for doc in table_to_documents(table):
+            stats.docs_in += 1
+            stats.bytes_in += doc.n_bytes
+            out = self.process_document(doc, stats)
+            if isinstance(out, Reject):
+                shown = out.doc or doc
+                stats.reject(out.reason, shown.n_bytes)
+                dropped.append((shown, self.name, out.reason))
+            else:
+                stats.docs_out += 1
+                stats.bytes_out += out.n_bytes
+                kept.append(out)
+        out_schema = self.output_schema(table.schema)
+        result = PartResult(
+            documents_to_table(kept, out_schema),
+            rejected_to_table(dropped, rejected_schema(table.schema)),
+            stats,
+        )
+        stats.seconds = time.perf_counter() - start
+        return result
+
+
+class Filter(DocumentStage):
+    """A pure keep/drop rule on one document. Implement `filter(doc) -> reason | None`."""
+
+    def filter(self, doc: Document) -> str | None:
+        raise NotImplementedError
+
+    def process_document(self, doc: Document, stats: StageStats) -> Document | Reject:
+        reason = self.filter(doc)
+        return doc if reason is None else self.reject(reason)
+
+
+class GlobalStage(Stage):
+    """A stage that needs the whole dataset (a Dask collection of all partitions)."""
+
+    kind = "global"
+
+    def run(self, ctx: GlobalContext) -> dict[str, Any]:
+        """Write the output parts through `ctx` and return extra manifest fields
+        (an audit, a chosen threshold, a mixture report)."""
+        raise NotImplementedError
+
+
+def register(cls: type[Stage]) -> type[Stage]:
+    """Class decorator: make a stage available to configs under `cls.name`."""
+    if cls.name in REGISTRY and REGISTRY[cls.name] is not cls:
+        raise ValueError(f"stage name {cls.name!r} is registered twice")
+    REGISTRY[cls.name] = cls
+    return cls
+
+
+def load_registry() -> dict[str, type[Stage]]:
+    for package in STAGE_PACKAGES:
+        for module in getattr(importlib.import_module(package), "STAGE_MODULES", ()):
+            importlib.import_module(module)
+    return REGISTRY
+
+
+def build_stage(name: str, params: dict[str, Any] | None) -> Stage:
+    """Build a registered stage from raw params (raises pydantic's ValidationError)."""
+    cls = load_registry()[name]
+    return cls(cls.Params.model_validate(params or {}))
+
+
+def stage_list(names: Iterable[str] | None = None) -> list[type[Stage]]:
+    registry = load_registry()
+    return [registry[n] for n in sorted(names or registry)]

@@ -1,0 +1,67 @@
+"""Addable per-stage statistics: the run's receipt.
+
+Every partition a stage processes yields a `StageStats`; the runner saves it beside the part,
+adds the parts together into the stage's `_manifest.json`, and merges all stages into
+`OUTPUT/stats.json`. Counts are exact; `counters` holds free-form named counts (skipped WARC
+records by kind, languages seen, PII replacements, ...), added key by key.
+
+    s = StageStats(docs_in=10, docs_out=9); s.reject("gopher_quality.too_few_words", 120)
+    total = sum(part_stats, StageStats())
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from typing import Any
+
+
+@dataclasses.dataclass
+class StageStats:
+    docs_in: int = 0
+    bytes_in: int = 0
+    docs_out: int = 0
+    bytes_out: int = 0
+    docs_rejected: int = 0
+    bytes_rejected: int = 0
+    seconds: float = 0.0
+    rejected: Counter = dataclasses.field(default_factory=Counter)  # reason -> documents
+    rejected_bytes: Counter = dataclasses.field(default_factory=Counter)  # reason -> text bytes
+    counters: Counter = dataclasses.field(default_factory=Counter)  # name -> count
+    quarantine: list = dataclasses.field(default_factory=list)  # whole-file problems
+
+    def reject(self, reason: str, n_bytes: int = 0) -> None:
+        self.docs_rejected += 1
+        self.bytes_rejected += n_bytes
+        self.rejected[reason] += 1
+        self.rejected_bytes[reason] += n_bytes
+
+    def count(self, name: str, value: int | float = 1) -> None:
+        self.counters[name] += value
+
+    def __add__(self, other: StageStats) -> StageStats:
+        out = StageStats()
+        for f in dataclasses.fields(self):
+            a, b = getattr(self, f.name), getattr(other, f.name)
+            setattr(out, f.name, Counter(a) + Counter(b) if isinstance(a, Counter) else a + b)
+        return out
+
+    def __radd__(self, other: Any) -> StageStats:
+        return self if other == 0 else NotImplemented
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        for key in ("rejected", "rejected_bytes", "counters"):
+            d[key] = dict(sorted(getattr(self, key).items()))
+        d["seconds"] = round(self.seconds, 3)
+        d["quarantine"] = sorted(self.quarantine, key=lambda q: (q["file"], q["detail"]))
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> StageStats:
+        d = dict(d)
+        for key in ("rejected", "rejected_bytes", "counters"):
+            d[key] = Counter(d.get(key, {}))
+        d["quarantine"] = list(d.get("quarantine", []))
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})

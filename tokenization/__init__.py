@@ -1,0 +1,1 @@
+"""Tokenization: sentencepiece training, parallel encoding and Megatron indexed shards."""

@@ -4,7 +4,7 @@
     seed: 0
     inputs:                         # read in this order; paths are fsspec globs, relative to
       - path: data/*.warc.gz        #   the directory `thresher` runs in
-        format: warc                # warc | html | jsonl | parquet
+        format: warc                # warc | html | jsonl | parquet | text
         source: crawl               # a name for this input, kept on every document
         domain: general             # optional: a domain label for every document
     read: {max_docs_per_part: 1000}
@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from pipeline.stage import Stage, load_registry
 
-FORMATS = ("warc", "html", "jsonl", "parquet")
+FORMATS = ("warc", "html", "jsonl", "parquet", "text")
 
 
 class ConfigError(ValueError):
@@ -47,11 +47,19 @@ class Frozen(BaseModel):
 
 class InputSpec(Frozen):
     path: str = Field(description="fsspec path or glob")
-    format: Literal["warc", "html", "jsonl", "parquet"]
+    format: Literal["warc", "html", "jsonl", "parquet", "text"]
     source: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
     domain: str | None = None
     text_field: str = Field("text", description="jsonl/parquet: field holding the text")
     url_field: str = Field("url", description="jsonl/parquet: field holding the URL (dotted)")
+    separator: str | None = Field(None, description="text: regex of the line that starts a new document")
+
+    @field_validator("separator")
+    @classmethod
+    def _valid_regex(cls, value: str | None) -> str | None:
+        if value is not None:
+            re.compile(value)
+        return value
 
 
 class ReadOptions(Frozen):

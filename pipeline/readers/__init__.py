@@ -96,9 +96,9 @@ def list_tasks(inputs: list[InputSpec], options: ReadOptions) -> list[ReadTask]:
 
 
 def read_file(file: InputFile, spec: InputSpec, options: ReadOptions) -> Iterator[ReadItem]:
-    from pipeline.readers import html, jsonl, parquet, warc
+    from pipeline.readers import html, jsonl, parquet, text, warc
 
-    reader = {"warc": warc.read, "html": html.read, "jsonl": jsonl.read, "parquet": parquet.read}
+    reader = {"warc": warc.read, "html": html.read, "jsonl": jsonl.read, "parquet": parquet.read, "text": text.read}
     if file.size == 0:
         yield Quarantined("read.empty_file", f"{file.relpath} is empty")
         return

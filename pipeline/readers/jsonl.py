@@ -52,6 +52,7 @@ def _parse_line(line: bytes, doc_id: str, spec, options) -> ReadItem:
     broken = base_document(spec, doc_id)
     if len(line) > options.max_record_bytes:
         return Rejected(broken.replace(text=line[:options.max_record_bytes].decode("utf-8", "replace")), "read.record_too_large")
+    line = line.rstrip(b"\r\n")
     try:
         decoded = line.decode("utf-8")
     except UnicodeDecodeError:

@@ -62,14 +62,23 @@ def _read_from(stream, start: int, magic: bytes, file, spec, options) -> Iterato
     try:
         for record in iterator:
             yield _convert(record, iterator.offset, file, spec, options)
-        return None
     except (ArchiveLoadFailed, zlib.error, EOFError, OSError, ValueError) as error:
-        bad_at = iterator.offset
-        resume = _find_next(stream, bad_at + 1, magic)
-        what = "read.truncated_file" if resume is None else "read.corrupt_record"
-        end = f"resumed at byte {resume}" if resume is not None else "rest of file unreadable"
-        yield Quarantined(what, f"{file.relpath} at byte {bad_at}: {type(error).__name__}: {error}; {end}")
-        return resume
+        return (yield from _quarantine(stream, iterator.offset, magic, file, error))
+    # warcio ends quietly at a record cut short; bytes left after the last whole record mean
+    # the file was truncated there.
+    if file.size - iterator.offset > 4:
+        yield Quarantined("read.truncated_file", f"{file.relpath}: {file.size - iterator.offset} bytes after "
+                          f"byte {iterator.offset} do not hold a whole record")
+    return None
+
+
+def _quarantine(stream, bad_at: int, magic: bytes, file, error: Exception) -> Iterator[ReadItem]:
+    """Report a bad record and return the offset of the next record to try, or None."""
+    resume = _find_next(stream, bad_at + 1, magic)
+    what = "read.truncated_file" if resume is None else "read.corrupt_record"
+    end = f"resumed at byte {resume}" if resume is not None else "rest of file unreadable"
+    yield Quarantined(what, f"{file.relpath} at byte {bad_at}: {type(error).__name__}: {error}; {end}")
+    return resume
 
 
 def _find_next(stream, position: int, magic: bytes, block: int = 1 << 20) -> int | None:

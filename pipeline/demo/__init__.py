@@ -1,0 +1,1 @@
+"""`thresher demo`: a small synthetic crawl written by the project, run through every stage."""

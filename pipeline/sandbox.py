@@ -4,7 +4,9 @@ Main-text extraction can run for minutes on a pathological page (trafilatura #70
 library can crash a process; neither may stop a run. A `Sandbox` keeps one child process
 (`python -m pipeline.sandbox module:function`) per worker and talks to it over pipes with
 length-prefixed pickles. A call that exceeds its limit kills the child (the next call starts
-a fresh one) and raises `SandboxTimeout`; a child that dies raises `SandboxCrashed`.
+a fresh one) and raises `SandboxTimeout`; a child that dies raises `SandboxCrashed`. A child
+reports "ready" once its module (and the module's optional `sandbox_init()`) is imported, so
+start-up time never counts against a call's limit.
 Plain `subprocess` is used rather than `multiprocessing` because Dask worker processes are
 daemonic, and daemonic processes may not start `multiprocessing` children.
 
@@ -64,11 +66,21 @@ class Sandbox:
         self.proc: subprocess.Popen | None = None
 
     def _start(self) -> subprocess.Popen:
+        """Start the child and wait until it has imported its libraries, so that start-up
+        time never counts against a call's limit."""
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-        return subprocess.Popen(
+        proc = subprocess.Popen(
             [sys.executable, "-m", "pipeline.sandbox", self.target],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0, env=env,
         )
+        try:
+            status, detail = _read_frame(proc.stdout.fileno())
+        except (EOFError, pickle.UnpicklingError):
+            status, detail = "error", f"exited with code {proc.wait()}"
+        if status != "ready":
+            proc.kill()
+            raise RuntimeError(f"sandbox for {self.target} failed to start: {detail}")
+        return proc
 
     def call(self, payload: Any, timeout: float) -> Any:
         if self.proc is None or self.proc.poll() is not None:
@@ -118,11 +130,19 @@ def _close_all() -> None:
 
 
 def main(target: str) -> None:
-    module, _, name = target.partition(":")
-    fn = getattr(importlib.import_module(module), name)
     # The protocol owns the real stdout; anything the library prints goes to stderr.
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
+    module_name, _, name = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+        fn = getattr(module, name)
+        if init := getattr(module, "sandbox_init", None):  # heavy imports, before any deadline
+            init()
+    except Exception as error:
+        _write_frame(out, ("error", f"{type(error).__name__}: {error}"))
+        return
+    _write_frame(out, ("ready", None))
     fd = sys.stdin.fileno()
     while True:
         try:

@@ -58,7 +58,10 @@ class InputSpec(Frozen):
     @classmethod
     def _valid_regex(cls, value: str | None) -> str | None:
         if value is not None:
-            re.compile(value)
+            try:
+                re.compile(value)
+            except re.error as error:
+                raise ValueError(f"not a valid regular expression: {error}") from None
         return value
 
 

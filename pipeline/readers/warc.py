@@ -59,17 +59,34 @@ def _read_from(stream, start: int, magic: bytes, file, spec, options) -> Iterato
     # `iterator.offset` is the absolute offset of the record being read; warcio's
     # get_record_offset() would consume the record body, so it is not used here.
     iterator = ArchiveIterator(stream, check_digests=False)
+    last = start
     try:
         for record in iterator:
-            yield _convert(record, iterator.offset, file, spec, options)
+            last = iterator.offset
+            yield _convert(record, last, file, spec, options)
     except (ArchiveLoadFailed, zlib.error, EOFError, OSError, ValueError) as error:
         return (yield from _quarantine(stream, iterator.offset, magic, file, error))
-    # warcio ends quietly at a record cut short; bytes left after the last whole record mean
-    # the file was truncated there.
-    if file.size - iterator.offset > 4:
-        yield Quarantined("read.truncated_file", f"{file.relpath}: {file.size - iterator.offset} bytes after "
-                          f"byte {iterator.offset} do not hold a whole record")
+    # warcio ends quietly at a record cut short: either it stops before the partial record
+    # (bytes are left over) or it yields what it got (the last record is not whole).
+    if file.size - iterator.offset > 4 or not _whole_record_at(stream, last, magic == _GZIP_MAGIC):
+        yield Quarantined("read.truncated_file", f"{file.relpath}: the record after byte {last} is cut short")
     return None
+
+
+def _whole_record_at(stream, offset: int, gzipped: bool) -> bool:
+    """A gzip member that reaches its end marker, or plain records ending in CRLF CRLF."""
+    stream.seek(offset)
+    if not gzipped:
+        stream.seek(0, 2)
+        stream.seek(max(offset, stream.tell() - 4))
+        return stream.read(4) in (b"\r\n\r\n", b"")
+    inflate = zlib.decompressobj(31)
+    while not inflate.eof and (chunk := stream.read(1 << 20)):
+        try:
+            inflate.decompress(chunk)
+        except zlib.error:
+            return False
+    return inflate.eof
 
 
 def _quarantine(stream, bad_at: int, magic: bytes, file, error: Exception) -> Iterator[ReadItem]:

@@ -1,0 +1,78 @@
+"""Config: typed validation with errors that name the key and list what is valid."""
+
+import subprocess
+import sys
+
+import pytest
+
+from pipeline.config import ConfigError, load_config, parse_config
+
+BASE = {"output": "out/x", "inputs": [{"path": "data/*.jsonl", "format": "jsonl", "source": "web"}]}
+
+
+def parse(**changes):
+    return parse_config({**BASE, **changes})
+
+
+def error_of(**changes) -> str:
+    with pytest.raises(ConfigError) as e:
+        parse(**changes)
+    return str(e.value)
+
+
+def test_valid_config_resolves_defaults():
+    config = parse(stages=[{"language": {"keep": ["en"]}}, "extract"])
+    assert [s.name for s in config.stages] == ["language", "extract"]
+    assert config.stages[0].params["min_score"] == 0.0 and config.read.max_docs_per_part == 1000
+    assert "language:" in config.to_yaml() and config.build_stages()[0].params.keep == ["en"]
+
+
+def test_unknown_top_level_key_lists_valid_keys():
+    message = error_of(ouput="x")
+    assert message.startswith("ouput: unknown key; valid keys are: output, seed, inputs, read, stages")
+
+
+def test_unknown_stage_lists_known_stages():
+    message = error_of(stages=[{"languag": {}}])
+    assert message.startswith("stages[0]: unknown stage 'languag'; known stages are:") and "language" in message
+
+
+def test_bad_stage_param_names_dotted_path():
+    assert error_of(stages=[{"extract": {}}, {"language": {"min_score": 2}}]).startswith(
+        "stages[1].language.min_score: Input should be less than or equal to 1")
+    assert error_of(stages=[{"language": {"keep_langs": ["en"]}}]).startswith(
+        "stages[0].language.keep_langs: unknown key; valid keys are: keep, min_score, max_chars")
+
+
+def test_bad_input_fields():
+    assert error_of(inputs=[{"path": "x", "format": "pdf", "source": "a"}]).startswith("inputs[0].format:")
+    assert error_of(inputs=[{"path": "x", "format": "jsonl"}]) == "inputs[0].source: required key is missing"
+    assert error_of(inputs=[{"path": "x", "format": "text", "source": "a", "separator": "("}]).startswith(
+        "inputs[0].separator:")
+
+
+def test_env_expansion_and_output_override(tmp_path, monkeypatch):
+    monkeypatch.setenv("DATA_ROOT", "/data/crawl")
+    path = tmp_path / "c.yaml"
+    path.write_text("output: ${OUT:-out/default}\ninputs:\n  - {path: '${DATA_ROOT}/*.warc.gz', format: warc, source: cc}\n")
+    config = load_config(path)
+    assert config.output == "out/default" and config.inputs[0].path == "/data/crawl/*.warc.gz"
+    assert load_config(path, output="elsewhere").output == "elsewhere"
+
+
+def test_cli_reports_one_line_error_and_exit_code(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("output: o\ninputs: [{path: x, format: jsonl, source: s}]\nstages:\n  - language: {min_score: high}\n")
+    proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "run", str(path), "--dry-run"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "thresher: error: stages[0].language.min_score: Input should be a valid number, unable to parse string as a number"]
+
+
+def test_dry_run_prints_resolved_config(tmp_path):
+    path = tmp_path / "ok.yaml"
+    path.write_text("output: o\ninputs: [{path: x, format: jsonl, source: s}]\nstages: [language]\n")
+    proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "run", str(path), "--dry-run"],
+                          capture_output=True, text=True, check=True)
+    assert "min_score: 0.0" in proc.stdout and "max_docs_per_part: 1000" in proc.stdout

@@ -1,0 +1,199 @@
+"""The runner end to end: real WARCs, broken inputs, resume after SIGKILL, and a real Dask
+cluster started from the command line, each compared byte for byte with a local run."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from pipeline.config import parse_config
+from pipeline.demo.warcs import Page, write_warc
+from tests.pipeline.test_readers import _members
+from pipeline.runner import Runner, open_client
+from tests.conftest import REPO, shared_path
+
+THRESHER = [sys.executable, "-m", "pipeline.cli"]
+
+
+@pytest.fixture(scope="module")
+def client():
+    with open_client(workers=2) as c:
+        yield c
+
+
+def run(client, output: Path, inputs: list[dict], stages: list, **extra) -> dict:
+    config = parse_config({"output": str(output), "inputs": inputs, "stages": stages, **extra})
+    return Runner(config, client, progress=False).run()
+
+
+def digest_tree(root: Path) -> dict[str, str]:
+    """sha256 of every Parquet file under `root`, by relative path."""
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*.parquet"))}
+
+
+def all_ids(stage_dir: Path) -> list[str]:
+    return [i for p in sorted(stage_dir.glob("part-*.parquet")) for i in pq.read_table(p, columns=["id"])["id"].to_pylist()]
+
+
+def test_real_warcs_every_html_response_becomes_a_document(client, tmp_path):
+    folder = shared_path("warc_real_crawls")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    summary = run(client, tmp_path, [{"path": str(folder / "*.warc.gz"), "format": "warc", "source": "crawl"}],
+                  [{"extract": {}}, {"language": {}}])
+    read, extract = summary["stages"][0], summary["stages"][1]
+    assert read["docs_out"] == sum(e["response_html_status200"] for e in manifest)
+    counters = read["counters"]
+    for kind in ("request", "metadata", "warcinfo", "resource"):
+        assert counters.get(f"skipped.{kind}", 0) == sum(e["record_types"].get(kind, 0) for e in manifest)
+    assert counters["skipped.http_status"] == sum(e["response_html"] - e["response_html_status200"] for e in manifest)
+    assert extract["docs_in"] == read["docs_out"] == extract["docs_out"] + extract["docs_rejected"]
+    ids = all_ids(tmp_path / "02-language")
+    assert len(ids) == len(set(ids)) == summary["summary"]["documents_out"]
+    stage_manifest = json.loads((tmp_path / "01-extract" / "_manifest.json").read_text())
+    assert stage_manifest["stats"]["docs_out"] == extract["docs_out"]
+    # downstream tools read the output as it is
+    from datasets import load_dataset
+
+    dataset = load_dataset("parquet", data_files=str(tmp_path / "02-language" / "part-*.parquet"), split="train")
+    assert len(dataset) == len(ids) and set(dataset.column_names) >= {"id", "text", "url", "language"}
+    assert (tmp_path / "config.yaml").exists()
+
+
+def _broken_inputs(root: Path) -> None:
+    pages = [Page(f"https://ok.example/{i}", f"<html><body><article><p>Article {i}: the council approved "
+                  f"the new budget after a long debate about school funding and roads.</p></article></body></html>".encode())
+             for i in range(3)]
+    write_warc(root / "good.warc.gz", pages)
+    truncated = write_warc(root / "cut.warc.gz", pages + pages)
+    truncated.write_bytes(truncated.read_bytes()[: truncated.stat().st_size * 2 // 3])
+    corrupt = write_warc(root / "corrupt.warc.gz", pages)
+    data = corrupt.read_bytes()
+    start, length = _members(corrupt)[5]  # warcinfo, then request/response/metadata per page
+    member = gzip.decompress(data[start:start + length]).replace(b"WARC/1.0", b"WARC/x.y\x00garbage", 1)
+    corrupt.write_bytes(data[:start] + gzip.compress(member, mtime=0) + data[start + length:])
+    write_warc(root / "bad-pages.warc.gz", [
+        Page("https://bin.example/logo", b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8),
+        Page("https://enc.example/", b"<html><body><p>" + bytes(range(128, 256)) * 40 + b"</p></body></html>"),
+        Page("https://big.example/", b"<html><body>" + b"<p>filler text here.</p>" * 1_400_000 + b"</body></html>"),
+    ])
+    (root / "empty.warc.gz").write_bytes(b"")
+    (root / "feed.jsonl").write_text('{"text": "a good line of text"}\n{"text": \n{"no_text": 1}\n')
+
+
+def test_bad_input_never_stops_a_run(client, tmp_path):
+    _broken_inputs(tmp_path / "in")
+    summary = run(client, tmp_path / "out", [
+        {"path": str(tmp_path / "in" / "*.warc.gz"), "format": "warc", "source": "crawl"},
+        {"path": str(tmp_path / "in" / "*.jsonl"), "format": "jsonl", "source": "feed"},
+    ], [{"extract": {}}])
+    read, extract = summary["stages"][0], summary["stages"][1]
+    reasons = {q["file"]: q["reason"] for q in read["quarantine"]}
+    assert reasons == {"cut.warc.gz": "read.truncated_file", "corrupt.warc.gz": "read.corrupt_record",
+                       "empty.warc.gz": "read.empty_file"}
+    assert read["rejected"] == {"read.invalid_json": 1, "read.missing_text_field": 1}
+    assert extract["rejected"] == {"extract.binary_content": 1, "extract.undecodable": 1, "extract.page_too_large": 1}
+    assert extract["docs_out"] == 3 + 4 + 2 + 1  # good, cut (4 whole pages), corrupt (2 of 3), feed
+    rejected = pq.read_table(sorted((tmp_path / "out" / "01-extract" / "rejected").glob("*.parquet")))
+    assert sorted(rejected["reason"].to_pylist()) == sorted(extract["rejected"])
+    stats = json.loads((tmp_path / "out" / "stats.json").read_text())
+    assert stats["summary"]["files_quarantined"] == 3
+
+
+def test_rerun_skips_finished_stages_and_recomputes_changed_ones(client, tmp_path):
+    inputs = [{"path": str(shared_path("web_text_cc2019_sample") / "*.jsonl.gz"), "format": "jsonl", "source": "cc"}]
+    run(client, tmp_path, inputs, [{"language": {}}], read={"max_docs_per_part": 100})
+    before = digest_tree(tmp_path)
+    mtime = (tmp_path / "01-language" / "_manifest.json").stat().st_mtime_ns
+    run(client, tmp_path, inputs, [{"language": {}}], read={"max_docs_per_part": 100})
+    assert (tmp_path / "01-language" / "_manifest.json").stat().st_mtime_ns == mtime
+    assert digest_tree(tmp_path) == before
+    summary = run(client, tmp_path, inputs, [{"language": {"keep": ["en"]}}], read={"max_docs_per_part": 100})
+    assert summary["stages"][1]["rejected"]["language.language_not_kept"] > 0
+    assert not (tmp_path / "01-language" / "rejected").exists() or digest_tree(tmp_path) != before
+
+
+def _cleaneval_config(tmp_path: Path, output: Path) -> Path:
+    html = shared_path("extraction_cleaneval", "html")
+    config = {"output": str(output), "read": {"files_per_task": 4},
+              "inputs": [{"path": str(html / "final-1*.html.gz"), "format": "html", "source": "cleaneval"}],
+              "stages": [{"extract": {}}, {"language": {}}]}
+    path = tmp_path / f"{output.name}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.mark.slow
+def test_sigkill_mid_extraction_then_rerun_gives_identical_output(tmp_path):
+    reference = _cleaneval_config(tmp_path, tmp_path / "reference")
+    subprocess.run(THRESHER + ["run", str(reference), "--workers", "2", "--no-progress"], check=True, cwd=REPO,
+                   capture_output=True)
+    killed = _cleaneval_config(tmp_path, tmp_path / "killed")
+    proc = subprocess.Popen(THRESHER + ["run", str(killed), "--workers", "2", "--no-progress"], cwd=REPO,
+                            start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    stats_dir = tmp_path / "killed" / "01-extract" / "_stats"
+    deadline = time.monotonic() + 300
+    while len(list(stats_dir.glob("*.json"))) < 5 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (tmp_path / "killed" / "01-extract" / "_manifest.json").exists(), "the kill came too late"
+    done_before = len(list(stats_dir.glob("*.json")))
+    subprocess.run(THRESHER + ["run", str(killed), "--workers", "2", "--no-progress"], check=True, cwd=REPO,
+                   capture_output=True)
+    assert 5 <= done_before < len(list((tmp_path / "killed" / "01-extract").glob("part-*.parquet")))
+    assert digest_tree(tmp_path / "killed") == digest_tree(tmp_path / "reference")
+    ids = all_ids(tmp_path / "killed" / "02-language")
+    assert len(ids) == len(set(ids)) == len(all_ids(tmp_path / "reference" / "02-language"))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_dask_scheduler_and_workers_give_the_same_bytes_as_a_local_run(tmp_path):
+    local = _cleaneval_config(tmp_path, tmp_path / "local")
+    subprocess.run(THRESHER + ["run", str(local), "--workers", "1", "--no-progress"], check=True, cwd=REPO,
+                   capture_output=True)
+    port = _free_port()
+    bin_dir = Path(sys.executable).parent
+    address = f"tcp://127.0.0.1:{port}"
+    procs = [subprocess.Popen([str(bin_dir / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port),
+                               "--no-dashboard"], start_new_session=True, stderr=subprocess.DEVNULL)]
+    try:
+        for _ in range(2):
+            procs.append(subprocess.Popen([str(bin_dir / "dask"), "worker", address, "--nthreads", "1",
+                                           "--no-dashboard"], start_new_session=True, cwd=REPO,
+                                          stderr=subprocess.DEVNULL))
+        from distributed import Client
+
+        with Client(address, timeout=60) as c:
+            c.wait_for_workers(2, timeout=120)
+        remote = _cleaneval_config(tmp_path, tmp_path / "remote")
+        subprocess.run(THRESHER + ["run", str(remote), "--scheduler", address, "--no-progress"], check=True,
+                       cwd=REPO, capture_output=True)
+    finally:
+        for proc in reversed(procs):
+            os.killpg(proc.pid, signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+    assert digest_tree(tmp_path / "remote") == digest_tree(tmp_path / "local")
+    assert len(digest_tree(tmp_path / "local")) > 10

@@ -56,7 +56,7 @@ def print_summary(summary: dict) -> None:
 def cmd_demo(args: argparse.Namespace) -> int:
     from pipeline.demo import run_demo
 
-    return run_demo(args.output, workers=args.workers, progress=not args.no_progress)
+    return run_demo(args.output, workers=args.workers, progress=not args.no_progress, scheduler=args.scheduler)
 
 
 def cmd_list(args: argparse.Namespace) -> int:

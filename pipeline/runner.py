@@ -53,9 +53,11 @@ def open_client(scheduler: str | None = None, workers: int | None = None) -> Ite
             yield client
         return
     n = workers or os.cpu_count() or 1
+    # No dashboard; the scheduler's small HTTP server (health, metrics) takes a free port
+    # instead of 8787, so parallel runs on one machine don't warn about each other.
     with LocalCluster(
         n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
-        silence_logs=logging.ERROR,
+        scheduler_kwargs={"dashboard_address": "127.0.0.1:0"}, silence_logs=logging.ERROR,
     ) as cluster, Client(cluster, set_as_default=False) as client:
         yield client
 

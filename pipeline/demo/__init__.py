@@ -1,1 +1,29 @@
-"""`thresher demo`: a small synthetic crawl written by the project, run through every stage."""
+"""`thresher demo`: write a small synthetic crawl (see `crawl.py`) and run `configs/demo.yaml`
+over it, printing where the outputs, the stats and the report are.
+
+    thresher demo --output out/demo
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pipeline.config import load_config
+
+DEMO_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "demo.yaml"
+
+
+def run_demo(output: str, workers: int | None = None, progress: bool = True, scheduler: str | None = None) -> int:
+    from pipeline.cli import print_summary
+    from pipeline.demo.crawl import write_sample
+    from pipeline.runner import Runner, open_client
+
+    sample = write_sample(Path(output) / "sample")
+    os.environ["DEMO_SAMPLE"] = str(sample)
+    config = load_config(DEMO_CONFIG, output=output)
+    print(f"sample crawl written to {sample}")
+    with open_client(scheduler, workers) as client:
+        summary = Runner(config, client, progress=progress).run()
+    print_summary(summary)
+    return 0

@@ -114,7 +114,7 @@ def _find_next(stream, position: int, magic: bytes, block: int = 1 << 20) -> int
 
 def _convert(record, offset: int, file: InputFile, spec, options) -> ReadItem:
     if record.rec_type != "response":
-        return Skipped(record.rec_type)
+        return Skipped(record.rec_type or "malformed")
     uri = (record.rec_headers.get_header("WARC-Target-URI") or "").strip().strip("<>")
     if not uri.lower().startswith(("http:", "https:")) or record.http_headers is None:
         return Skipped(uri.split(":", 1)[0].lower() or "no_uri")

@@ -1,0 +1,34 @@
+# thresher: `make demo` (set up + run the demo) and `make test` (set up + run the tests).
+# torch is installed first and pinned to 2.13.0: on these machines that CPU build comes from
+# local disk in seconds, while any other torch spec pulls a multi-GB CUDA build.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test setup setup-dev clean
+
+demo: $(VENV)/.runtime
+	$(BIN)/thresher demo
+
+test: $(VENV)/.dev
+	$(BIN)/python -m pytest -q
+
+setup: $(VENV)/.runtime
+setup-dev: $(VENV)/.dev
+
+$(VENV)/.torch:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet torch==2.13.0
+	touch $@
+
+$(VENV)/.runtime: $(VENV)/.torch pyproject.toml
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.runtime
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $@
+
+clean:
+	rm -rf $(VENV) out .bench

@@ -1,0 +1,46 @@
+"""The command line: help everywhere, the stage list, and the demo end to end."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from pipeline.cli import build_parser
+from tests.conftest import REPO
+
+THRESHER = [sys.executable, "-m", "pipeline.cli"]
+
+
+def test_help_for_every_command(capsys):
+    parser = build_parser()
+    commands = parser._subparsers._group_actions[0].choices
+    assert {"run", "demo", "list"} <= set(commands)
+    for name in commands:
+        with pytest.raises(SystemExit) as done:
+            parser.parse_args([name, "--help"])
+        assert done.value.code == 0
+        assert "usage: thresher" in capsys.readouterr().out
+
+
+def test_list_shows_stages_with_parameters():
+    out = subprocess.run(THRESHER + ["list"], capture_output=True, text=True, check=True).stdout
+    assert "extract  [map]" in out and "    timeout_s: float (default 10.0)  per-page extraction time limit" in out
+    assert "language  [map]" in out
+
+
+@pytest.mark.slow
+def test_demo_runs_and_reports(tmp_path):
+    out = tmp_path / "demo"
+    proc = subprocess.run(THRESHER + ["demo", "--output", str(out), "--workers", "2", "--no-progress"],
+                          capture_output=True, text=True, cwd=REPO, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert f"stats:   {out}/stats.json" in proc.stdout
+    stats = json.loads((out / "stats.json").read_text())
+    read = stats["stages"][0]
+    assert read["quarantine"][0]["reason"] == "read.truncated_file"  # the demo's cut WARC
+    assert read["rejected"] == {"read.invalid_json": 1, "read.missing_text_field": 1}
+    by_stage = {s["stage"]: s for s in stats["stages"]}
+    assert by_stage["extract"]["rejected"]["extract.binary_content"] == 1
+    assert by_stage["language"]["rejected"]["language.language_not_kept"] == 4  # de, fr, es, it pages
+    assert stats["summary"]["documents_out"] > 20

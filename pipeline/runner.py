@@ -231,6 +231,8 @@ class Runner:
         s = stats
         log(f"[{directory.name}] {s.docs_in} in -> {s.docs_out} kept, {s.docs_rejected} rejected "
             f"({manifest['wall_seconds']:.1f}s)")
+        if errors := {k: v for k, v in s.rejected.items() if k.endswith(".error")}:
+            log(f"[{directory.name}] warning: documents raised errors and were set aside in rejected/: {errors}")
         return StageOutput(directory, fingerprint, parts, schema)
 
 

@@ -124,7 +124,7 @@ class DocumentStage(MapStage):
         for doc in table_to_documents(table):
             stats.docs_in += 1
             stats.bytes_in += doc.n_bytes
-            out = self.process_document(doc, stats)
+            out = self._guarded(doc, stats)
             if isinstance(out, Reject):
                 shown = out.doc or doc
                 stats.reject(out.reason, shown.n_bytes)
@@ -141,6 +141,15 @@ class DocumentStage(MapStage):
         )
         stats.seconds = time.perf_counter() - start
         return result
+
+
+    def _guarded(self, doc: Document, stats: StageStats) -> Document | Reject:
+        try:
+            return self.process_document(doc, stats)
+        except Exception as error:  # one bad document must not stop a run: keep it, with why
+            stats.count(f"errors.{type(error).__name__}")
+            detail = f"{type(error).__name__}: {error}"[:500]
+            return self.reject("error", doc.replace(metadata={**doc.metadata, "error": detail}))
 
 
 class Filter(DocumentStage):

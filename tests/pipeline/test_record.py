@@ -48,3 +48,23 @@ def test_stats_add_and_serialise():
     assert (total.docs_in, total.docs_out, total.docs_rejected) == (5, 4, 1)
     assert total.rejected == Counter({"f.too_short": 1}) and total.rejected_bytes["f.too_short"] == 10
     assert StageStats.from_dict(total.to_dict()) == total
+
+
+def test_a_document_that_raises_is_rejected_not_fatal():
+    from pipeline.record import DOCUMENT_SCHEMA
+    from pipeline.stage import Filter
+
+    class Fussy(Filter):
+        name = "fussy"
+
+        def filter(self, doc):
+            if doc.text == "boom":
+                raise ZeroDivisionError("bad luck")
+            return None
+
+    table = documents_to_table([Document(id="a", text="ok"), Document(id="b", text="boom")], DOCUMENT_SCHEMA)
+    result = Fussy().process(table)
+    assert result.kept["id"].to_pylist() == ["a"]
+    row = result.rejected.to_pylist()[0]
+    assert row["reason"] == "fussy.error" and "ZeroDivisionError: bad luck" in row["metadata"]
+    assert result.stats.counters["errors.ZeroDivisionError"] == 1

@@ -2,4 +2,4 @@
 classifiers. Each is a registered stage (see `pipeline.stage`); `thresher list` shows them."""
 
 # Modules whose import registers stages (see pipeline.stage.load_registry).
-STAGE_MODULES = ("filters.language",)
+STAGE_MODULES = ("filters.language", "filters.classify", "filters.select")

@@ -9,6 +9,7 @@ written with zstd and no timestamps, so the same table gives the same bytes on e
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import uuid
@@ -55,3 +56,11 @@ def read_json(path: str | Path) -> Any:
 
 def parquet_rows(path: str | Path) -> int:
     return pq.ParquetFile(path).metadata.num_rows
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -188,7 +188,8 @@ class Runner:
     def _run_stage(self, index: int, stage: Stage, previous: StageOutput) -> StageOutput:
         directory = self.out / f"{index:02d}-{stage.name}"
         params = stage.params.model_dump(mode="json")
-        fingerprint = config_hash([__version__, stage.name, params, self.config.seed, previous.fingerprint])
+        fingerprint = config_hash([__version__, stage.name, params, stage.fingerprint_extra(), self.config.seed,
+                                   previous.fingerprint])
         if (done := self._prepare(directory, fingerprint)) is not None:
             return done
         start = time.perf_counter()

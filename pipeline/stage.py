@@ -67,6 +67,11 @@ class Stage:
         """Fail early (at build time, not mid-run) when an optional dependency or a file
         named in the params is missing. Raise `ValueError` with what to do."""
 
+    def fingerprint_extra(self) -> Any:
+        """What besides the params decides this stage's output (e.g. the sha256 of a model
+        file it loads), so a rerun recomputes when it changes. Must be JSON-serialisable."""
+        return None
+
     @classmethod
     def describe(cls) -> str:
         return (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""

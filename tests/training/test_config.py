@@ -1,0 +1,62 @@
+"""Training configs: the bundled YAML files load, presets expand, errors name the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipeline.config import ConfigError
+from training.config import load_train_config, parse_train_config
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+BASE = {"output": "out/x", "data": {"manifest": "m.json"}}
+
+
+@pytest.mark.parametrize("name", ["train-tiny", "dapt-tiny", "train-125m", "train-350m", "train-1b"])
+def test_bundled_configs_load(name):
+    config = load_train_config(CONFIGS / f"{name}.yaml")
+    assert config.train.warmup_steps < config.train.steps
+
+
+def test_dapt_config_starts_from_weights_with_a_51_49_mixture():
+    config = load_train_config(CONFIGS / "dapt-tiny.yaml")
+    assert config.checkpoint.init_from == "out/train-tiny"
+    assert config.data.weights == {"financial": 0.51, "general": 0.49}
+    assert config.model == load_train_config(CONFIGS / "train-tiny.yaml").model
+
+
+def test_preset_expands_and_explicit_keys_win():
+    config = parse_train_config({**BASE, "model": {"preset": "125m", "n_layers": 6}})
+    assert (config.model.dim, config.model.n_layers, config.model.n_heads) == (768, 6, 12)
+
+
+def test_overrides_parse_yaml_values_at_dotted_keys():
+    config = parse_train_config(BASE, ["train.steps=17", "data.weights={a: 1, b: 3}", "train.lr=1e-3"], output="o")
+    assert config.train.steps == 17 and config.data.weights == {"a": 1, "b": 3}
+    assert config.train.lr == 1e-3 and config.output == "o"
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"train": {"stepz": 3}}, "train.stepz: unknown key; valid keys are: steps,"),
+    ({"train": {"steps": 0}}, "train.steps: Input should be greater than 0"),
+    ({"train": {"steps": 10, "warmup_steps": 10}}, "train: Value error, warmup_steps must be smaller than steps"),
+    ({"train": {"global_batch_size": 10, "micro_batch_size": 4}}, "global_batch_size must be a multiple of micro_batch_size"),
+    ({"data": {}}, "data.manifest: required key is missing"),
+    ({"data": {"manifest": "m", "seq_len": 4096}}, "data.seq_len must not exceed model.max_seq_len"),
+])
+def test_errors_name_the_key(change, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+        parse_train_config({**BASE, **change})
+
+
+def test_batch_must_split_over_the_ranks():
+    config = parse_train_config({**BASE, "train": {"global_batch_size": 12, "micro_batch_size": 4}})
+    assert config.grad_accum_steps(3) == 1
+    with pytest.raises(ConfigError, match=r"train.global_batch_size \(12\) must be a multiple of micro_batch_size x ranks \(8\)"):
+        config.grad_accum_steps(2)
+
+
+def test_bad_override_syntax():
+    with pytest.raises(ConfigError, match="expected KEY=VALUE"):
+        parse_train_config(BASE, ["train.steps"])

@@ -30,7 +30,7 @@ import yaml
 from pydantic import Field, field_validator, model_validator
 
 from filters.classifier_metrics import calibrate_threshold, classification_report
-from pipeline.config import ConfigError, Frozen, InputSpec, ReadOptions, _validate
+from pipeline.config import ConfigError, Frozen, InputSpec, ReadOptions, validate_config
 from pipeline.io import read_json, write_bytes, write_json
 from pipeline.readers import list_files, read_file
 from pipeline.readers.jsonl import get_dotted
@@ -146,7 +146,7 @@ def load_classifier_config(path: str | Path) -> ClassifierConfig:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML: {e}".splitlines()[0]) from None
-    return _validate(ClassifierConfig, data)
+    return validate_config(ClassifierConfig, data)
 
 
 # -- examples --------------------------------------------------------------------------------

@@ -119,13 +119,14 @@ def config_hash(obj: Any) -> str:
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
-def _expand_env(value: Any) -> Any:
+def expand_env(value: Any) -> Any:
+    """Replace `${VAR}` and `${VAR:-default}` in every string of `value` from the environment."""
     if isinstance(value, str):
         return _ENV.sub(lambda m: os.environ.get(m.group(1), m.group(2) or ""), value)
     if isinstance(value, list):
-        return [_expand_env(v) for v in value]
+        return [expand_env(v) for v in value]
     if isinstance(value, dict):
-        return {k: _expand_env(v) for k, v in value.items()}
+        return {k: expand_env(v) for k, v in value.items()}
     return value
 
 
@@ -157,7 +158,8 @@ def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
     return list(model.model_fields)
 
 
-def _validate(model: type[BaseModel], data: Any, prefix: str = "") -> Any:
+def validate_config(model: type[BaseModel], data: Any, prefix: str = "") -> Any:
+    """`model` validated from `data`, or a ConfigError naming the first bad key (under `prefix`)."""
     try:
         return model.model_validate(data)
     except ValidationError as e:
@@ -176,20 +178,20 @@ def _parse_stage(item: Any, index: int) -> StageSpec:
         raise ConfigError(f"{where}: unknown stage {name!r}; known stages are: {', '.join(sorted(registry))}")
     if params is not None and not isinstance(params, dict):
         raise ConfigError(f"{where}.{name}: parameters must be a mapping, got {type(params).__name__}")
-    validated = _validate(registry[name].Params, params or {}, f"{where}.{name}")
+    validated = validate_config(registry[name].Params, params or {}, f"{where}.{name}")
     return StageSpec(name=name, params=validated.model_dump(mode="json"))
 
 
 def parse_config(data: Any, output: str | None = None) -> RunConfig:
     if not isinstance(data, dict):
         raise ConfigError("config: the top level must be a mapping with output, inputs, stages")
-    data = _expand_env(dict(data))
+    data = expand_env(dict(data))
     if output is not None:
         data["output"] = output
     stages = data.pop("stages", []) or []
     if not isinstance(stages, list):
         raise ConfigError("stages: must be a list of {stage_name: {params}}")
-    config = _validate(RunConfig, data)
+    config = validate_config(RunConfig, data)
     specs = [_parse_stage(item, i) for i, item in enumerate(stages)]
     return config.model_copy(update={"stages": specs})
 

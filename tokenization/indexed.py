@@ -59,6 +59,14 @@ class IndexedWriter:
         self._bin.write(array.astype(self.dtype, copy=False).tobytes(order="C"))
         self.lengths.append(int(array.size))
 
+    def add_documents(self, tokens: np.ndarray, lengths: Iterable[int]) -> None:
+        """Append several documents at once: `tokens` back to back, split by `lengths`."""
+        lengths = [int(n) for n in lengths]
+        if sum(lengths) != tokens.size:
+            raise ValueError(f"lengths add up to {sum(lengths)} tokens, got {tokens.size}")
+        self.add_document(tokens)
+        self.lengths[-1:] = lengths
+
     @property
     def num_tokens(self) -> int:
         return sum(self.lengths)

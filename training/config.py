@@ -27,7 +27,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field, model_validator
 
-from pipeline.config import ConfigError, Frozen, _expand_env, _validate
+from pipeline.config import ConfigError, Frozen, expand_env, validate_config
 
 # Llama-style shapes. 125m/350m follow GPT-3's table (Brown et al. 2020, Table 2.1) widths and
 # depths; 1b is Llama 3.2 1B's body (dim 2048, 16 layers, 32 heads, 8 KV heads, FFN 8192).
@@ -163,7 +163,7 @@ def _set_dotted(data: dict, key: str, value: Any) -> None:
 def parse_train_config(data: Any, overrides: list[str] = (), output: str | None = None) -> TrainConfig:
     if not isinstance(data, dict):
         raise ConfigError("config: the top level must be a mapping with output, model, data, train")
-    data = _expand_env(dict(data))
+    data = expand_env(dict(data))
     for item in overrides:
         key, sep, value = item.partition("=")
         if not sep or not key:
@@ -171,7 +171,7 @@ def parse_train_config(data: Any, overrides: list[str] = (), output: str | None 
         _set_dotted(data, key.strip(), yaml.safe_load(value))
     if output is not None:
         data["output"] = output
-    return _validate(TrainConfig, data)
+    return validate_config(TrainConfig, data)
 
 
 def load_train_config(path: str | Path, overrides: list[str] = (), output: str | None = None) -> TrainConfig:

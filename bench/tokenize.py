@@ -1,0 +1,176 @@
+"""Tokenize benchmark: thresher's `tokenize` stage on 1 and 2 Dask workers vs plain
+single-process `SentencePieceProcessor.encode`, in the same run, on the same documents.
+
+Documents: Reuters-21578 bodies (financial), WikiText-2 articles and the Common Crawl sample
+(general) from ../shared/data, repeated (with distinct ids) until the corpus has about
+--tokens tokens, written as parquet parts of 1000 documents (as the read stage writes them).
+A BPE tokenizer (--vocab) is trained once on a sample. The plain baseline encodes every
+part's texts (already in memory) with one `encode(batch, num_threads=1)` call per part.
+thresher's number is the whole stage (read parts, encode on the workers, plan, write shards
++ manifest) in steady state: the cluster is started and warmed up (model loaded on every
+worker) before timing; its start-up is reported separately. Medians of --runs runs; the
+shards of the 1- and 2-worker runs are checked to be byte-identical.
+
+    .venv/bin/python bench/tokenize.py            # full: ~40M tokens, >= 30 s per measured run
+    .venv/bin/python bench/tokenize.py --quick    # a smoke run: ~3M tokens, 1 run
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# This file shares its name with the standard library's `tokenize` (which numpy imports via
+# `inspect`): drop the script's own folder from the import path before anything imports it.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
+
+import argparse  # noqa: E402
+import gzip  # noqa: E402
+import hashlib  # noqa: E402
+import json  # noqa: E402
+import re  # noqa: E402
+import shutil  # noqa: E402
+import statistics  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pyarrow.parquet as pq  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from pipeline.io import write_parquet  # noqa: E402
+from pipeline.record import DOCUMENT_SCHEMA, Document, documents_to_table  # noqa: E402
+from pipeline.runner import GlobalContext, StageOutput, open_client  # noqa: E402
+from pipeline.stats import StageStats  # noqa: E402
+from tokenization.stage import Tokenize, TokenizeParams  # noqa: E402
+from tokenization.train import TokenizerOptions, train_tokenizer  # noqa: E402
+
+DATA = REPO.parent / "shared" / "data"
+WORK = REPO / ".bench" / "tokenize"
+
+
+def load_texts() -> list[tuple[str, str]]:
+    """(domain, text) of every shared document used."""
+    out = []
+    with gzip.open(DATA / "financial_reuters21578" / "reuters21578.jsonl.gz", "rt") as f:
+        out += [("financial", r["body"]) for r in map(json.loads, f) if r.get("body")]
+    wiki = gzip.open(next((DATA / "general_wikitext2").glob("*.txt.gz")), "rt").read()
+    articles = re.split(r"\n(?= = [^=].* = \n)", wiki)
+    out += [("general", a.strip()) for a in articles if a.strip()]
+    with gzip.open(next((DATA / "web_text_cc2019_sample").glob("*.jsonl.gz")), "rt") as f:
+        out += [("general", r["text"]) for r in map(json.loads, f) if r.get("text")]
+    return out
+
+
+def write_corpus(texts: list[tuple[str, str]], copies: int, directory: Path) -> int:
+    shutil.rmtree(directory, ignore_errors=True)
+    docs = [Document(id=f"{k}/{i}", text=t, domain=d, source=d) for k in range(copies) for i, (d, t) in enumerate(texts)]
+    for start in range(0, len(docs), 1000):
+        table = documents_to_table(docs[start:start + 1000], DOCUMENT_SCHEMA)
+        write_parquet(table, directory / f"part-{start // 1000:05d}.parquet")
+    return len(docs)
+
+
+def plain_encode(model: Path, parts: list[Path]) -> tuple[int, float, float]:
+    """(tokens incl. one EOS per document, wall seconds, CPU seconds) of plain encoding."""
+    import sentencepiece as spm
+
+    sp = spm.SentencePieceProcessor(model_file=str(model))
+    batches = [[t or "" for t in pq.read_table(p, columns=["text"]).column("text").to_pylist()] for p in parts]
+    start, cpu = time.perf_counter(), time.process_time()
+    tokens = sum(len(ids) + 1 for batch in batches for ids in sp.encode(batch, num_threads=1))
+    return tokens, time.perf_counter() - start, time.process_time() - cpu
+
+
+def cluster_cpu(client) -> float:
+    """CPU seconds used so far by every worker process and by this process (which also
+    hosts the scheduler): unlike wall time, not inflated by other jobs on the machine."""
+    return sum(client.run(time.process_time).values()) + time.process_time()
+
+
+def run_stage(client, model: Path, input_dir: Path, out: Path) -> tuple[int, float, float]:
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    parts = tuple(sorted(p.name for p in input_dir.glob("part-*.parquet")))
+    ctx = GlobalContext(client, StageOutput(input_dir, "bench", parts, DOCUMENT_SCHEMA), out, 0, StageStats(), False)
+    stage = Tokenize(TokenizeParams(model=str(model), max_shard_tokens=50_000_000))
+    start, cpu = time.perf_counter(), cluster_cpu(client)
+    stage.run(ctx)
+    seconds, cpu = time.perf_counter() - start, cluster_cpu(client) - cpu
+    return ctx.stats.counters["tokens_train"] + ctx.stats.counters["tokens_valid"], seconds, cpu
+
+
+def shard_digest(directory: Path) -> str:
+    digest = hashlib.sha256()
+    for p in sorted(directory.rglob("*")):
+        if p.suffix in (".bin", ".idx"):
+            digest.update(p.relative_to(directory).as_posix().encode() + p.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def measure_workers(workers: int, model: Path, corpus: Path, warm: Path, runs: int) -> dict:
+    start = time.perf_counter()
+    with open_client(workers=workers) as client:
+        startup = time.perf_counter() - start
+        run_stage(client, model, warm, WORK / "out-warm")  # imports + model load on every worker
+        results = [run_stage(client, model, corpus, WORK / f"out-{workers}") for _ in range(runs)]
+    seconds, cpu = statistics.median(r[1] for r in results), statistics.median(r[2] for r in results)
+    tokens = results[0][0]
+    return {"workers": workers, "startup_s": startup, "seconds": seconds, "cpu": cpu, "tokens": tokens,
+            "tok_per_s": tokens / seconds, "digest": shard_digest(WORK / f"out-{workers}")}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small corpus, one run")
+    parser.add_argument("--tokens", type=float, default=40e6, help="approximate corpus size in tokens")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--vocab", type=int, default=32000)
+    args = parser.parse_args()
+    if args.quick:
+        args.tokens, args.runs = 3e6, 1
+    texts = load_texts()
+    model = WORK / f"tokenizer-{args.vocab}.model"
+    if not model.exists():
+        train_tokenizer([t for _, t in texts], TokenizerOptions(vocab_size=args.vocab, max_sample_bytes=20 << 20), model)
+    one_copy = plain_encode(model, [_one_copy_part(texts)])[0]
+    copies = max(1, round(args.tokens / one_copy))
+    n_docs = write_corpus(texts, copies, WORK / "input")
+    write_corpus(texts[:2000], 1, WORK / "warm")
+    parts = sorted((WORK / "input").glob("part-*.parquet"))
+    plain = [plain_encode(model, parts) for _ in range(args.runs)]
+    plain_tokens, plain_s = plain[0][0], statistics.median(r[1] for r in plain)
+    plain_cpu = statistics.median(r[2] for r in plain)
+    print(f"corpus: {n_docs} documents, {plain_tokens} tokens (incl. EOS), {len(parts)} parts, vocab {args.vocab}; "
+          f"medians of {args.runs} run(s)")
+    print(f"plain SentencePieceProcessor.encode (1 process): {plain_tokens / plain_s:12,.0f} tok/s  ({plain_s:.1f} s; "
+          f"{plain_cpu:.1f} CPU s)")
+    rows = [measure_workers(w, model, WORK / "input", WORK / "warm", args.runs) for w in (1, 2)]
+    for r in rows:
+        print(f"thresher tokenize, {r['workers']} worker(s):          {r['tok_per_s']:12,.0f} tok/s  ({r['seconds']:.1f} s, "
+              f"{r['tok_per_s'] / (plain_tokens / plain_s):.2f}x plain; {r['cpu']:.1f} CPU s = "
+              f"{r['cpu'] / plain_cpu:.2f}x plain's; cluster start-up {r['startup_s']:.1f} s)")
+    speedup = rows[1]["tok_per_s"] / rows[0]["tok_per_s"]
+    print(f"2 workers vs 1: {speedup:.2f}x (efficiency {speedup / 2:.0%}; target >= 1.8x)")
+    same = rows[0]["digest"] == rows[1]["digest"] and rows[0]["tokens"] == plain_tokens
+    print(f"shards identical for 1 and 2 workers, token count equals plain encode: {same}")
+
+
+def _one_copy_part(texts: list[tuple[str, str]]) -> Path:
+    directory = WORK / "one"
+    write_corpus(texts, 1, directory)
+    return _merge(directory)
+
+
+def _merge(directory: Path) -> Path:
+    import pyarrow as pa
+
+    table = pa.concat_tables([pq.read_table(p) for p in sorted(directory.glob("part-*.parquet"))])
+    write_parquet(table, directory / "all.parquet")
+    return directory / "all.parquet"
+
+
+if __name__ == "__main__":
+    main()

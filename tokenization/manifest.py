@@ -1,0 +1,147 @@
+"""`manifest.json` of a tokenize stage's output: the contract between thresher's shards and a
+trainer (the format is described in the README's "Token shards" section).
+
+    from tokenization.manifest import load_manifest
+    m = load_manifest("out/demo/07-tokenize")          # the folder or its manifest.json
+    m.weights                                         # {"financial": 0.51, "general": 0.49}
+    for ds in m.open_shards("financial"): ds[0], ds.get(3, offset=10, length=128)
+    valid = m.open_valid("financial")                 # an IndexedDataset or None
+    m.tokenizer_path                                  # the sentencepiece model, resolved
+
+Loading validates the structure (a wrong or missing key raises `ValueError` naming it) and
+that every shard's `.bin`/`.idx` exists; `verify()` also opens each shard and checks its
+dtype and document and token counts against the manifest.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from pipeline.io import read_json, write_json
+from tokenization.indexed import IndexedDataset
+
+MANIFEST_NAME = "manifest.json"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)  # newer writers may add keys
+
+
+class ShardEntry(_Model):
+    prefix: str = Field(min_length=1)
+    documents: int = Field(ge=0)
+    tokens: int = Field(ge=0)
+
+
+class DomainEntry(_Model):
+    documents: int = Field(ge=0)
+    tokens: int = Field(ge=0)
+    weight: float = Field(ge=0, le=1)
+    shards: list[ShardEntry]
+    valid: ShardEntry | None = None
+
+
+class TokenizerEntry(_Model):
+    path: str
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    vocab_size: int = Field(gt=0)
+    model_type: str
+
+
+class Manifest(_Model):
+    format: Literal["megatron-indexed"]
+    format_version: Literal[1]
+    tokenizer: TokenizerEntry
+    vocab_size: int = Field(gt=0)
+    dtype: Literal["uint16", "int32"]
+    eos_id: int = Field(ge=0)
+    bos_id: int | None = None
+    mixture: dict[str, float]
+    domains: dict[str, DomainEntry]
+
+
+class ShardManifest:
+    """A loaded, validated manifest and the folder it describes."""
+
+    def __init__(self, manifest: Manifest, directory: Path):
+        self.manifest, self.dir = manifest, directory
+
+    @property
+    def domains(self) -> list[str]:
+        return list(self.manifest.domains)
+
+    @property
+    def weights(self) -> dict[str, float]:
+        return {name: entry.weight for name, entry in self.manifest.domains.items()}
+
+    @property
+    def tokenizer_path(self) -> Path:
+        """The model path as written; if it does not exist (the output folder moved), the
+        copy beside the manifest."""
+        path = Path(self.manifest.tokenizer.path)
+        path = path if path.is_absolute() else self.dir / path
+        return path if path.exists() else self.dir / path.name
+
+    def open_shards(self, domain: str) -> list[IndexedDataset]:
+        return [IndexedDataset(self.dir / s.prefix) for s in self._domain(domain).shards]
+
+    def open_valid(self, domain: str) -> IndexedDataset | None:
+        valid = self._domain(domain).valid
+        return IndexedDataset(self.dir / valid.prefix) if valid else None
+
+    def _domain(self, domain: str) -> DomainEntry:
+        if domain not in self.manifest.domains:
+            raise ValueError(f"domain {domain!r} is not in {self.dir / MANIFEST_NAME}; it has {self.domains}")
+        return self.manifest.domains[domain]
+
+    def verify(self) -> None:
+        """Open every shard and check dtype, documents and tokens against the manifest."""
+        for name, entry in self.manifest.domains.items():
+            for shard in entry.shards + ([entry.valid] if entry.valid else []):
+                ds = IndexedDataset(self.dir / shard.prefix)
+                if ds.dtype.name != self.manifest.dtype or len(ds) != shard.documents or ds.num_tokens != shard.tokens:
+                    raise ValueError(f"{shard.prefix}: holds {len(ds)} documents / {ds.num_tokens} tokens of "
+                                     f"{ds.dtype.name}; the manifest says {shard.documents} / {shard.tokens} "
+                                     f"of {self.manifest.dtype}")
+
+
+def load_manifest(path: str | os.PathLike) -> ShardManifest:
+    path = Path(path)
+    file = path / MANIFEST_NAME if path.is_dir() else path
+    if not file.is_file():
+        raise ValueError(f"{file}: no shard manifest here; point to a tokenize stage's output folder")
+    try:
+        manifest = Manifest.model_validate(read_json(file))
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ValueError(f"{file}: {where}: {first['msg']}") from None
+    _check(manifest, file)
+    return ShardManifest(manifest, file.parent)
+
+
+def _check(manifest: Manifest, file: Path) -> None:
+    if set(manifest.mixture) != set(manifest.domains):
+        raise ValueError(f"{file}: mixture names {sorted(manifest.mixture)} but domains are {sorted(manifest.domains)}")
+    if manifest.domains and not math.isclose(sum(manifest.mixture.values()), 1.0, abs_tol=1e-4):
+        raise ValueError(f"{file}: mixture weights add up to {sum(manifest.mixture.values())}, not 1")
+    for name, entry in manifest.domains.items():
+        for shard in entry.shards + ([entry.valid] if entry.valid else []):
+            for suffix in (".bin", ".idx"):
+                if not (file.parent / (shard.prefix + suffix)).is_file():
+                    raise ValueError(f"{file}: domains.{name}: {shard.prefix}{suffix} is missing")
+        if entry.documents != sum(s.documents for s in entry.shards) or entry.tokens != sum(s.tokens for s in entry.shards):
+            raise ValueError(f"{file}: domains.{name}: documents/tokens do not add up over its shards")
+
+
+def write_manifest(manifest: dict, directory: str | os.PathLike) -> Path:
+    """Validate `manifest` against the contract and write it as `directory/manifest.json`."""
+    Manifest.model_validate(manifest)
+    path = Path(directory) / MANIFEST_NAME
+    write_json(manifest, path)
+    return path

@@ -1,0 +1,140 @@
+"""Where every encoded document goes: a validation shard, a training shard, or rejected/.
+
+Pure functions on the table of encoded documents (`tokenization.encode.DOCS_SCHEMA` plus
+`part`, the input part's position), all deterministic from the seed and the documents:
+
+1. `choose_valid`: per domain, `valid_fraction` of the *original* documents (at least one
+   when the domain has two or more), chosen by a seeded hash of the original id. One copy
+   of each goes to the validation shard; the mix stage's other copies of it are dropped, so
+   no validation text is ever trained on.
+2. `trim_to_mixture`: the mix stage counts tokens by an estimate (or with another
+   tokenizer); here the real token counts correct it. The largest total at which every
+   target key (domain, or domain/source for nested targets) still has enough tokens is
+   kept, and each key drops its excess, highest mix rank first (the last sampled copies).
+3. `assign_shards`: training documents in input order (part, row) fill shards of at most
+   `max_shard_tokens` tokens; each shard is a list of runs of consecutive documents in
+   the per-part temporary files.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from tokenization.sample import doc_key
+
+VALID, COPY_OF_VALID, TRIMMED, EMPTY = "valid", "copy_of_valid_document", "trimmed_to_mixture", "empty_text"
+
+
+class Docs:
+    """Columns of the encoded-documents table as numpy arrays (strings as object arrays)."""
+
+    def __init__(self, table: pa.Table):
+        for name in table.column_names:
+            setattr(self, name, table.column(name).to_numpy(zero_copy_only=False))
+        self.n = table.num_rows
+        # Set by the planning steps: "" = training, else VALID or a rejection reason.
+        self.fate = np.where(self.tokens > 0, "", EMPTY).astype(object)
+
+    def rows(self, mask: np.ndarray) -> np.ndarray:
+        return np.flatnonzero(mask)
+
+
+def choose_valid(docs: Docs, seed: int, fraction: float) -> None:
+    for domain in sorted(set(docs.domain[docs.fate == ""])):
+        rows = docs.rows((docs.domain == domain) & (docs.fate == ""))
+        originals = sorted(set(docs.original_id[rows]))
+        if len(originals) < 2:
+            continue
+        n_valid = min(len(originals) - 1, max(1, round(fraction * len(originals))))
+        chosen = set(sorted(originals, key=lambda o: (doc_key(seed, f"valid:{o}"), o))[:n_valid])
+        members = [r for r in rows if docs.original_id[r] in chosen]
+        # The lowest (epoch, rank, input position) copy is the one kept for validation.
+        members.sort(key=lambda r: (docs.epoch[r], docs.rank[r], docs.part[r], docs.row[r]))
+        seen: set[str] = set()
+        for r in members:
+            docs.fate[r] = COPY_OF_VALID if docs.original_id[r] in seen else VALID
+            seen.add(docs.original_id[r])
+
+
+def target_key(domain: str, source: str | None, nested: set[str]) -> str:
+    return f"{domain}/{source}" if domain in nested else domain
+
+
+def trim_to_mixture(docs: Docs, targets: dict[str, float], nested: set[str], seed: int) -> dict[str, dict]:
+    """Drop training documents so token shares match `targets` ({key: share}); return
+    {key: {target, tokens_before, tokens_after}}."""
+    train = docs.fate == ""
+    keys = np.asarray([target_key(d, s, nested) for d, s in zip(docs.domain, docs.source)], dtype=object)
+    have = {k: int(docs.tokens[train & (keys == k)].sum()) for k in targets}
+    usable = {k: t for k, t in targets.items() if t > 0 and have[k] > 0}
+    if not usable:
+        return {}
+    total = min(have[k] / t for k, t in usable.items())
+    report = {}
+    for key, share in usable.items():
+        fraction = share * total / have[key]
+        in_key = train & (keys == key)
+        # Within a flat domain every source keeps the same fraction (its natural share).
+        for source in sorted(set(docs.source[in_key]), key=str):
+            _drop_excess(docs, docs.rows(in_key & (docs.source == source)), fraction, seed)
+        report[key] = {"target": share, "tokens_before": have[key],
+                       "tokens_after": int(docs.tokens[(docs.fate == "") & (keys == key)].sum())}
+    return report
+
+
+def _drop_excess(docs: Docs, rows: np.ndarray, keep_fraction: float, seed: int) -> None:
+    if keep_fraction >= 1 or not len(rows):
+        return
+    order = sorted(rows, key=lambda r: (-docs.rank[r], -doc_key(seed, docs.id[r])))
+    cumulative = np.cumsum(docs.tokens[order])
+    excess = cumulative[-1] * (1 - keep_fraction)
+    m = int(np.searchsorted(cumulative, excess))  # dropping m+1 rows reaches the excess
+    below = cumulative[m - 1] if m else 0
+    if m < len(order) and cumulative[m] - excess < excess - below:
+        m += 1
+    for r in order[:m]:
+        docs.fate[r] = TRIMMED
+
+
+def _runs(docs: Docs, rows: list[int], stems: list[str]) -> list[tuple[str, int, int]]:
+    """Consecutive documents of one temporary file as (part stem, start, stop) runs."""
+    runs: list[list] = []
+    for r in rows:
+        stem, index = stems[docs.part[r]], int(docs.index[r])
+        if runs and runs[-1][0] == stem and runs[-1][2] == index:
+            runs[-1][2] = index + 1
+        else:
+            runs.append([stem, index, index + 1])
+    return [tuple(run) for run in runs]
+
+
+def _shard(docs: Docs, rows: list[int], prefix: str, domain: str, stems: list[str]) -> dict:
+    return {"prefix": prefix, "domain": domain, "runs": _runs(docs, rows, stems),
+            "documents": len(rows), "tokens": int(docs.tokens[rows].sum())}
+
+
+def assign_shards(docs: Docs, stems: list[str], max_shard_tokens: int) -> list[dict]:
+    """Shard plans: per domain, training shards `<domain>/shard-NNNNN` then `valid-00000`."""
+    plans = []
+    for domain in sorted(set(docs.domain[(docs.fate == "") | (docs.fate == VALID)])):
+        in_domain = docs.domain == domain
+        train = sorted(docs.rows(in_domain & (docs.fate == "")), key=lambda r: (docs.part[r], docs.row[r]))
+        current: list[int] = []
+        size = 0
+        for r in train:
+            if current and size + docs.tokens[r] > max_shard_tokens:
+                plans.append(_shard(docs, current, f"{domain}/shard-{_count(plans, domain):05d}", domain, stems))
+                current, size = [], 0
+            current.append(r)
+            size += int(docs.tokens[r])
+        if current:
+            plans.append(_shard(docs, current, f"{domain}/shard-{_count(plans, domain):05d}", domain, stems))
+        valid = sorted(docs.rows(in_domain & (docs.fate == VALID)), key=lambda r: (docs.part[r], docs.row[r]))
+        if valid:
+            plans.append(_shard(docs, valid, f"{domain}/valid-00000", domain, stems))
+    return plans
+
+
+def _count(plans: list[dict], domain: str) -> int:
+    return sum(1 for p in plans if p["domain"] == domain)

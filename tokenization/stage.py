@@ -1,0 +1,288 @@
+"""The `tokenize` stage: documents -> per-domain Megatron shards + `manifest.json`.
+
+    - tokenize: {model: tokenizers/fin.model}                      # encode with a given model
+    - tokenize: {train: {vocab_size: 8000, model_type: bpe}}      # train in-run, then encode
+
+Steps: (1) the tokenizer: copy the given model, or train one on a deterministic sample of
+the stage's input (`tokenization.sample`, `tokenization.train`), as `tokenizer.model`;
+(2) encode every input part in parallel on Dask (`tokenization.encode`: the model is loaded
+once per worker, tasks only get its path); (3) plan in the client (`tokenization.plan`):
+hold out a validation shard per domain, correct the mix stage's token estimate by the real
+counts, fill bounded shards in input order; (4) copy the planned runs into
+`<domain>/shard-NNNNN.bin|.idx` and `<domain>/valid-00000.bin|.idx` in parallel, route dropped
+documents to `rejected/` with their reason, and write `manifest.json` (see
+`tokenization.manifest`). Document order is fixed by (part name, row) and every choice is
+seeded, so the shards are byte-identical across reruns and worker counts. The stage writes
+no `part-*.parquet`: it is meant to be the last one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pydantic import Field, model_validator
+
+from pipeline.io import file_sha256, read_json, write_bytes, write_parquet
+from pipeline.record import rejected_schema
+from pipeline.stage import GlobalStage, StageParams, register
+from tokenization import plan as planning
+from tokenization.encode import DOCS_SCHEMA, domain_dir_name, encode_part, load_processor
+from tokenization.indexed import IndexedDataset, IndexedWriter, token_dtype
+from tokenization.manifest import write_manifest
+from tokenization.sample import iter_parquet_documents, sample_texts
+from tokenization.train import TokenizerOptions, train_tokenizer
+
+MODEL_NAME = "tokenizer.model"
+
+
+class TokenizeParams(StageParams):
+    model: str | None = Field(None, description="sentencepiece .model to encode with")
+    train: TokenizerOptions | None = Field(None, description="train a tokenizer on a sample of the input")
+    max_shard_tokens: int = Field(500_000_000, gt=0, description="tokens per training shard at most")
+    valid_fraction: float = Field(0.01, ge=0, lt=1, description="original documents per domain held out")
+
+    @model_validator(mode="after")
+    def _one_tokenizer(self) -> TokenizeParams:
+        if (self.model is None) == (self.train is None):
+            raise ValueError("give exactly one of `model` (a .model path) or `train` (tokenizer options)")
+        return self
+
+
+@register
+class Tokenize(GlobalStage):
+    """Encode with sentencepiece into per-domain Megatron shards + manifest.json."""
+
+    name = "tokenize"
+    Params = TokenizeParams
+
+    def check(self) -> None:
+        import sentencepiece  # noqa: F401  (a missing dependency fails before the run)
+
+        if self.params.model is not None:
+            if not Path(self.params.model).is_file():
+                raise ValueError(f"tokenize.model: {self.params.model!r} does not exist")
+            if load_processor(self.params.model).eos_id() < 0:
+                raise ValueError(f"tokenize.model: {self.params.model!r} has no EOS piece; train it with eos_id >= 0")
+
+    def fingerprint_extra(self) -> str | None:
+        """A retrained model at the same path must re-encode."""
+        model = self.params.model
+        return file_sha256(model) if model is not None and Path(model).is_file() else None
+
+    def run(self, ctx) -> dict[str, Any]:
+        info = self._tokenizer(ctx)
+        work = _work_dir(ctx.dir, info["sha256"])
+        dtype = np.dtype(token_dtype(info["vocab_size"])).name
+        paths = [str(p) for p in ctx.input.paths()]
+        todo = [p for p in paths if not (work / Path(p).stem / "docs.parquet").exists()]
+        ctx.map(encode_part, todo, "encode", work_dir=str(work), model_path=info["path"],
+                sha256=info["sha256"], dtype=dtype)
+        stems = [Path(p).stem for p in paths]
+        docs = planning.Docs(_docs_table(work, stems))
+        planning.choose_valid(docs, ctx.seed, self.params.valid_fraction)
+        upstream = ctx.input.dir / "_manifest.json"  # the mix stage's report, when it ran just before
+        mixture = read_json(upstream).get("mixture") if upstream.exists() else None
+        correction = _correct(docs, mixture, ctx.seed)
+        plans = planning.assign_shards(docs, stems, self.params.max_shard_tokens)
+        ctx.map(write_shard, plans, "shards", work_dir=str(work), out_dir=str(ctx.dir), dtype=dtype)
+        _write_rejected(ctx, docs, paths)
+        manifest = _manifest(info, dtype, plans, mixture)
+        write_manifest(manifest, ctx.dir)
+        _fill_stats(ctx.stats, docs)
+        shutil.rmtree(work)
+        return _summary(info, manifest, correction)
+
+    def _tokenizer(self, ctx) -> dict[str, Any]:
+        """Copy or train the model into the stage's folder; return its manifest entry."""
+        path = ctx.dir / MODEL_NAME
+        if self.params.model is not None:
+            model = Path(self.params.model).read_bytes()
+            write_bytes(model, path)
+            write_bytes(f"{hashlib.sha256(model).hexdigest()}  {MODEL_NAME}\n".encode(), path.with_name(MODEL_NAME + ".sha256"))
+        elif not _finished(path):  # a resumed run keeps the model it already trained
+            texts = sample_texts(iter_parquet_documents(ctx.input.paths()), ctx.seed, self.params.train.max_sample_bytes)
+            train_tokenizer(texts, self.params.train, path)
+        sha = file_sha256(path)
+        sp = load_processor(str(path), sha)
+        if sp.eos_id() < 0:
+            raise ValueError("tokenize: the tokenizer has no EOS piece; train it with eos_id >= 0")
+        return {"path": str(path.resolve()), "sha256": sha, "vocab_size": sp.get_piece_size(),
+                "model_type": _model_type(sp.serialized_model_proto()), "eos_id": sp.eos_id(), "bos_id": sp.bos_id()}
+
+
+def _work_dir(directory: Path, sha256: str) -> Path:
+    """Temporary per-part token files; parts encoded by another model (a file replaced at
+    the same path between a killed run and its resumption) are thrown away."""
+    work = directory / "_work"
+    marker = work / "tokenizer.sha256"
+    if work.exists() and (not marker.exists() or marker.read_text() != sha256):
+        shutil.rmtree(work)
+    write_bytes(sha256.encode(), marker)
+    return work
+
+
+def _finished(model: Path) -> bool:
+    sha = model.with_name(model.name + ".sha256")
+    return model.exists() and sha.exists() and sha.read_text().split()[0] == file_sha256(model)
+
+
+def _model_type(serialized: bytes) -> str:
+    """TrainerSpec.model_type of a serialized sentencepiece ModelProto (field 2, then its
+    field 3), read without the protobuf package."""
+    spec = _proto_field(serialized, 2)
+    value = _proto_field(spec, 3) if isinstance(spec, bytes) else None
+    return {1: "unigram", 2: "bpe", 3: "word", 4: "char"}.get(value if isinstance(value, int) else 1, "unknown")
+
+
+def _varint(data: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = data[pos]
+        value |= (byte & 0x7F) << shift
+        pos, shift = pos + 1, shift + 7
+        if byte < 0x80:
+            return value, pos
+
+
+def _proto_field(data: bytes, number: int) -> bytes | int | None:
+    pos = 0
+    while pos < len(data):
+        tag, pos = _varint(data, pos)
+        wire = tag & 7
+        if wire == 0:
+            value, pos = _varint(data, pos)
+        elif wire == 2:
+            size, pos = _varint(data, pos)
+            value, pos = data[pos:pos + size], pos + size
+        else:  # fixed 64 / 32 bit
+            size = 8 if wire == 1 else 4
+            value, pos = data[pos:pos + size], pos + size
+        if tag >> 3 == number:
+            return value
+    return None
+
+
+def _docs_table(work: Path, stems: list[str]) -> pa.Table:
+    tables = []
+    for i, stem in enumerate(stems):
+        table = pq.read_table(work / stem / "docs.parquet")
+        tables.append(table.append_column("part", pa.array(np.full(table.num_rows, i, dtype=np.int32))))
+    schema = DOCS_SCHEMA.append(pa.field("part", pa.int32()))
+    return pa.concat_tables(tables) if tables else schema.empty_table()
+
+
+def _correct(docs: planning.Docs, mixture: dict | None, seed: int) -> dict:
+    """Trim to the mix stage's targets by real token counts (no mix stage: nothing to do).
+    Each key's `epochs` is the mix stage's figure scaled by the share of tokens kept."""
+    if not mixture:
+        return {}
+    targets: dict[str, float] = {}
+    epochs: dict[str, float] = {}
+    nested = {domain_dir_name(d) for d in mixture.get("source_targets", {})}
+    for domain, share in mixture["targets"].items():
+        report = mixture["domains"].get(domain, {})
+        if domain_dir_name(domain) in nested:
+            for source, value in mixture["source_targets"][domain].items():
+                key = f"{domain_dir_name(domain)}/{source}"
+                targets[key] = value
+                epochs[key] = report.get("sources", {}).get(source, {}).get("epochs", 0.0)
+        else:
+            targets[domain_dir_name(domain)] = share
+            epochs[domain_dir_name(domain)] = report.get("epochs", 0.0)
+    result = planning.trim_to_mixture(docs, targets, nested, seed)
+    total = sum(entry["tokens_after"] for entry in result.values()) or 1
+    for key, entry in result.items():
+        kept = entry["tokens_after"] / entry["tokens_before"]
+        entry.update(achieved=round(entry["tokens_after"] / total, 6), epochs=round(epochs[key] * kept, 4))
+    return result
+
+
+def write_shard(plan: dict, work_dir: str, out_dir: str, dtype: str) -> dict:
+    """Copy a shard's runs of documents from the temporary files; runs on a Dask worker."""
+    opened: dict[str, IndexedDataset] = {}
+    with IndexedWriter(Path(out_dir) / plan["prefix"], dtype=np.dtype(dtype).type) as writer:
+        for stem, start, stop in plan["runs"]:
+            if stem not in opened:
+                opened[stem] = IndexedDataset(Path(work_dir) / stem / plan["domain"])
+            ds = opened[stem]
+            first = int(ds.pointers[start]) // ds.dtype.itemsize
+            lengths = ds.lengths[start:stop]
+            writer.add_documents(ds.token_range(first, first + int(lengths.sum(dtype=np.int64))), lengths)
+    assert len(writer.lengths) == plan["documents"] and writer.num_tokens == plan["tokens"]
+    return {"prefix": plan["prefix"], "documents": plan["documents"], "tokens": plan["tokens"]}
+
+
+def write_rejected_rows(in_path: str, rows: list[int], reasons: list[str], out_path: str) -> None:
+    table = pq.read_table(in_path).take(pa.array(rows, type=pa.int64()))
+    schema = rejected_schema(table.schema)
+    table = table.append_column("stage", pa.array(["tokenize"] * len(rows), pa.string()))
+    table = table.append_column("reason", pa.array(reasons, pa.string()))
+    write_parquet(table.select(schema.names), out_path)
+
+
+def _write_rejected(ctx, docs: planning.Docs, paths: list[str]) -> None:
+    dropped = docs.rows((docs.fate != "") & (docs.fate != planning.VALID))
+    by_part: dict[int, list[int]] = {}
+    for r in dropped:
+        by_part.setdefault(int(docs.part[r]), []).append(r)
+    items = [paths[p] for p in sorted(by_part)]
+    rows = [[int(docs.row[r]) for r in by_part[p]] for p in sorted(by_part)]
+    reasons = [[f"tokenize.{docs.fate[r]}" for r in by_part[p]] for p in sorted(by_part)]
+    outs = [str(ctx.dir / "rejected" / Path(p).name) for p in items]
+    futures = ctx.client.map(write_rejected_rows, items, rows, reasons, outs, pure=False)
+    ctx.client.gather(futures)
+
+
+def _manifest(info: dict, dtype: str, plans: list[dict], mixture: dict | None) -> dict:
+    domains: dict[str, dict] = {}
+    for p in plans:
+        entry = domains.setdefault(p["domain"], {"documents": 0, "tokens": 0, "weight": 0.0, "shards": [], "valid": None})
+        shard = {"prefix": p["prefix"], "documents": p["documents"], "tokens": p["tokens"]}
+        if p["prefix"].split("/")[-1].startswith("valid-"):
+            entry["valid"] = shard
+        else:
+            entry["shards"].append(shard)
+            entry["documents"] += p["documents"]
+            entry["tokens"] += p["tokens"]
+    if mixture:  # the mix stage's targets, over the domains that have shards
+        targets = {domain_dir_name(d): share for d, share in mixture["targets"].items()}
+        raw = {d: float(targets.get(d, 0.0)) for d in domains}
+    else:  # no mix stage: the shares actually written
+        raw = {d: float(e["tokens"]) for d, e in domains.items()}
+    total = sum(raw.values()) or 1.0
+    weights = {d: round(v / total, 6) for d, v in raw.items()}
+    for d, entry in domains.items():
+        entry["weight"] = weights[d]
+    tokenizer = {k: info[k] for k in ("path", "sha256", "vocab_size", "model_type")}
+    return {"format": "megatron-indexed", "format_version": 1, "tokenizer": tokenizer,
+            "vocab_size": info["vocab_size"], "dtype": dtype, "eos_id": info["eos_id"],
+            "bos_id": info["bos_id"] if info["bos_id"] >= 0 else None, "mixture": weights, "domains": domains}
+
+
+def _fill_stats(stats, docs: planning.Docs) -> None:
+    stats.docs_in = docs.n
+    stats.bytes_in = int(docs.bytes.sum())
+    kept = (docs.fate == "") | (docs.fate == planning.VALID)
+    stats.docs_out = int(kept.sum())
+    stats.bytes_out = int(docs.bytes[kept].sum())
+    for r in docs.rows(~kept):
+        stats.reject(f"tokenize.{docs.fate[r]}", int(docs.bytes[r]))
+    stats.count("tokens_train", int(docs.tokens[docs.fate == ""].sum()))
+    stats.count("tokens_valid", int(docs.tokens[docs.fate == planning.VALID].sum()))
+
+
+def _summary(info: dict, manifest: dict, correction: dict) -> dict:
+    total = sum(e["tokens"] for e in manifest["domains"].values()) or 1
+    domains = {d: {"documents": e["documents"], "tokens": e["tokens"], "target": manifest["mixture"][d],
+                   "achieved": round(e["tokens"] / total, 6), "shards": len(e["shards"]),
+                   "valid_documents": e["valid"]["documents"] if e["valid"] else 0}
+               for d, e in manifest["domains"].items()}
+    return {"tokenizer": {k: info[k] for k in ("path", "sha256", "vocab_size", "model_type", "eos_id")},
+            "shards": {"manifest": "manifest.json", "dtype": manifest["dtype"], "domains": domains},
+            "mixture_correction": correction}

@@ -17,6 +17,7 @@ DEMO_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "demo.yaml"
 def run_demo(output: str, workers: int | None = None, progress: bool = True, scheduler: str | None = None) -> int:
     from pipeline.cli import print_summary
     from pipeline.demo.crawl import write_sample
+    from pipeline.report import write_report
     from pipeline.runner import Runner, open_client
 
     sample = write_sample(Path(output) / "sample")
@@ -25,5 +26,7 @@ def run_demo(output: str, workers: int | None = None, progress: bool = True, sch
     print(f"sample crawl written to {sample}")
     with open_client(scheduler, workers) as client:
         summary = Runner(config, client, progress=progress).run()
+        report = write_report(output, client=client)
     print_summary(summary)
+    print(f"report:  {report}")
     return 0

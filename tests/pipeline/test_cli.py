@@ -36,6 +36,7 @@ def test_demo_runs_and_reports(tmp_path):
                           capture_output=True, text=True, cwd=REPO, timeout=900)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert f"stats:   {out}/stats.json" in proc.stdout
+    assert f"report:  {out}/report/report.html" in proc.stdout and (out / "report" / "DATASET_CARD.md").exists()
     stats = json.loads((out / "stats.json").read_text())
     read = stats["stages"][0]
     assert read["quarantine"][0]["reason"] == "read.truncated_file"  # the demo's cut WARC

@@ -1,0 +1,193 @@
+"""Assemble `stats.json` for a run's output folder, a documents folder or a token-shard folder.
+
+Measurements that read documents (document sets, rejected examples, shard lengths) are
+collected on Dask in one go (`collect.py`); everything else is copied from the manifests
+(`sections.py`). In a run, the documents of every stage whose output is text are measured
+(a part shared by hard link, as dedup stages do, is read once); the plots compare three:
+
+- `before`: the first stage whose documents are text (after extraction when the inputs are
+  pages; the read stage itself for JSONL/Parquet inputs);
+- `after`: the last stage that wrote documents (the input of `tokenize`, when it ran);
+- `scored`: the input of the `select` stage (the score distribution its cut was made on).
+
+    stats = build_stats(detect("out/demo"), client)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from pipeline import __version__
+from pipeline.io import read_json
+from pipeline.report import sections
+from pipeline.report.collect import TokenCounter, compute_all, document_stats, examples_of, lengths_of
+from pipeline.report.schema import ESTIMATES, SCHEMA_NAME, SCHEMA_VERSION, validate
+from pipeline.report.sources import SHARD_MANIFEST, StageDir, Target
+
+SAMPLES_PER_DOMAIN = 2
+
+
+def build_stats(target: Target, client, text_field: str = "text", tokenizer: str | None = None) -> dict:
+    build = {"run": _run, "documents": _documents, "shards": _shards}[target.kind]
+    body = build(target, client, text_field, tokenizer)
+    stats = {"schema": SCHEMA_NAME, "schema_version": SCHEMA_VERSION, "thresher_version": __version__,
+             "input": {"path": str(target.path), "kind": target.kind}, **body, "estimates": ESTIMATES}
+    return validate(stats)
+
+
+def token_counter(tokenizer: str | None, shard_dir: Path | None) -> TokenCounter:
+    """Count tokens with `tokenizer` if given, else with the run's own tokenizer (named by
+    its shard manifest), else estimate them from bytes."""
+    if tokenizer:
+        if not Path(tokenizer).is_file():
+            raise ValueError(f"--tokenizer: {tokenizer!r} does not exist")
+        return TokenCounter(str(Path(tokenizer).resolve()))
+    if shard_dir is None:
+        return TokenCounter(None)
+    entry = read_json(shard_dir / SHARD_MANIFEST).get("tokenizer", {})
+    path = Path(entry.get("path", ""))
+    path = path if path.is_absolute() else shard_dir / path
+    path = path if path.is_file() else shard_dir / path.name  # the output folder was moved
+    return TokenCounter(str(path), entry.get("sha256", "")) if path.is_file() else TokenCounter(None)
+
+
+def choose_sets(stages: list[StageDir]) -> dict[str, StageDir]:
+    """before / after / scored: the stages whose documents the plots compare."""
+    text = [s for s in stages if s.manifest.get("parts") and not s.has_raw_pages()]
+    if not text:
+        return {}
+    roles = {"before": text[0], "after": text[-1]}
+    select = next((i for i, s in enumerate(stages) if s.name == "select"), None)
+    if select and stages[select - 1] in text:
+        roles["scored"] = stages[select - 1]
+    return roles
+
+
+def _shard_prefixes(shard_dir: Path, manifest: dict) -> list[str]:
+    return [str(shard_dir / s["prefix"]) for d in manifest.get("domains", {}).values() for s in d["shards"]]
+
+
+def _run(target: Target, client, text_field: str, tokenizer: str | None) -> dict:
+    stages = target.stages
+    tokenize = next((s for s in reversed(stages) if (s.dir / SHARD_MANIFEST).is_file()), None)
+    shard_manifest = read_json(tokenize.dir / SHARD_MANIFEST) if tokenize else None
+    counter = token_counter(tokenizer, tokenize.dir if tokenize else None)
+    roles = choose_sets(stages)
+    text = [s for s in stages if s.manifest.get("parts") and not s.has_raw_pages()]
+    docs = document_stats({s.dir.name: s.files() for s in text}, "text", counter, SAMPLES_PER_DOMAIN)
+    lazy: dict = {("docs", d): v for d, v in docs.items()}
+    lazy.update({("rejected", s.dir.name): examples_of(s.rejected_files()) for s in stages})
+    if shard_manifest:
+        lazy["lengths"] = lengths_of(_shard_prefixes(tokenize.dir, shard_manifest))
+    results = compute_all(client, lazy)
+    measured = {d: results[("docs", d)].to_dict() for d in docs}
+    shards = None
+    if shard_manifest:
+        lengths = results["lengths"]
+        shards = sections.shard_summary(shard_manifest, tokenize.dir.name, tokenize.manifest,
+                                        lengths.to_dict(lengths.digest.n_values) if lengths else None)
+    examples = {s.dir.name: results[("rejected", s.dir.name)] for s in stages}
+    mix, dedups = sections.mixture(stages), sections.dedup(stages)
+    config_text, planned = _config(target.path)
+    funnel = sections.funnel(stages, measured, counter.model is not None, shards)
+    names = {role: s.dir.name for role, s in roles.items()}
+    return {
+        "overview": _overview(funnel, measured, names, shards),
+        "warnings": sections.warnings(stages, planned, mix, dedups),
+        "tokens_method": counter.method,
+        "funnel": funnel,
+        "removals": sections.removals(stages, examples),
+        "roles": names,
+        "document_sets": measured,
+        "mixture": mix,
+        "selection": sections.selection(stages),
+        "dedup": dedups,
+        "shards": shards,
+        "plan": _plan(shards, measured.get(names.get("after")), counter),
+        "config": {"yaml": config_text, "config_hash": _config_hash(target.path)},
+        "processing": sections.processing(stages),
+        "timings": sections.timings(stages),
+    }
+
+
+def _documents(target: Target, client, text_field: str, tokenizer: str | None) -> dict:
+    counter = token_counter(tokenizer, None)
+    name = target.path.name or str(target.path)
+    results = compute_all(client, document_stats({name: target.files}, text_field, counter, SAMPLES_PER_DOMAIN))
+    measured = {name: results[name].to_dict()}
+    doc = measured[name]
+    row = {"step": "documents", "dir": name, "documents": doc["documents"], "bytes": doc["bytes"],
+           "tokens": doc["tokens"], "tokens_method": "counted" if counter.model else "estimated",
+           "documents_removed": 0, "pct_documents": 100.0 if doc["documents"] else None,
+           "pct_bytes": 100.0 if doc["bytes"] else None, "pct_tokens": 100.0 if doc["tokens"] else None}
+    funnel = {"rows": [row], "raw_bytes_are_pages": False}
+    roles = {"before": name, "after": name}
+    warnings = [f"{doc['unreadable_records']} record(s) could not be read (not JSON, or no text field)"] \
+        if doc["unreadable_records"] else []
+    return {"overview": _overview(funnel, measured, roles, None), "warnings": warnings,
+            "tokens_method": counter.method, "funnel": funnel, "removals": [], "roles": roles,
+            "document_sets": measured, "mixture": None, "selection": None, "dedup": [], "shards": None,
+            "plan": _plan(None, doc, counter), "config": None, "processing": [], "timings": []}
+
+
+def _shards(target: Target, client, text_field: str, tokenizer: str | None) -> dict:
+    manifest = read_json(target.path / SHARD_MANIFEST)
+    lengths = compute_all(client, {"lengths": lengths_of(_shard_prefixes(target.path, manifest))})["lengths"]
+    run_manifest = target.path / "_manifest.json"
+    summary = read_json(run_manifest) if run_manifest.is_file() else None
+    shards = sections.shard_summary(manifest, target.path.name, summary,
+                                    lengths.to_dict(lengths.digest.n_values) if lengths else None)
+    row = {"step": "training shards", "dir": target.path.name, "documents": shards["documents"], "bytes": None,
+           "tokens": shards["tokens"], "tokens_method": "shards", "documents_removed": 0,
+           "pct_documents": 100.0 if shards["documents"] else None, "pct_bytes": None,
+           "pct_tokens": 100.0 if shards["tokens"] else None}
+    funnel = {"rows": [row], "raw_bytes_are_pages": False}
+    return {"overview": _overview(funnel, {}, {}, shards), "warnings": [], "tokens_method": "shards",
+            "funnel": funnel, "removals": [], "roles": {}, "document_sets": {}, "mixture": None, "selection": None,
+            "dedup": [], "shards": shards, "plan": _plan(shards, None, None), "config": None, "processing": [],
+            "timings": []}
+
+
+def _overview(funnel: dict, measured: dict, roles: dict, shards: dict | None) -> dict:
+    rows = funnel["rows"]
+    first, last = rows[0], rows[-1]
+    after = measured.get(roles.get("after"))
+    categories = (after or {}).get("categories", {})
+    return {"documents_raw": first["documents"], "documents_final": last["documents"],
+            "pct_documents_kept": last["pct_documents"], "bytes_raw": first["bytes"],
+            "tokens_final": last["tokens"], "tokens_final_method": last["tokens_method"],
+            "pct_tokens_kept": last["pct_tokens"],
+            "training_tokens": shards["tokens"] if shards else None,
+            "domains": sorted(categories.get("domain") or (shards or {}).get("domains", {})),
+            "languages": list(categories.get("language", {}))[:10],
+            "sources": sorted(categories.get("source", {}))}
+
+
+def _plan(shards: dict | None, after: dict | None, counter: TokenCounter | None) -> dict | None:
+    if shards:
+        plan = sections.plan_for(shards["tokens"])
+        return {**plan, "tokens_from": "training shards"} if plan else None
+    if after:
+        plan = sections.plan_for(after["tokens"])
+        how = "counted" if counter and counter.model else "estimated"
+        return {**plan, "tokens_from": f"documents ({how} tokens)"} if plan else None
+    return None
+
+
+def _config(path: Path) -> tuple[str | None, int | None]:
+    file = path / "config.yaml"
+    if not file.is_file():
+        return None, None
+    text = file.read_text()
+    try:
+        stages = (yaml.safe_load(text) or {}).get("stages") or []
+    except yaml.YAMLError:
+        return text, None
+    return text, len(stages)
+
+
+def _config_hash(path: Path) -> str | None:
+    file = path / "stats.json"
+    return read_json(file).get("config_hash") if file.is_file() else None

@@ -1,0 +1,200 @@
+"""What `thresher stats PATH` reads: a run's output folder, a token-shard folder, or documents.
+
+- a *run*: a folder holding `NN-<stage>/_manifest.json` folders (what `thresher run` writes);
+- *shards*: a folder holding a tokenize stage's `manifest.json` (see SHARDS.md);
+- *documents*: a Parquet or JSON-lines file (`.jsonl`, `.json`, optionally `.gz`/`.zst`), a
+  folder of them (searched recursively), or one stage's output folder (its `part-*.parquet`,
+  never its `rejected/`).
+
+Documents are read in bounded Arrow batches (`iter_batches`): Parquet by record batch, JSONL
+by groups of lines, so a file larger than memory streams.
+
+    target = detect("out/demo"); target.kind, [s.dir.name for s in target.stages]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import fsspec
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipeline.io import read_json
+
+BATCH_ROWS = 8192
+STAGE_DIR = re.compile(r"^(\d{2,})-(.+)$")
+MANIFEST = "_manifest.json"
+SHARD_MANIFEST = "manifest.json"
+# Columns read besides the text; any that a file lacks is simply absent from its batches.
+COLUMNS = ("id", "url", "source", "domain", "language", "quality_score", "domain_score", "language_score")
+
+
+@dataclasses.dataclass(frozen=True)
+class DocFile:
+    path: str
+    format: str  # "parquet" | "jsonl"
+
+
+@dataclasses.dataclass(frozen=True)
+class StageDir:
+    """One finished stage of a run: its folder and its `_manifest.json`."""
+
+    index: int
+    dir: Path
+    manifest: dict
+
+    @property
+    def name(self) -> str:
+        return self.manifest["stage"]
+
+    def files(self) -> list[DocFile]:
+        return [DocFile(str(self.dir / p), "parquet") for p in self.manifest.get("parts", [])]
+
+    def rejected_files(self) -> list[str]:
+        return [str(p) for p in sorted((self.dir / "rejected").glob("part-*.parquet"))]
+
+    def has_raw_pages(self) -> bool:
+        """True when the documents still carry raw page bytes (HTML/WARC input before
+        extraction): their byte counts are page bytes, not text bytes."""
+        parts = self.manifest.get("parts", [])
+        return bool(parts) and "raw" in pq.read_schema(self.dir / parts[0]).names
+
+
+@dataclasses.dataclass
+class Target:
+    kind: str  # "run" | "documents" | "shards"
+    path: Path
+    stages: list[StageDir] = dataclasses.field(default_factory=list)
+    files: list[DocFile] = dataclasses.field(default_factory=list)
+    shard_dir: Path | None = None
+
+
+def detect(path: str | Path) -> Target:
+    """What PATH is; raises ValueError (naming PATH) when it is none of the three."""
+    path = Path(path)
+    if not path.exists():
+        raise ValueError(f"PATH {str(path)!r} does not exist")
+    if path.is_dir() and is_shard_dir(path):
+        return Target("shards", path, shard_dir=path)
+    if path.is_dir() and (stages := run_stages(path)):
+        return Target("run", path, stages=stages)
+    files = document_files(path)
+    if not files:
+        raise ValueError(f"PATH {str(path)!r}: no run output (NN-stage/_manifest.json), shard manifest.json, "
+                         "or Parquet/JSONL documents found there")
+    return Target("documents", path, files=files)
+
+
+def is_shard_dir(path: Path) -> bool:
+    file = path / SHARD_MANIFEST
+    if not file.is_file():
+        return False
+    try:
+        return read_json(file).get("format") == "megatron-indexed"
+    except (ValueError, AttributeError):
+        return False
+
+
+def run_stages(path: Path) -> list[StageDir]:
+    """The finished stages of a run folder, in order (a stage without a manifest did not
+    finish and is left out)."""
+    stages = []
+    for child in sorted(path.iterdir()):
+        match = STAGE_DIR.match(child.name)
+        if match and (child / MANIFEST).is_file():
+            stages.append(StageDir(int(match.group(1)), child, read_json(child / MANIFEST)))
+    return stages
+
+
+def doc_format(path: Path) -> str | None:
+    suffixes = [s for s in path.suffixes if s not in (".gz", ".zst")]
+    last = suffixes[-1] if suffixes else ""
+    return {".parquet": "parquet", ".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl"}.get(last)
+
+
+def document_files(path: Path) -> list[DocFile]:
+    if path.is_file():
+        return [DocFile(str(path), doc_format(path))] if doc_format(path) else []
+    if (path / MANIFEST).is_file():  # one stage's output: its parts, not rejected/
+        return StageDir(0, path, read_json(path / MANIFEST)).files()
+    # A report written into the folder earlier (its stats.json is JSON, not documents) is skipped.
+    reports = {p.parent for p in path.rglob("report.html") if (p.parent / "stats.json").is_file()}
+    found = (p for p in sorted(path.rglob("*")) if p.is_file() and not p.name.startswith(".")
+             and not reports.intersection(p.parents))
+    return [DocFile(str(p), doc_format(p)) for p in found if doc_format(p)]
+
+
+def iter_batches(file: DocFile, text_field: str = "text") -> Iterator[tuple[pa.Table, int]]:
+    """(batch, unreadable records) pairs; each batch has a `text` column and those of
+    COLUMNS that the file has."""
+    if file.format == "parquet":
+        yield from _parquet_batches(file.path, text_field)
+    else:
+        yield from _jsonl_batches(file.path, text_field)
+
+
+def _parquet_batches(path: str, text_field: str) -> Iterator[tuple[pa.Table, int]]:
+    parquet = pq.ParquetFile(path)
+    names = parquet.schema_arrow.names
+    if text_field not in names:
+        raise ValueError(f"--text-field: {path} has no column {text_field!r}; its columns are {', '.join(names)}")
+    columns = [text_field] + [c for c in COLUMNS if c in names and c != text_field]
+    for batch in parquet.iter_batches(batch_size=BATCH_ROWS, columns=columns):
+        table = pa.Table.from_batches([batch])
+        if text_field != "text":
+            table = table.rename_columns(["text" if n == text_field else n for n in table.column_names])
+        yield table, 0
+
+
+def _jsonl_batches(path: str, text_field: str) -> Iterator[tuple[pa.Table, int]]:
+    from pipeline.readers.jsonl import get_dotted
+
+    rows: list[dict] = []
+    bad = 0
+    with fsspec.open(path, "rb", compression="infer") as f:
+        try:
+            for line in f:
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except (UnicodeDecodeError, json.JSONDecodeError):
+                    bad += 1
+                    continue
+                text = get_dotted(record, text_field) if isinstance(record, dict) else None
+                if not isinstance(text, str):
+                    bad += 1
+                    continue
+                rows.append({"text": text, **{c: _scalar(record.get(c)) for c in COLUMNS}})
+                if len(rows) >= BATCH_ROWS:
+                    yield _rows_table(rows), bad
+                    rows, bad = [], 0
+        except (OSError, EOFError, zlib.error) as error:  # a truncated .gz: stats of what was read
+            bad += 1
+            print(f"thresher stats: warning: {path}: {type(error).__name__}: {error}")
+    if rows or bad:
+        yield _rows_table(rows), bad
+
+
+def _scalar(value):
+    return value if value is None or isinstance(value, (str, int, float)) else json.dumps(value, sort_keys=True)
+
+
+def _rows_table(rows: list[dict]) -> pa.Table:
+    types = {"quality_score": pa.float64(), "domain_score": pa.float64(), "language_score": pa.float64()}
+    fields = [pa.field("text", pa.string())] + [pa.field(c, types.get(c, pa.string())) for c in COLUMNS]
+    columns = {"text": [r["text"] for r in rows]}
+    for c in COLUMNS:
+        values = [r[c] for r in rows]
+        if c not in types:
+            values = [None if v is None else str(v) for v in values]
+        else:
+            values = [v if isinstance(v, (int, float)) else None for v in values]
+        columns[c] = values
+    return pa.table(columns, schema=pa.schema(fields))

@@ -106,6 +106,17 @@ class FastTextParams(Frozen):
     bucket: int = Field(2_000_000, ge=0)
     loss: Literal["softmax", "ova", "hs"] = "softmax"
 
+    @model_validator(mode="after")
+    def _keeps_hash_buckets(self):
+        # fastText's Python wrapper sets bucket=0 when wordNgrams <= 1 and maxn == 0, and with
+        # thread=1 (needed for determinism) fastText's uniform() then initialises only the
+        # first tenth of the word vectors; the rest is uninitialised memory, which shows as
+        # "Encountered NaN" and as a different model on every run.
+        if self.wordNgrams <= 1 and self.maxn == 0:
+            raise ValueError("fasttext.wordNgrams: use 2 or more (or maxn > 0): with wordNgrams 1 and maxn 0 "
+                             "fastText drops its hash buckets and single-thread training is then non-deterministic")
+        return self
+
 
 class ClassifierConfig(Frozen):
     seed: int = 0
@@ -289,10 +300,25 @@ def train_fasttext(examples: list[Example], params: FastTextParams, seed: int, l
 
     ordered = sorted(examples, key=lambda ex: unit_hash("order", seed, ex.label, ex.text))
     feature = with_length_token if length_token else str
+    _check_bucket(ordered, params, feature)
     with tempfile.TemporaryDirectory(prefix="thresher-fasttext-") as tmp:
         path = Path(tmp) / "train.txt"
         path.write_text("".join(f"__label__{ex.label} {feature(ex.text)}\n" for ex in ordered), encoding="utf-8")
         return fasttext.train_supervised(input=str(path), thread=1, seed=seed, verbose=0, **params.model_dump())
+
+
+def _check_bucket(examples: list[Example], params: FastTextParams, feature) -> None:
+    """Single-thread fastText initialises only the first tenth of the rows of its input matrix
+    (words + hash buckets); the words must fit in that tenth, or their vectors start out as
+    uninitialised memory (see FastTextParams)."""
+    counts: dict[str, int] = {}
+    for ex in examples:
+        for token in feature(ex.text).split():
+            counts[token] = counts.get(token, 0) + 1
+    n_words = 1 + sum(1 for c in counts.values() if c >= params.minCount)  # + the end-of-line token
+    if params.bucket < 9 * n_words:
+        raise ValueError(f"fasttext.bucket: {params.bucket} is too small for {n_words} words; use at least "
+                         f"{9 * n_words} (single-thread fastText initialises only a tenth of words + buckets)")
 
 
 def _quiet_fasttext() -> None:

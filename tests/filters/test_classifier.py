@@ -171,3 +171,23 @@ def test_cli_train_and_evaluate_json(tmp_path, capsys):
     assert set(metrics["financial"]) == {"precision", "recall", "f1", "support"} and "roc_auc" in metrics
     assert main(["classifier", "evaluate", str(tmp_path / "m" / "model.bin"), str(tmp_path / "none.csv")]) == 2
     assert "DATA" in capsys.readouterr().err
+
+
+def test_fasttext_settings_that_break_single_thread_training_are_refused():
+    import pytest
+
+    from filters.classifier import FastTextParams
+
+    with pytest.raises(ValueError, match="wordNgrams: use 2 or more"):
+        FastTextParams(wordNgrams=1)
+    assert FastTextParams(wordNgrams=1, minn=2, maxn=4).maxn == 4  # subword buckets keep the matrix
+
+
+def test_bucket_must_leave_room_for_the_words():
+    import pytest
+
+    from filters.classifier import Example, FastTextParams, train_fasttext
+
+    examples = [Example(f"word{i} other{i} more{i}", "a" if i % 2 else "b", "train", "s") for i in range(200)]
+    with pytest.raises(ValueError, match="fasttext.bucket: 1000 is too small for 601 words"):
+        train_fasttext(examples, FastTextParams(bucket=1000), seed=0)

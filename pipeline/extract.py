@@ -3,8 +3,8 @@
 Each worker keeps one sandboxed child process (see `pipeline.sandbox`) that decodes the page
 (`pipeline.decode`: declared charset, else detected), parses it once and runs trafilatura's
 extraction on the tree (the same text `trafilatura.extract()` returns);
-a page that exceeds `timeout_s` or crashes the child is rejected with its reason, never a
-hang. Pages over `max_page_bytes` are rejected before parsing. Title, date and the charset used go
+a page that uses more than `timeout_s` of CPU time (so the verdict does not depend on how
+busy the machine is) or crashes the child is rejected with its reason, never a hang. Pages over `max_page_bytes` are rejected before parsing. Title, date and the charset used go
 into `metadata`; the URL is kept (the page's canonical URL if the record had none). Documents that arrived as text (JSONL, Parquet) pass through untouched.
 
 Config: `- extract: {favor_precision: false, include_comments: true, timeout_s: 10}`
@@ -40,7 +40,7 @@ class Extract(DocumentStage):
         include_tables: bool = True
         deduplicate: bool = Field(False, description="trafilatura's in-page duplicate removal")
         max_page_bytes: int = Field(5_000_000, gt=0, description="larger pages are rejected unparsed")
-        timeout_s: float = Field(10.0, gt=0, description="per-page extraction time limit")
+        timeout_s: float = Field(10.0, gt=0, description="per-page extraction CPU-time limit")
         min_text_chars: int = Field(1, ge=0, description="reject pages whose main text is shorter")
 
         @model_validator(mode="after")

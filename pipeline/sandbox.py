@@ -3,8 +3,8 @@
 Main-text extraction can run for minutes on a pathological page (trafilatura #704) and a C
 library can crash a process; neither may stop a run. A `Sandbox` keeps one child process
 (`python -m pipeline.sandbox module:function`) per worker and talks to it over pipes with
-length-prefixed pickles. A call that exceeds its limit kills the child (the next call starts
-a fresh one) and raises `SandboxTimeout`; a child that dies raises `SandboxCrashed`. A child
+length-prefixed pickles. A call that uses more than its limit of CPU time kills the child
+(the next call starts a fresh one) and raises `SandboxTimeout`; a child that dies raises `SandboxCrashed`. A child
 reports "ready" once its module (and the module's optional `sandbox_init()`) is imported, so
 start-up time never counts against a call's limit.
 Plain `subprocess` is used rather than `multiprocessing` because Dask worker processes are
@@ -28,6 +28,19 @@ import time
 from typing import Any
 
 _HEADER = struct.Struct("<Q")
+POLL_SECONDS = 0.05
+WALL_FACTOR = 10
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of process `pid` (Linux /proc), or None where unavailable."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / _TICKS  # utime, stime: fields 14 and 15 of stat
 
 
 class SandboxTimeout(Exception):
@@ -90,12 +103,8 @@ class Sandbox:
         except (BrokenPipeError, OSError):
             self.close()
             raise SandboxCrashed("sandbox process died before the call") from None
-        deadline = time.monotonic() + timeout
+        self._wait_for_reply(timeout)
         fd = self.proc.stdout.fileno()
-        while not select.select([fd], [], [], max(0.0, deadline - time.monotonic()))[0]:
-            if time.monotonic() >= deadline:
-                self.close()
-                raise SandboxTimeout(f"no result within {timeout:g}s")
         try:
             status, value = _read_frame(fd)
         except (EOFError, pickle.UnpicklingError):
@@ -105,6 +114,20 @@ class Sandbox:
         if status == "error":
             raise RuntimeError(value)
         return value
+
+    def _wait_for_reply(self, timeout: float) -> None:
+        """Wait until the child answers or has used `timeout` seconds of CPU on this call.
+        CPU time, not wall time, decides: on a loaded machine a page gets the same budget as
+        on an idle one, so the same pages time out on every run. A wall-clock backstop of
+        `WALL_FACTOR` x `timeout` catches a child that hangs without computing."""
+        fd = self.proc.stdout.fileno()
+        cpu_start, wall_start = _cpu_seconds(self.proc.pid), time.monotonic()
+        while not select.select([fd], [], [], min(POLL_SECONDS, timeout))[0]:
+            cpu = _cpu_seconds(self.proc.pid)
+            used = cpu - cpu_start if cpu is not None and cpu_start is not None else time.monotonic() - wall_start
+            if used >= timeout or time.monotonic() - wall_start >= WALL_FACTOR * timeout:
+                self.close()
+                raise SandboxTimeout(f"no result within {timeout:g}s")
 
     def close(self) -> None:
         if self.proc is not None:

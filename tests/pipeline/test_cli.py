@@ -25,7 +25,7 @@ def test_help_for_every_command(capsys):
 
 def test_list_shows_stages_with_parameters():
     out = subprocess.run(THRESHER + ["list"], capture_output=True, text=True, check=True).stdout
-    assert "extract  [map]" in out and "    timeout_s: float (default 10.0)  per-page extraction time limit" in out
+    assert "extract  [map]" in out and "    timeout_s: float (default 10.0)  per-page extraction CPU-time limit" in out
     assert "language  [map]" in out
 
 

@@ -13,6 +13,13 @@ def sleepy(seconds: float) -> str:
     return "woke"
 
 
+def spin(seconds: float) -> str:
+    end = time.process_time() + seconds
+    while time.process_time() < end:
+        pass
+    return "done"
+
+
 def crash(_: object) -> None:
     os._exit(3)
 
@@ -28,8 +35,20 @@ def test_result_timeout_and_recovery():
         start = time.monotonic()
         with pytest.raises(SandboxTimeout):
             box.call(60.0, timeout=0.5)
-        assert time.monotonic() - start < 10  # the call returned, the sleeper was killed
+        assert time.monotonic() - start < 10  # a child that hangs idle is stopped by the wall backstop
         assert box.call(0.0, timeout=30) == "woke"  # a fresh child took over
+    finally:
+        box.close()
+
+
+def test_limit_counts_cpu_time_so_load_does_not_change_the_verdict():
+    box = Sandbox("tests.pipeline.test_sandbox:spin")
+    try:
+        assert box.call(0.2, timeout=5) == "done"  # well within its CPU budget, whatever the load
+        start = time.monotonic()
+        with pytest.raises(SandboxTimeout):
+            box.call(60.0, timeout=0.5)  # a busy loop is stopped after 0.5 s of CPU
+        assert time.monotonic() - start < 5.0 * 10
     finally:
         box.close()
 

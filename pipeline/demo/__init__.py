@@ -1,5 +1,6 @@
-"""`thresher demo`: write a small synthetic crawl (see `crawl.py`) and run `configs/demo.yaml`
-over it, printing where the outputs, the stats and the report are.
+"""`thresher demo`: write a small synthetic crawl (see `crawl.py`), train the demo's fastText
+classifiers on it (`models.py`), run `configs/demo.yaml` over it, and write the report,
+printing where the outputs, the stats and the report are.
 
     thresher demo --output out/demo
 """
@@ -20,10 +21,15 @@ def run_demo(output: str, workers: int | None = None, progress: bool = True, sch
     from pipeline.report import write_report
     from pipeline.runner import Runner, open_client
 
+    from pipeline.demo.models import train_demo_models
+
     sample = write_sample(Path(output) / "sample")
-    os.environ["DEMO_SAMPLE"] = str(sample)
-    config = load_config(DEMO_CONFIG, output=output)
     print(f"sample crawl written to {sample}")
+    models = Path(output) / "models"
+    for name, path in train_demo_models(sample, models).items():
+        print(f"{name} classifier trained: {path}")
+    os.environ["DEMO_SAMPLE"], os.environ["DEMO_MODELS"] = str(sample), str(models)
+    config = load_config(DEMO_CONFIG, output=output)
     with open_client(scheduler, workers) as client:
         summary = Runner(config, client, progress=progress).run()
         report = write_report(output, client=client)

@@ -5,7 +5,8 @@ sidebars, cookie banners and footers; other sites syndicate some articles with e
 headline, a credit line, whitespace noise) so near-duplicates exist, and one article is also
 served under a tracking URL (an exact duplicate). There are pages in four other languages,
 spam pages, robots.txt, an image, a 404, a redirect, a latin-1 page labelled UTF-8, a binary
-payload labelled text/html, a second WARC cut short, and a JSONL newswire with a broken line.
+payload labelled text/html, a second WARC cut short, a JSONL newswire (briefs of the financial
+stories, so the same story arrives from two sources) with a broken line, and a URL blocklist.
 Everything is deterministic: the same call writes the same bytes.
 
     python -m pipeline.demo.crawl out/sample
@@ -103,7 +104,7 @@ def special_pages() -> list[Page]:
 
 
 def newswire_lines() -> list[str]:
-    lines = [json.dumps({"id": f"wire-{i}", "headline": a.title, "text": " ".join(a.paragraphs[:2]),
+    lines = [json.dumps({"id": f"wire-{i}", "headline": a.title, "text": "\n\n".join(a.paragraphs[:3]),
                          "url": f"https://wire.example/{a.slug}"}) for i, a in enumerate(FINANCIAL)]
     lines.insert(3, '{"id": "wire-broken", "text": "Markets closed higher as')  # cut off mid-write
     lines.append(json.dumps({"id": "wire-empty", "headline": "Correction"}))  # no text field
@@ -119,6 +120,9 @@ def write_sample(root: str | Path) -> Path:
     cut.write_bytes(cut.read_bytes()[: cut.stat().st_size * 3 // 4])
     (root / "feeds").mkdir(parents=True, exist_ok=True)
     (root / "feeds" / "newswire.jsonl").write_text("\n".join(newswire_lines()) + "\n")
+    (root / "lists").mkdir(parents=True, exist_ok=True)
+    (root / "lists" / "blocked_domains.txt").write_text(
+        "# The demo's URL blocklist (format: filters/data/blocked_domains.txt): a spam site.\ncheap-deals.example\n")
     return root
 
 

@@ -44,4 +44,12 @@ def test_demo_runs_and_reports(tmp_path):
     by_stage = {s["stage"]: s for s in stats["stages"]}
     assert by_stage["extract"]["rejected"]["extract.binary_content"] == 1
     assert by_stage["language"]["rejected"]["language.language_not_kept"] == 4  # de, fr, es, it pages
-    assert stats["summary"]["documents_out"] > 20
+    assert [s["stage"] for s in stats["stages"]] == ["read", "extract", "language", "url_blocklist", "gopher_repetition",
+                                                     "gopher_quality", "c4_quality", "fineweb_quality", "pii", "exact_dedup",
+                                                     "minhash_signatures", "lsh_buckets", "duplicate_clusters",
+                                                     "remove_duplicates", "classify", "select", "mix", "tokenize"]
+    assert by_stage["url_blocklist"]["rejected"] == {"url_blocklist.blocked_domain": 3}  # the spam site
+    assert by_stage["exact_dedup"]["rejected"]["exact_dedup.duplicate"] >= 1  # the ?utm_source= copy
+    assert by_stage["remove_duplicates"]["docs_rejected"] >= 4  # the syndicated stories
+    manifest = json.loads((out / "17-tokenize" / "manifest.json").read_text())
+    assert set(manifest["domains"]) == {"financial", "general"}

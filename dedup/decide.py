@@ -1,0 +1,238 @@
+"""Shared by exact and MinHash dedup: pick one representative per duplicate group on Dask,
+write the removals per input part, and apply them part by part (resumably).
+
+A *group* is a set of documents found to be duplicates (same normalised-text hash, or one
+connected component of the LSH candidate graph). The rows of every group meet in one
+partition (a shuffle on `group`), are ranked by the configured `representative` order, and
+all but the first are removed. Removals are shuffled back by input part and written as
+`decisions/<part>.parquet` (row, duplicate_of, cluster_size); `apply_part` then copies each
+input part to the output without its removed rows and puts those in `rejected/` with the
+reason and, in their metadata, the id of the kept representative and the group's size.
+
+Documents are addressed by `node = part_index << 32 | row` (part_index in the sorted list of
+input parts), so every decision is independent of partitioning and worker count.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from pipeline.io import read_json, write_json, write_parquet
+from pipeline.record import metadata_to_json, rejected_schema
+from pipeline.stats import StageStats
+
+RankKey = Literal["quality_score", "length", "id", "order"]
+DEFAULT_RANKING: tuple[RankKey, ...] = ("quality_score", "length", "id")
+# Rank column and whether larger is better.
+_RANK_COLUMNS = {"quality_score": ("quality_score", False), "length": ("length", False),
+                 "id": ("id", True), "order": ("node", True)}
+ROWS_PER_PARTITION = 500_000
+# Up to this many output partitions (~2M rows) the in-memory task shuffle is cheapest; above,
+# Dask's disk-backed p2p shuffle keeps worker memory bounded as the data grows.
+MAX_TASK_SHUFFLE_PARTITIONS = 4
+
+GROUP_META = pd.DataFrame({
+    "group": pd.Series([], dtype="int64"), "node": pd.Series([], dtype="int64"),
+    "id": pd.Series([], dtype=object), "quality_score": pd.Series([], dtype="float64"),
+    "length": pd.Series([], dtype="int64"), "source": pd.Series([], dtype=object),
+    "domain": pd.Series([], dtype=object),
+})
+DECIDED_META = pd.DataFrame({
+    "node": pd.Series([], dtype="int64"), "part": pd.Series([], dtype="int64"),
+    "group": pd.Series([], dtype="int64"), "cluster_size": pd.Series([], dtype="int64"),
+    "removed": pd.Series([], dtype=bool), "duplicate_of": pd.Series([], dtype=object),
+    "source": pd.Series([], dtype=object), "domain": pd.Series([], dtype=object),
+})
+SUMMARY_META = pd.DataFrame({"kind": pd.Series([], dtype=object), "key": pd.Series([], dtype=object),
+                             "count": pd.Series([], dtype="int64")})
+
+
+def node_ids(part_index: int, n_rows: int) -> np.ndarray:
+    return (np.int64(part_index) << np.int64(32)) | np.arange(n_rows, dtype=np.int64)
+
+
+def rank_frame(table: pa.Table, part_index: int) -> pd.DataFrame:
+    """node, id, quality_score, length (characters), source and domain of one part's rows."""
+    def column(name: str) -> list:
+        return table[name].to_pylist() if name in table.column_names else [None] * table.num_rows
+
+    quality = (table["quality_score"].to_numpy(zero_copy_only=False) if "quality_score" in table.column_names
+               else np.full(table.num_rows, np.nan))
+    return pd.DataFrame({
+        "node": node_ids(part_index, table.num_rows), "id": column("id"),
+        "quality_score": np.asarray(quality, dtype="float64"),
+        "length": pc.fill_null(pc.utf8_length(table["text"]), 0).to_numpy().astype(np.int64),
+        "source": column("source"), "domain": column("domain"),
+    })
+
+
+def n_partitions(rows: int) -> int:
+    return max(1, -(-rows // ROWS_PER_PARTITION))
+
+
+def shuffle_method(npartitions: int) -> str:
+    return "tasks" if npartitions <= MAX_TASK_SHUFFLE_PARTITIONS else "p2p"
+
+
+def rank_documents(df: pd.DataFrame, ranking: tuple[str, ...]) -> pd.DataFrame:
+    """`df` sorted by group, then best representative first (nulls last), node breaking ties."""
+    columns, ascending = ["group"], [True]
+    for key in ranking:
+        column, asc = _RANK_COLUMNS[key]
+        if column not in columns:
+            columns.append(column)
+            ascending.append(asc)
+    if "node" not in columns:
+        columns.append("node")
+        ascending.append(True)
+    return df.sort_values(columns, ascending=ascending, na_position="last", kind="mergesort")
+
+
+def decide_partition(df: pd.DataFrame, ranking: tuple[str, ...]) -> pd.DataFrame:
+    """For every group of 2+ documents in `df`: each member, its group's size, whether it is
+    removed and the id of the representative it is a duplicate of."""
+    df = rank_documents(df, ranking)
+    group = df["group"].to_numpy()
+    first = np.ones(len(df), dtype=bool)
+    first[1:] = group[1:] != group[:-1]
+    start = np.flatnonzero(first)
+    sizes = np.diff(np.append(start, len(df)))
+    member_size = np.repeat(sizes, sizes)
+    keep = member_size > 1
+    rep_id = np.repeat(df["id"].to_numpy()[start], sizes)
+    node = df["node"].to_numpy()
+    out = pd.DataFrame({
+        "node": node, "part": node >> np.int64(32), "group": group, "cluster_size": member_size,
+        "removed": ~first, "duplicate_of": rep_id,
+        "source": df["source"].to_numpy(), "domain": df["domain"].to_numpy(),
+    })[keep]
+    return out.reset_index(drop=True).astype(DECIDED_META.dtypes.to_dict())
+
+
+def summarize_partition(df: pd.DataFrame) -> pd.DataFrame:
+    """Counts for the audit: group sizes (one per representative), removals per source/domain."""
+    counts: Counter = Counter()
+    for size, n in df.loc[~df["removed"], "cluster_size"].value_counts().items():
+        counts[("cluster_size", str(int(size)))] += int(n)
+    removed = df[df["removed"]]
+    for column in ("source", "domain"):
+        for value, n in removed[column].fillna("(none)").value_counts().items():
+            counts[(f"removed_by_{column}", str(value))] += int(n)
+    rows = [{"kind": k, "key": key, "count": n} for (k, key), n in sorted(counts.items())]
+    return pd.DataFrame(rows, columns=SUMMARY_META.columns).astype(SUMMARY_META.dtypes.to_dict())
+
+
+def write_partition_decisions(df: pd.DataFrame, parts: tuple[str, ...], out_dir: str) -> pd.DataFrame:
+    """Write the removals of each input part present in `df` to `out_dir/<part>`."""
+    df = df.sort_values("node", kind="mergesort")
+    for part_index, rows in df.groupby("part", sort=True):
+        table = pa.table({
+            "row": pa.array((rows["node"].to_numpy() & 0xFFFFFFFF).astype(np.int32)),
+            "duplicate_of": pa.array(rows["duplicate_of"].tolist(), pa.string()),
+            "cluster_size": pa.array(rows["cluster_size"].to_numpy(), pa.int64()),
+        })
+        write_parquet(table, Path(out_dir) / parts[int(part_index)])
+    return pd.DataFrame({"written": [len(df)]})
+
+
+def decide(client, frame, ranking: tuple[str, ...], parts: tuple[str, ...], out_dir: Path, rows: int) -> dict:
+    """Group `frame` (a Dask DataFrame like GROUP_META, `rows` rows) by `group`, write the
+    removals per part under `out_dir`, and return the audit counts."""
+    n = n_partitions(rows)
+    decided = frame.shuffle(on="group", npartitions=n, shuffle_method=shuffle_method(n))
+    decided = client.persist(decided.map_partitions(decide_partition, ranking, meta=DECIDED_META))
+    removed = decided[decided["removed"]]
+    writes = removed.shuffle(on="part", npartitions=n, shuffle_method=shuffle_method(n))
+    writes = writes.map_partitions(write_partition_decisions, parts, str(out_dir),
+                                   meta=pd.DataFrame({"written": pd.Series([], dtype="int64")}))
+    summary = decided.map_partitions(summarize_partition, meta=SUMMARY_META)
+    written, summary = client.gather(client.compute([writes, summary]))
+    return audit_from_summary(summary, int(written["written"].sum()))
+
+
+def audit_from_summary(summary: pd.DataFrame, removed: int) -> dict:
+    totals = summary.groupby(["kind", "key"], sort=True)["count"].sum()
+    sizes = {k: int(v) for (kind, k), v in totals.items() if kind == "cluster_size"}
+    audit = {
+        "groups": sum(sizes.values()),
+        "documents_in_groups": sum(int(k) * v for k, v in sizes.items()),
+        "documents_removed": removed,
+        "group_size_histogram": {k: sizes[k] for k in sorted(sizes, key=int)},
+    }
+    for column in ("source", "domain"):
+        kind = f"removed_by_{column}"
+        audit[kind] = {k: int(v) for (kd, k), v in totals.items() if kd == kind}
+    return audit
+
+
+# -- applying the decisions -----------------------------------------------------------------
+
+def _text_bytes(table: pa.Table) -> int:
+    if "text" not in table.column_names or not table.num_rows:
+        return 0
+    return int(pc.sum(pc.binary_length(table["text"])).as_py() or 0)
+
+
+def _annotate(dropped: pa.Table, decisions: pa.Table, stage: str, reason: str) -> pa.Table:
+    metadata = []
+    for raw, rep, size in zip(dropped["metadata"].to_pylist(), decisions["duplicate_of"].to_pylist(),
+                              decisions["cluster_size"].to_pylist()):
+        meta = json.loads(raw) if raw else {}
+        meta.update({"duplicate_of": rep, "duplicate_cluster_size": size})
+        metadata.append(metadata_to_json(meta))
+    index = dropped.column_names.index("metadata")
+    dropped = dropped.set_column(index, dropped.schema.field("metadata"), pa.array(metadata, pa.string()))
+    n = dropped.num_rows
+    dropped = dropped.append_column("stage", pa.array([stage] * n, pa.string()))
+    return dropped.append_column("reason", pa.array([reason] * n, pa.string()))
+
+
+def apply_part(part: str, in_dir: str, decisions_dir: str, out_dir: str, stage: str, reason: str) -> dict:
+    """Copy input `part` without its removed rows; write rejected rows and the part's stats
+    (last: it marks the part done for a resumed run). Runs on a Dask worker."""
+    table = pq.read_table(Path(in_dir) / part)
+    path = Path(decisions_dir) / part
+    decisions = pq.read_table(path) if path.exists() else None
+    mask = np.zeros(table.num_rows, dtype=bool)
+    stats = StageStats(docs_in=table.num_rows, bytes_in=_text_bytes(table))
+    out = Path(out_dir)
+    if decisions is not None and decisions.num_rows:
+        rows = decisions["row"].to_numpy()
+        mask[rows] = True
+        dropped = _annotate(table.take(pa.array(rows)), decisions, stage, reason)
+        assert dropped.schema.names == rejected_schema(table.schema).names
+        write_parquet(dropped, out / "rejected" / part)
+        stats.docs_rejected = stats.rejected[reason] = dropped.num_rows
+        stats.bytes_rejected = stats.rejected_bytes[reason] = _text_bytes(dropped)
+    kept = table.filter(pa.array(~mask))
+    write_parquet(kept, out / part)
+    stats.docs_out, stats.bytes_out = kept.num_rows, _text_bytes(kept)
+    result = stats.to_dict()
+    write_json(result, out / "_stats" / f"{part}.json")
+    return result
+
+
+def apply_all(ctx, decisions_dir: Path, stage: str, reason: str) -> None:
+    """`apply_part` for every input part not done yet; adds every part's stats to ctx.stats."""
+    stats_dir = ctx.dir / "_stats"
+    todo = [p for p in ctx.input.parts if not (stats_dir / f"{p}.json").exists()]
+    ctx.map(apply_part, todo, "apply", in_dir=str(ctx.input.dir), decisions_dir=str(decisions_dir),
+            out_dir=str(ctx.dir), stage=stage, reason=reason)
+    total = sum((StageStats.from_dict(read_json(stats_dir / f"{p}.json")) for p in ctx.input.parts), StageStats())
+    add_into(ctx.stats, total)
+
+
+def add_into(target: StageStats, other: StageStats) -> None:
+    """Add `other` into `target` in place (the runner holds `target`)."""
+    merged = target + other
+    for name in vars(merged):
+        setattr(target, name, getattr(merged, name))

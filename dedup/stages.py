@@ -1,0 +1,259 @@
+"""MinHash LSH near-duplicate removal as four named stages sharing one config.
+
+    stages:
+      - minhash_signatures: {ngram: 5, num_perm: 112, bands: 14, rows: 8}   # or threshold: 0.8
+      - lsh_buckets: {}
+      - duplicate_clusters: {representative: [quality_score, length, id], verify_threshold: null}
+      - remove_duplicates: {}
+
+How they share the config: only `minhash_signatures` takes the MinHash parameters (n-gram
+size and kind, normalisation, num_perm, bands x rows or a threshold, seed). It writes them,
+resolved, into its `_manifest.json` as a `minhash` block, and each later stage reads that
+block from its input's manifest (its input is always the previous stage's declared output),
+adds the artefact it produced and writes the block on. So the four stages cannot disagree,
+and changing a MinHash parameter changes the first stage's fingerprint and reruns all four.
+
+Documents flow through the first three stages unchanged (their parts are hard links to the
+input parts, a copy where links are impossible); each stage adds a side artefact beside them:
+`signatures/` (per part: node, id, ranking columns, shingle count, signature), `edges/`
+(unique candidate pairs) and `clusters/` (per part: the removed rows and the id they
+duplicate). `remove_duplicates` writes the parts without the removed rows and puts those in
+`rejected/` with reason `remove_duplicates.near_duplicate`. The audit (S-curve,
+false-positive estimate, cluster sizes, removals per source/domain) is in the manifests of
+`duplicate_clusters` and `remove_duplicates`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import dask.dataframe as dd
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from pydantic import Field
+
+from dedup import audit as audits
+from dedup.components import connected_components
+from dedup.decide import DEFAULT_RANKING, GROUP_META, RankKey, add_into, apply_all, decide, n_partitions, rank_frame
+from dedup.jaccard import sample_edges, sample_similarities, verify_edges
+from dedup.lsh import EDGE_META, write_edges
+from dedup.minhash import MinHashParams, document_shingle_hashes, get_hasher
+from pipeline.io import parquet_rows, read_json, write_json, write_parquet
+from pipeline.stage import GlobalStage, StageParams, register
+from pipeline.stats import StageStats
+
+DONE = "_done.json"
+MANIFEST = "_manifest.json"
+DOCINFO_META = GROUP_META.drop(columns=["group"])
+
+
+# -- plumbing shared by the four stages -----------------------------------------------------
+
+def minhash_block(ctx, needs: str) -> dict:
+    """The `minhash` block of the input stage's manifest; it must name artefact `needs`."""
+    block = read_json(ctx.input.dir / MANIFEST).get("minhash", {})
+    if needs not in block:
+        raise ValueError(f"stage input {ctx.input.dir.name!r} has no MinHash {needs}: the MinHash stages run "
+                         "in order minhash_signatures -> lsh_buckets -> duplicate_clusters -> remove_duplicates")
+    return block
+
+
+def artefact(ctx, block: dict, name: str) -> Path:
+    return ctx.input.dir.parent / block[name]
+
+
+def link_parts(ctx) -> None:
+    """Pass the input documents through unchanged: hard links (a copy across devices)."""
+    for part in ctx.input.parts:
+        target = ctx.dir / part
+        if target.exists():
+            continue
+        try:
+            os.link(ctx.input.dir / part, target)
+        except OSError:
+            tmp = target.with_name(f".{part}.tmp-{os.getpid()}")
+            shutil.copyfile(ctx.input.dir / part, tmp)
+            os.replace(tmp, target)
+
+
+def pass_through_stats(ctx) -> None:
+    previous = StageStats.from_dict(read_json(ctx.input.dir / MANIFEST)["stats"])
+    rows = sum(parquet_rows(p) for p in ctx.input.paths())
+    add_into(ctx.stats, StageStats(docs_in=rows, docs_out=rows, bytes_in=previous.bytes_out,
+                                   bytes_out=previous.bytes_out))
+
+
+def fresh(directory: Path) -> Path:
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    return directory
+
+
+# -- minhash_signatures ---------------------------------------------------------------------
+
+def signature_part(item: tuple[int, str], in_dir: str, out_dir: str, params: MinHashParams) -> dict:
+    """Write the signatures of one part and its stats (last: the part is done). On a worker."""
+    part_index, part = item
+    table = pq.read_table(Path(in_dir) / part)
+    hashes, counts = document_shingle_hashes(table["text"], params)
+    signatures = get_hasher(params.num_perm, params.seed, params.scheme).signatures(hashes, counts)
+    info = pa.Table.from_pandas(rank_frame(table, part_index).astype(DOCINFO_META.dtypes.to_dict()),
+                                preserve_index=False)
+    info = info.append_column("shingles", pa.array(counts, pa.int32()))
+    flat = pa.array(signatures.reshape(-1), pa.uint32())
+    info = info.append_column("signature", pa.FixedSizeListArray.from_arrays(flat, params.num_perm))
+    write_parquet(info, Path(out_dir) / "signatures" / part)
+    n, text_bytes = table.num_rows, int(pc.sum(pc.binary_length(table["text"])).as_py() or 0)
+    stats = StageStats(docs_in=n, docs_out=n, bytes_in=text_bytes, bytes_out=text_bytes)
+    stats.count("shingles", int(counts.sum()))
+    stats.count("documents_without_shingles", int((counts == 0).sum()))
+    result = stats.to_dict()
+    write_json(result, Path(out_dir) / "_stats" / f"{part}.json")
+    return result
+
+
+@register
+class MinHashSignatures(GlobalStage):
+    """MinHash signatures of every document (carries the MinHash config for the next stages)."""
+
+    name = "minhash_signatures"
+    Params = MinHashParams
+
+    def run(self, ctx) -> dict:
+        stats_dir = ctx.dir / "_stats"
+        todo = [(i, p) for i, p in enumerate(ctx.input.parts) if not (stats_dir / f"{p}.json").exists()]
+        ctx.map(signature_part, todo, "signatures", in_dir=str(ctx.input.dir), out_dir=str(ctx.dir),
+                params=self.params)
+        add_into(ctx.stats, sum((StageStats.from_dict(read_json(stats_dir / f"{p}.json"))
+                                 for p in ctx.input.parts), StageStats()))
+        link_parts(ctx)
+        bands, rows = self.params.lsh_shape()
+        block = {"params": self.params.model_dump(mode="json"), "bands": bands, "rows": rows,
+                 "documents": ctx.stats.docs_in, "signatures": f"{ctx.dir.name}/signatures"}
+        return {"minhash": block, "lsh": audits.lsh_audit(bands, rows, self.params.threshold)}
+
+
+# -- lsh_buckets ----------------------------------------------------------------------------
+
+@register
+class LshBuckets(GlobalStage):
+    """Shuffle LSH band keys on Dask; documents sharing a bucket become candidate pairs."""
+
+    name = "lsh_buckets"
+
+    def run(self, ctx) -> dict:
+        block = minhash_block(ctx, "signatures")
+        out = fresh(ctx.dir / "edges")
+        signature_dir = artefact(ctx, block, "signatures")
+        paths = [signature_dir / p for p in ctx.input.parts]
+        n_edges = write_edges(ctx.client, paths, block["bands"], block["rows"], block["documents"], out)
+        ctx.stats.count("candidate_pairs", n_edges)
+        link_parts(ctx)
+        pass_through_stats(ctx)
+        block = {**block, "edges": f"{ctx.dir.name}/edges", "edge_count": n_edges}
+        return {"minhash": block}
+
+
+# -- duplicate_clusters ---------------------------------------------------------------------
+
+def read_edges(paths: list[str]) -> pd.DataFrame:
+    frames = [pq.read_table(p).to_pandas() for p in paths]
+    return pd.concat(frames, ignore_index=True).astype("int64") if frames else EDGE_META.copy()
+
+
+def read_docinfo(paths: list[str]) -> pd.DataFrame:
+    columns = list(DOCINFO_META.columns)
+    frames = [pq.read_table(p, columns=columns).to_pandas() for p in paths]
+    return pd.concat(frames, ignore_index=True).astype(DOCINFO_META.dtypes.to_dict())
+
+
+def chunks(paths: list[Path], size: int) -> list[list[str]]:
+    return [[str(p) for p in paths[i:i + size]] for i in range(0, len(paths), size)]
+
+
+@register
+class DuplicateClusters(GlobalStage):
+    """Connected components of candidate pairs; one representative kept per cluster; audit."""
+
+    name = "duplicate_clusters"
+
+    class Params(StageParams):
+        representative: tuple[RankKey, ...] = Field(
+            DEFAULT_RANKING, min_length=1,
+            description="keep order: quality_score (highest), length (longest), id (smallest), order (first read)")
+        verify_threshold: float | None = Field(
+            None, gt=0, le=1, description="drop candidate pairs whose true Jaccard is below this (slower)")
+        max_local_edges: int = Field(
+            20_000_000, ge=0, description="up to this many edges, components in one process; above, on Dask")
+        audit_pairs: int = Field(500, ge=0, description="candidate pairs sampled to estimate false positives")
+
+    def run(self, ctx) -> dict:
+        block = minhash_block(ctx, "edges")
+        out = ctx.dir / "clusters"
+        if not (out / DONE).exists():
+            write_json(self._cluster(ctx, block, fresh(out)), out / DONE)
+        audit = read_json(out / DONE)
+        link_parts(ctx)
+        pass_through_stats(ctx)
+        ctx.stats.count("documents_to_remove", audit["documents_removed"])
+        return {"minhash": {**block, "clusters": f"{ctx.dir.name}/clusters"}, "audit": audit}
+
+    def _cluster(self, ctx, block: dict, out: Path) -> dict:
+        params = MinHashParams.model_validate(block["params"])
+        lsh = audits.lsh_audit(block["bands"], block["rows"], params.threshold)
+        edge_paths = sorted(artefact(ctx, block, "edges").glob("part-*.parquet"))
+        if not block["edge_count"]:
+            none = audits.false_positive_audit(pd.DataFrame(), lsh["jaccard_threshold"], 0)
+            return {"lsh": lsh, "false_positives": none, **decide_nothing()}
+        edges = dd.from_map(read_edges, chunks(edge_paths, 8), meta=EDGE_META, enforce_metadata=False)
+        n_edges, signature_dir = block["edge_count"], artefact(ctx, block, "signatures")
+        audit = {"lsh": lsh, "false_positives": self._sample_audit(ctx, edges, n_edges, params, lsh, signature_dir)}
+        if self.params.verify_threshold is not None:
+            edges = ctx.client.persist(verify_edges(edges, ctx.input.parts, ctx.input.dir, params,
+                                                    self.params.verify_threshold, n_partitions(n_edges)))
+            kept = int(ctx.client.compute(edges.map_partitions(len).sum()).result())
+            audit["verification"] = {"threshold": self.params.verify_threshold, "pairs_checked": n_edges,
+                                     "pairs_dropped": n_edges - kept}
+            n_edges = kept
+        audit.update(self._decide(ctx, edges, n_edges, signature_dir, out))
+        return audit
+
+    def _sample_audit(self, ctx, edges, n_edges: int, params, lsh: dict, signature_dir: Path) -> dict:
+        if not self.params.audit_pairs:
+            return audits.false_positive_audit(pd.DataFrame(), lsh["jaccard_threshold"], n_edges)
+        sample = sample_edges(ctx.client, edges, self.params.audit_pairs)
+        sims = sample_similarities(ctx, sample, ctx.input.dir, signature_dir, params)
+        return audits.false_positive_audit(sims, lsh["jaccard_threshold"], n_edges)
+
+    def _decide(self, ctx, edges, n_edges: int, signature_dir: Path, out: Path) -> dict:
+        if not n_edges:  # verification may have dropped every pair
+            return decide_nothing()
+        labels = connected_components(ctx.client, edges, n_edges, self.params.max_local_edges)
+        paths = [signature_dir / p for p in ctx.input.parts]
+        docinfo = dd.from_map(read_docinfo, chunks(paths, 16), meta=DOCINFO_META, enforce_metadata=False)
+        frame = labels.merge(docinfo, on="node", how="inner", npartitions=n_partitions(2 * n_edges))
+        frame = frame.rename(columns={"label": "group"})[list(GROUP_META.columns)]
+        return decide(ctx.client, frame, self.params.representative, ctx.input.parts, out, 2 * n_edges)
+
+
+def decide_nothing() -> dict:
+    return {"groups": 0, "documents_in_groups": 0, "documents_removed": 0, "group_size_histogram": {},
+            "removed_by_source": {}, "removed_by_domain": {}}
+
+
+# -- remove_duplicates ----------------------------------------------------------------------
+
+@register
+class RemoveDuplicates(GlobalStage):
+    """Drop every document that duplicate_clusters marked as a near-duplicate of a kept one."""
+
+    name = "remove_duplicates"
+
+    def run(self, ctx) -> dict:
+        block = minhash_block(ctx, "clusters")
+        apply_all(ctx, artefact(ctx, block, "clusters"), self.name, f"{self.name}.near_duplicate")
+        return {"minhash": block, "audit": read_json(ctx.input.dir / MANIFEST).get("audit", {})}

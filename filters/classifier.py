@@ -30,7 +30,7 @@ import yaml
 from pydantic import Field, field_validator, model_validator
 
 from filters.classifier_metrics import calibrate_threshold, classification_report
-from pipeline.config import ConfigError, Frozen, InputSpec, ReadOptions, validate_config
+from pipeline.config import Frozen, InputSpec, ReadOptions, validate_config, load_yaml
 from pipeline.io import read_json, write_bytes, write_json
 from pipeline.readers import list_files, read_file
 from pipeline.readers.jsonl import get_dotted
@@ -150,13 +150,7 @@ class ClassifierConfig(Frozen):
 
 
 def load_classifier_config(path: str | Path) -> ClassifierConfig:
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"classifier config {str(path)!r} does not exist")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML: {e}".splitlines()[0]) from None
+    data = load_yaml(path)
     return validate_config(ClassifierConfig, data)
 
 

@@ -196,12 +196,17 @@ def parse_config(data: Any, output: str | None = None) -> RunConfig:
     return config.model_copy(update={"stages": specs})
 
 
-def load_config(path: str | Path, output: str | None = None) -> RunConfig:
+def load_yaml(path: str | Path) -> Any:
+    """The parsed YAML file at `path`, or a ConfigError saying why it cannot be read."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {str(path)!r} does not exist")
     try:
-        data = yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text())
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML: {e}".splitlines()[0]) from None
+
+
+def load_config(path: str | Path, output: str | None = None) -> RunConfig:
+    data = load_yaml(path)
     return parse_config(data, output=output)

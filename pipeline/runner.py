@@ -33,7 +33,6 @@ from pipeline.config import RunConfig, config_hash
 from pipeline.io import parquet_rows, read_json, write_bytes, write_json, write_parquet
 from pipeline.read import read_schema, run_read_task
 from pipeline.readers import list_tasks
-from pipeline.record import rejected_schema
 from pipeline.stage import GlobalStage, MapStage, Stage
 from pipeline.stats import StageStats
 

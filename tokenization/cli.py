@@ -19,10 +19,9 @@ import glob
 from collections.abc import Iterator
 from pathlib import Path
 
-import yaml
 from pydantic import Field, model_validator
 
-from pipeline.config import ConfigError, Frozen, InputSpec, ReadOptions, expand_env, validate_config
+from pipeline.config import ConfigError, Frozen, InputSpec, ReadOptions, expand_env, validate_config, load_yaml
 from tokenization.train import TokenizerOptions
 
 TEXT_FORMATS = ("jsonl", "parquet", "text")
@@ -49,13 +48,7 @@ class TokenizerTrainConfig(Frozen):
 
 
 def load_train_config(path: str | Path, output: str | None = None) -> TokenizerTrainConfig:
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file {str(path)!r} does not exist")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML: {e}".splitlines()[0]) from None
+    data = load_yaml(path)
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping with output, documents or inputs, tokenizer")
     data = expand_env(data)

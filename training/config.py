@@ -27,7 +27,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field, model_validator
 
-from pipeline.config import ConfigError, Frozen, expand_env, validate_config
+from pipeline.config import ConfigError, Frozen, expand_env, validate_config, load_yaml
 
 # Llama-style shapes. 125m/350m follow GPT-3's table (Brown et al. 2020, Table 2.1) widths and
 # depths; 1b is Llama 3.2 1B's body (dim 2048, 16 layers, 32 heads, 8 KV heads, FFN 8192).
@@ -175,11 +175,5 @@ def parse_train_config(data: Any, overrides: list[str] = (), output: str | None 
 
 
 def load_train_config(path: str | Path, overrides: list[str] = (), output: str | None = None) -> TrainConfig:
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file {str(path)!r} does not exist")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML: {e}".splitlines()[0]) from None
+    data = load_yaml(path)
     return parse_train_config(data, overrides, output)

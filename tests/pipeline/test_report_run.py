@@ -24,7 +24,7 @@ from tests.pipeline.report_browser import Chromium
 
 pytestmark = pytest.mark.slow
 THRESHER = [sys.executable, "-m", "pipeline.cli"]
-FASTTEXT = {"dim": 16, "epoch": 5, "bucket": 100000}
+FASTTEXT = {"dim": 16, "epoch": 5, "bucket": 600000}
 # Plots the full run must have (data-plot of each inline SVG).
 PLOTS = {"funnel", "removals", "mixture", "domains", "sources", "languages", "lengths", "scores", "shards", "timings"}
 

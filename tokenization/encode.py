@@ -19,12 +19,13 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline.io import write_parquet
 from tokenization.indexed import IndexedWriter
 
-BATCH_DOCS = 64
+BATCH_DOCS = 256
 DEFAULT_DOMAIN = "default"  # documents that no input spec or classifier gave a domain
 _SAFE = re.compile(r"[^A-Za-z0-9_.\-]")
 _PROCESSORS: dict[tuple[str, str], object] = {}
@@ -98,35 +99,34 @@ def encode_part(in_path: str, work_dir: str, model_path: str, sha256: str, dtype
     out_dir = Path(work_dir) / Path(in_path).stem
     sp = load_processor(model_path, sha256)
     eos = np.asarray([sp.eos_id()], dtype=np.int32)
-    columns = ["id", "text", "domain", "source", "metadata"]
-    table = pq.read_table(in_path, columns=columns)
-    ids, texts, domains, sources, metas = (table.column(n).to_pylist() for n in columns)
+    table = pq.read_table(in_path, columns=["id", "text", "domain", "source", "metadata"])
+    texts = table.column("text").to_pylist()
+    raw_domains = table.column("domain").to_pylist()
+    dir_names = {d: domain_dir_name(d) for d in set(raw_domains)}
+    domains = [dir_names[d] for d in raw_domains]
+    n = len(texts)
+    tokens, index = np.zeros(n, dtype=np.int64), np.full(n, -1, dtype=np.int64)
     writers = _DomainWriters(out_dir, np.dtype(dtype))
-    rows: dict[str, list] = {name: [] for name in DOCS_SCHEMA.names}
-    for start in range(0, len(texts), BATCH_DOCS):
-        stop = min(start + BATCH_DOCS, len(texts))
-        batch = [texts[i] or "" for i in range(start, stop)]
-        encoded = sp.encode(batch, return_type="numpy", num_threads=1)
+    for start in range(0, n, BATCH_DOCS):
+        stop = min(start + BATCH_DOCS, n)
+        encoded = sp.encode([t or "" for t in texts[start:stop]], return_type="numpy", num_threads=1)
         by_domain: dict[str, list[int]] = {}
         for i in range(start, stop):
             if texts[i]:
-                by_domain.setdefault(domain_dir_name(domains[i]), []).append(i)
-        index = {}
+                by_domain.setdefault(domains[i], []).append(i)
         for domain, members in by_domain.items():
             first = writers.add(domain, [encoded[i - start] for i in members], eos)
-            index.update({i: first + k for k, i in enumerate(members)})
-        for i in range(start, stop):
-            original, epoch, rank = mix_fields(ids[i], metas[i])
-            n = len(encoded[i - start]) + 1 if i in index else 0
-            values = (i, ids[i], domain_dir_name(domains[i]), sources[i], original, epoch, rank,
-                      index.get(i, -1), n, len(batch[i - start].encode("utf-8")))
-            for name, value in zip(DOCS_SCHEMA.names, values):
-                rows[name].append(value)
+            index[members] = np.arange(first, first + len(members))
+            tokens[members] = [len(encoded[i - start]) + 1 for i in members]
     writers.close()
-    write_parquet(pa.table(rows, schema=DOCS_SCHEMA), out_dir / "docs.parquet")
+    ids = table.column("id").to_pylist()
+    originals, epochs, ranks = zip(*map(mix_fields, ids, table.column("metadata").to_pylist())) if n else ((), (), ())
+    text_bytes = pc.fill_null(pc.binary_length(table.column("text")), 0).cast(pa.int64())
+    write_parquet(pa.table([np.arange(n), ids, domains, table.column("source"), list(originals), list(epochs),
+                            list(ranks), index, tokens, text_bytes], schema=DOCS_SCHEMA), out_dir / "docs.parquet")
     summary: dict[str, list[int]] = {}
-    for domain, n in zip(rows["domain"], rows["tokens"]):
-        if n:
-            entry = summary.setdefault(domain, [0, 0])
-            entry[0], entry[1] = entry[0] + 1, entry[1] + n
+    for domain in dir_names.values():
+        counted = np.asarray([d == domain for d in domains]) & (tokens > 0)
+        if counted.any():
+            summary[domain] = [int(counted.sum()), int(tokens[counted].sum())]
     return summary

@@ -11,29 +11,17 @@ import random
 from pathlib import Path
 
 import pyarrow.parquet as pq
-import pytest
 import yaml
 
 from pipeline.config import parse_config
 from pipeline.io import write_parquet
 from pipeline.record import DOCUMENT_SCHEMA, Document, documents_to_table
-from pipeline.runner import GlobalContext, Runner, StageOutput, open_client
+from pipeline.runner import GlobalContext, Runner, StageOutput
 from pipeline.stats import StageStats
 from tests.conftest import REPO, shared_path
 
 DEDUP_CONFIG = REPO / "configs" / "dedup.yaml"
 
-
-@pytest.fixture(scope="session")
-def client():
-    with open_client(workers=2) as c:
-        yield c
-
-
-@pytest.fixture(scope="session")
-def client1():
-    with open_client(workers=1) as c:
-        yield c
 
 
 def recipe_stages() -> list:

@@ -12,15 +12,10 @@ from pipeline.config import load_config
 from pipeline.io import read_json
 from pipeline.mix import Mix, MixParams, allocate, leaf_targets, select
 from pipeline.record import Document, table_to_documents
-from pipeline.runner import Runner, open_client
+from pipeline.runner import Runner
 from tests.conftest import REPO, shared_path
 from tests.tokenization.conftest import run_global, shared_docs, small_model, write_parts  # noqa: F401 (fixtures)
 
-
-@pytest.fixture(scope="module")
-def client():
-    with open_client(workers=2) as c:
-        yield c
 
 
 def corpus() -> list[Document]:

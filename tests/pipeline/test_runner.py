@@ -21,16 +21,11 @@ import yaml
 from pipeline.config import parse_config
 from pipeline.demo.warcs import Page, write_warc
 from tests.pipeline.test_readers import _members
-from pipeline.runner import Runner, open_client
+from pipeline.runner import Runner
 from tests.conftest import REPO, shared_path
 
 THRESHER = [sys.executable, "-m", "pipeline.cli"]
 
-
-@pytest.fixture(scope="module")
-def client():
-    with open_client(workers=2) as c:
-        yield c
 
 
 def run(client, output: Path, inputs: list[dict], stages: list, **extra) -> dict:

@@ -11,22 +11,11 @@ import pytest
 from pipeline.config import InputSpec, ReadOptions
 from pipeline.readers import list_tasks, read_file
 from pipeline.record import DOCUMENT_SCHEMA, Document, documents_to_table
-from pipeline.runner import GlobalContext, StageOutput, open_client
+from pipeline.runner import GlobalContext, StageOutput
 from pipeline.stats import StageStats
 from tests.conftest import shared_path
 from tokenization.train import TokenizerOptions, train_tokenizer
 
-
-@pytest.fixture(scope="session")
-def client1():
-    with open_client(workers=1) as client:
-        yield client
-
-
-@pytest.fixture(scope="session")
-def client2():
-    with open_client(workers=2) as client:
-        yield client
 
 
 def read_documents(spec: InputSpec, limit: int) -> list[Document]:

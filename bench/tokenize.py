@@ -8,8 +8,10 @@ A BPE tokenizer (--vocab) is trained once on a sample. The plain baseline encode
 part's texts (already in memory) with one `encode(batch, num_threads=1)` call per part.
 thresher's number is the whole stage (read parts, encode on the workers, plan, write shards
 + manifest) in steady state: the cluster is started and warmed up (model loaded on every
-worker) before timing; its start-up is reported separately. Medians of --runs runs; the
-shards of the 1- and 2-worker runs are checked to be byte-identical.
+worker) before timing; its start-up is reported separately. Medians of --runs runs, the
+contenders taking turns (plain, a 2-process pool as the machine's own ceiling, 1 worker, 2
+workers; repeat) so that a shared machine's drift hits them alike, each alone while timed;
+the shards of the 1- and 2-worker runs are checked to be byte-identical.
 
     .venv/bin/python bench/tokenize.py            # full: ~40M tokens, >= 30 s per measured run
     .venv/bin/python bench/tokenize.py --quick    # a smoke run: ~3M tokens, 1 run
@@ -26,7 +28,6 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
 
 import argparse  # noqa: E402
-import contextlib  # noqa: E402
 import gzip  # noqa: E402
 import hashlib  # noqa: E402
 import json  # noqa: E402
@@ -149,28 +150,27 @@ def main() -> None:
     n_docs = write_corpus(texts, copies, WORK / "input")
     write_corpus(texts[:2000], 1, WORK / "warm")
     parts = sorted((WORK / "input").glob("part-*.parquet"))
-    # The four contenders run interleaved (plain, pool, 1 worker, 2 workers; repeat), each
-    # already started and warm, so that drift in a shared machine's speed hits them alike.
-    with contextlib.ExitStack() as stack:
-        pool = stack.enter_context(multiprocessing.get_context("spawn").Pool(2))
-        pool.starmap(_encode_parts, [(str(model), [str(parts[0])])] * 2)  # imports, model load
-        clients, startup = {}, {}
+    # The four contenders take turns (plain, pool, 1 worker, 2 workers; repeat), so that drift
+    # in a shared machine's speed hits them alike. Each is started and warmed up (imports, model
+    # load) before it is timed and closed after, so nothing of another idles beside it.
+    runs: dict = {"plain": [], "pool": [], 1: [], 2: []}
+    startup: dict[int, list[float]] = {1: [], 2: []}
+    for _ in range(args.runs):
+        runs["plain"].append(plain_encode(model, parts))
+        with multiprocessing.get_context("spawn").Pool(2) as pool:
+            pool.starmap(_encode_parts, [(str(model), [str(parts[0])])] * 2)
+            runs["pool"].append(plain_parallel(pool, model, parts, 2))
         for workers in (1, 2):
             start = time.perf_counter()
-            clients[workers] = stack.enter_context(open_client(workers=workers))
-            startup[workers] = time.perf_counter() - start
-            run_stage(clients[workers], model, WORK / "warm", WORK / "out-warm")  # imports + model load
-        runs: dict[str, list] = {"plain": [], "pool": [], 1: [], 2: []}
-        for _ in range(args.runs):
-            runs["plain"].append(plain_encode(model, parts))
-            runs["pool"].append(plain_parallel(pool, model, parts, 2))
-            for workers in (1, 2):
-                runs[workers].append(run_stage(clients[workers], model, WORK / "input", WORK / f"out-{workers}"))
+            with open_client(workers=workers) as client:
+                startup[workers].append(time.perf_counter() - start)
+                run_stage(client, model, WORK / "warm", WORK / "out-warm")
+                runs[workers].append(run_stage(client, model, WORK / "input", WORK / f"out-{workers}"))
     plain_tokens = runs["plain"][0][0]
     plain_s, plain_cpu = (statistics.median(r[i] for r in runs["plain"]) for i in (1, 2))
     ceiling = statistics.median(runs["pool"])
     print(f"corpus: {n_docs} documents, {plain_tokens} tokens (incl. EOS), {len(parts)} parts, vocab {args.vocab}; "
-          f"medians of {args.runs} interleaved run(s)")
+          f"medians of {args.runs} run(s), contenders taking turns")
     print(f"plain SentencePieceProcessor.encode (1 process): {plain_tokens / plain_s:12,.0f} tok/s  ({plain_s:.1f} s; "
           f"{plain_cpu:.1f} CPU s)")
     print(f"machine ceiling: 2 plain processes (a pool):    {plain_tokens / ceiling:12,.0f} tok/s  ({ceiling:.1f} s, "
@@ -182,7 +182,7 @@ def main() -> None:
                      "digest": shard_digest(WORK / f"out-{workers}")})
         print(f"thresher tokenize, {workers} worker(s):            {plain_tokens / seconds:12,.0f} tok/s  ({seconds:.1f} s, "
               f"{plain_s / seconds:.2f}x plain; {cpu:.1f} CPU s = {cpu / plain_cpu:.2f}x plain's; "
-              f"cluster start-up {startup[workers]:.1f} s)")
+              f"cluster start-up {statistics.median(startup[workers]):.1f} s)")
     speedups = [one[1] / two[1] for one, two in zip(runs[1], runs[2])]
     speedup = statistics.median(speedups)
     print(f"2 workers vs 1: {speedup:.2f}x (median of the runs' ratios {', '.join(f'{x:.2f}' for x in speedups)}; "

@@ -125,7 +125,7 @@ def encode_part(in_path: str, work_dir: str, model_path: str, sha256: str, dtype
     write_parquet(pa.table([np.arange(n), ids, domains, table.column("source"), list(originals), list(epochs),
                             list(ranks), index, tokens, text_bytes], schema=DOCS_SCHEMA), out_dir / "docs.parquet")
     summary: dict[str, list[int]] = {}
-    for domain in dir_names.values():
+    for domain in sorted(set(domains)):
         counted = np.asarray([d == domain for d in domains]) & (tokens > 0)
         if counted.any():
             summary[domain] = [int(counted.sum()), int(tokens[counted].sum())]

@@ -5,7 +5,7 @@ The sentencepiece model is loaded once per worker process (`load_processor` cach
 path and sha256); tasks receive only the model's path, never the model. `encode_part` writes
 `WORK/<part>/<domain>.bin|.idx` (every non-empty document's tokens followed by EOS, in row
 order) and then `WORK/<part>/docs.parquet`, one row per input row, which marks the part done
-(a resumed run skips it). `count_part_tokens` only counts (the mix stage's exact mode).
+(a resumed run skips it) and is also returned, so the client need not read it back. `count_part_tokens` only counts (the mix stage's exact mode).
 
     encode_part("OUT/05-mix/part-e000-00000-0000.parquet", "OUT/06-tokenize/_work",
                 model_path="OUT/06-tokenize/tokenizer.model", sha256="...", dtype="uint16")
@@ -94,8 +94,8 @@ class _DomainWriters:
             writer.close()
 
 
-def encode_part(in_path: str, work_dir: str, model_path: str, sha256: str, dtype: str) -> dict:
-    """Encode one part; runs on a Dask worker. Returns {domain: [documents, tokens]}."""
+def encode_part(in_path: str, work_dir: str, model_path: str, sha256: str, dtype: str) -> pa.Table:
+    """Encode one part; runs on a Dask worker. Returns the table it wrote as docs.parquet."""
     out_dir = Path(work_dir) / Path(in_path).stem
     sp = load_processor(model_path, sha256)
     eos = np.asarray([sp.eos_id()], dtype=np.int32)
@@ -122,11 +122,7 @@ def encode_part(in_path: str, work_dir: str, model_path: str, sha256: str, dtype
     ids = table.column("id").to_pylist()
     originals, epochs, ranks = zip(*map(mix_fields, ids, table.column("metadata").to_pylist())) if n else ((), (), ())
     text_bytes = pc.fill_null(pc.binary_length(table.column("text")), 0).cast(pa.int64())
-    write_parquet(pa.table([np.arange(n), ids, domains, table.column("source"), list(originals), list(epochs),
-                            list(ranks), index, tokens, text_bytes], schema=DOCS_SCHEMA), out_dir / "docs.parquet")
-    summary: dict[str, list[int]] = {}
-    for domain in sorted(set(domains)):
-        counted = np.asarray([d == domain for d in domains]) & (tokens > 0)
-        if counted.any():
-            summary[domain] = [int(counted.sum()), int(tokens[counted].sum())]
-    return summary
+    docs = pa.table([np.arange(n), ids, domains, table.column("source"), list(originals), list(epochs), list(ranks),
+                     index, tokens, text_bytes], schema=DOCS_SCHEMA)
+    write_parquet(docs, out_dir / "docs.parquet")
+    return docs

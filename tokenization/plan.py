@@ -1,7 +1,8 @@
 """Where every encoded document goes: a validation shard, a training shard, or rejected/.
 
 Pure functions on the table of encoded documents (`tokenization.encode.DOCS_SCHEMA` plus
-`part`, the input part's position), all deterministic from the seed and the documents:
+`part`, the input part's position), all deterministic from the seed and the documents, and
+vectorised with numpy (the client runs them while the workers wait):
 
 1. `choose_valid`: per domain, `valid_fraction` of the *original* documents (at least one
    when the domain has two or more), chosen by a seeded hash of the original id. One copy
@@ -21,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from tokenization.sample import doc_key
+from tokenization.sample import doc_keys
 
 VALID, COPY_OF_VALID, TRIMMED, EMPTY = "valid", "copy_of_valid_document", "trimmed_to_mixture", "empty_text"
 
@@ -41,20 +42,23 @@ class Docs:
 
 
 def choose_valid(docs: Docs, seed: int, fraction: float) -> None:
-    for domain in sorted(set(docs.domain[docs.fate == ""])):
-        rows = docs.rows((docs.domain == domain) & (docs.fate == ""))
-        originals = sorted(set(docs.original_id[rows]))
+    train = docs.fate == ""
+    for domain in sorted(set(docs.domain[train])):
+        rows = docs.rows(train & (docs.domain == domain))
+        originals, inverse = np.unique(docs.original_id[rows], return_inverse=True)  # sorted
         if len(originals) < 2:
             continue
         n_valid = min(len(originals) - 1, max(1, round(fraction * len(originals))))
-        chosen = set(sorted(originals, key=lambda o: (doc_key(seed, f"valid:{o}"), o))[:n_valid])
-        members = [r for r in rows if docs.original_id[r] in chosen]
+        # By (key, original id): `originals` is sorted, so its position breaks key ties.
+        by_key = np.lexsort((np.arange(len(originals)), doc_keys(seed, originals, "valid:")))
+        chosen = np.zeros(len(originals), dtype=bool)
+        chosen[by_key[:n_valid]] = True
+        members, member_original = rows[chosen[inverse]], inverse[chosen[inverse]]
         # The lowest (epoch, rank, input position) copy is the one kept for validation.
-        members.sort(key=lambda r: (docs.epoch[r], docs.rank[r], docs.part[r], docs.row[r]))
-        seen: set[str] = set()
-        for r in members:
-            docs.fate[r] = COPY_OF_VALID if docs.original_id[r] in seen else VALID
-            seen.add(docs.original_id[r])
+        order = np.lexsort((docs.row[members], docs.part[members], docs.rank[members], docs.epoch[members]))
+        members, member_original = members[order], member_original[order]
+        docs.fate[members] = COPY_OF_VALID
+        docs.fate[members[np.unique(member_original, return_index=True)[1]]] = VALID
 
 
 def target_key(domain: str, source: str | None, nested: set[str]) -> str:
@@ -65,7 +69,10 @@ def trim_to_mixture(docs: Docs, targets: dict[str, float], nested: set[str], see
     """Drop training documents so token shares match `targets` ({key: share}); return
     {key: {target, tokens_before, tokens_after}}."""
     train = docs.fate == ""
-    keys = np.asarray([target_key(d, s, nested) for d, s in zip(docs.domain, docs.source)], dtype=object)
+    if nested:
+        keys = np.asarray([target_key(d, s, nested) for d, s in zip(docs.domain, docs.source)], dtype=object)
+    else:
+        keys = docs.domain
     have = {k: int(docs.tokens[train & (keys == k)].sum()) for k in targets}
     usable = {k: t for k, t in targets.items() if t > 0 and have[k] > 0}
     if not usable:
@@ -86,30 +93,27 @@ def trim_to_mixture(docs: Docs, targets: dict[str, float], nested: set[str], see
 def _drop_excess(docs: Docs, rows: np.ndarray, keep_fraction: float, seed: int) -> None:
     if keep_fraction >= 1 or not len(rows):
         return
-    order = sorted(rows, key=lambda r: (-docs.rank[r], -doc_key(seed, docs.id[r])))
+    # Highest rank first, then highest key; ties (none in practice) keep input order.
+    keys = doc_keys(seed, docs.id[rows])
+    order = rows[np.lexsort((np.arange(len(rows)), ~keys, -docs.rank[rows]))]
     cumulative = np.cumsum(docs.tokens[order])
     excess = cumulative[-1] * (1 - keep_fraction)
     m = int(np.searchsorted(cumulative, excess))  # dropping m+1 rows reaches the excess
     below = cumulative[m - 1] if m else 0
     if m < len(order) and cumulative[m] - excess < excess - below:
         m += 1
-    for r in order[:m]:
-        docs.fate[r] = TRIMMED
+    docs.fate[order[:m]] = TRIMMED
 
 
-def _runs(docs: Docs, rows: list[int], stems: list[str]) -> list[tuple[str, int, int]]:
+def _runs(docs: Docs, rows: np.ndarray, stems: list[str]) -> list[tuple[str, int, int]]:
     """Consecutive documents of one temporary file as (part stem, start, stop) runs."""
-    runs: list[list] = []
-    for r in rows:
-        stem, index = stems[docs.part[r]], int(docs.index[r])
-        if runs and runs[-1][0] == stem and runs[-1][2] == index:
-            runs[-1][2] = index + 1
-        else:
-            runs.append([stem, index, index + 1])
-    return [tuple(run) for run in runs]
+    part, index = docs.part[rows], docs.index[rows]
+    breaks = np.flatnonzero((part[1:] != part[:-1]) | (index[1:] != index[:-1] + 1)) + 1
+    starts, stops = np.r_[0, breaks], np.r_[breaks, len(rows)]
+    return [(stems[part[a]], int(index[a]), int(index[b - 1]) + 1) for a, b in zip(starts, stops)]
 
 
-def _shard(docs: Docs, rows: list[int], prefix: str, domain: str, stems: list[str]) -> dict:
+def _shard(docs: Docs, rows: np.ndarray, prefix: str, domain: str, stems: list[str]) -> dict:
     return {"prefix": prefix, "domain": domain, "runs": _runs(docs, rows, stems),
             "documents": len(rows), "tokens": int(docs.tokens[rows].sum())}
 
@@ -117,24 +121,20 @@ def _shard(docs: Docs, rows: list[int], prefix: str, domain: str, stems: list[st
 def assign_shards(docs: Docs, stems: list[str], max_shard_tokens: int) -> list[dict]:
     """Shard plans: per domain, training shards `<domain>/shard-NNNNN` then `valid-00000`."""
     plans = []
+    in_order = np.lexsort((docs.row, docs.part))
+    fate = docs.fate[in_order]
     for domain in sorted(set(docs.domain[(docs.fate == "") | (docs.fate == VALID)])):
-        in_domain = docs.domain == domain
-        train = sorted(docs.rows(in_domain & (docs.fate == "")), key=lambda r: (docs.part[r], docs.row[r]))
-        current: list[int] = []
-        size = 0
-        for r in train:
-            if current and size + docs.tokens[r] > max_shard_tokens:
-                plans.append(_shard(docs, current, f"{domain}/shard-{_count(plans, domain):05d}", domain, stems))
-                current, size = [], 0
-            current.append(r)
-            size += int(docs.tokens[r])
-        if current:
-            plans.append(_shard(docs, current, f"{domain}/shard-{_count(plans, domain):05d}", domain, stems))
-        valid = sorted(docs.rows(in_domain & (docs.fate == VALID)), key=lambda r: (docs.part[r], docs.row[r]))
-        if valid:
+        in_domain = docs.domain[in_order] == domain
+        train = in_order[in_domain & (fate == "")]
+        cumulative = np.cumsum(docs.tokens[train])
+        start = 0
+        while start < len(train):  # each shard: the longest run that fits, at least one document
+            base = int(cumulative[start - 1]) if start else 0
+            stop = max(start + 1, int(np.searchsorted(cumulative, base + max_shard_tokens, side="right")))
+            n = sum(1 for p in plans if p["domain"] == domain)
+            plans.append(_shard(docs, train[start:stop], f"{domain}/shard-{n:05d}", domain, stems))
+            start = stop
+        valid = in_order[in_domain & (fate == VALID)]
+        if len(valid):
             plans.append(_shard(docs, valid, f"{domain}/valid-00000", domain, stems))
     return plans
-
-
-def _count(plans: list[dict], domain: str) -> int:
-    return sum(1 for p in plans if p["domain"] == domain)

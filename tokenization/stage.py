@@ -81,10 +81,10 @@ class Tokenize(GlobalStage):
         dtype = np.dtype(token_dtype(info["vocab_size"])).name
         paths = [str(p) for p in ctx.input.paths()]
         todo = [p for p in paths if not (work / Path(p).stem / "docs.parquet").exists()]
-        ctx.map(encode_part, todo, "encode", work_dir=str(work), model_path=info["path"],
-                sha256=info["sha256"], dtype=dtype)
+        encoded = ctx.map(encode_part, todo, "encode", work_dir=str(work), model_path=info["path"],
+                          sha256=info["sha256"], dtype=dtype)
         stems = [Path(p).stem for p in paths]
-        docs = planning.Docs(_docs_table(work, stems))
+        docs = planning.Docs(_docs_table(work, stems, {Path(p).stem: t for p, t in zip(todo, encoded)}))
         planning.choose_valid(docs, ctx.seed, self.params.valid_fraction)
         upstream = ctx.input.dir / "_manifest.json"  # the mix stage's report, when it ran just before
         mixture = read_json(upstream).get("mixture") if upstream.exists() else None
@@ -168,10 +168,14 @@ def _proto_field(data: bytes, number: int) -> bytes | int | None:
     return None
 
 
-def _docs_table(work: Path, stems: list[str]) -> pa.Table:
+def _docs_table(work: Path, stems: list[str], encoded: dict[str, pa.Table]) -> pa.Table:
+    """Every part's documents, in part order: the tables this run's tasks returned, and
+    those of parts a killed run had finished read back from their docs.parquet."""
     tables = []
     for i, stem in enumerate(stems):
-        table = pq.read_table(work / stem / "docs.parquet")
+        table = encoded.get(stem)
+        if table is None:
+            table = pq.read_table(work / stem / "docs.parquet")
         tables.append(table.append_column("part", pa.array(np.full(table.num_rows, i, dtype=np.int32))))
     schema = DOCS_SCHEMA.append(pa.field("part", pa.int32()))
     return pa.concat_tables(tables) if tables else schema.empty_table()

@@ -146,8 +146,10 @@ def test_int32_shards_for_vocabularies_beyond_uint16(input_dir, small_model, tmp
 
     assert token_dtype(65536).__name__ == "uint16" and token_dtype(131072).__name__ == "int32"
     part = sorted(input_dir.glob("part-*.parquet"))[0]
-    summary = encode_part(str(part), str(tmp_path / "work"), str(small_model), "", "int32")
-    n_docs, n_tokens = summary["financial"]
+    docs = encode_part(str(part), str(tmp_path / "work"), str(small_model), "", "int32").to_pylist()
+    financial = [d for d in docs if d["domain"] == "financial" and d["tokens"]]
+    n_docs, n_tokens = len(financial), sum(d["tokens"] for d in financial)
+    assert n_docs and [d["index"] for d in financial] == list(range(n_docs))
     plan = {"prefix": "financial/shard-00000", "domain": "financial", "runs": [(part.stem, 0, n_docs)],
             "documents": n_docs, "tokens": n_tokens}
     write_shard(plan, str(tmp_path / "work"), str(tmp_path / "out"), "int32")

@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -64,3 +65,8 @@ def file_sha256(path: str | Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def file_sizes(paths: Iterable[str | os.PathLike]) -> list[int]:
+    """Sizes in bytes of `paths`, in order (a cost estimate for scheduling their tasks)."""
+    return [os.path.getsize(p) for p in paths]

@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from pipeline import __version__
 from pipeline.config import RunConfig, config_hash
-from pipeline.io import parquet_rows, read_json, write_bytes, write_json, write_parquet
+from pipeline.io import file_sizes, parquet_rows, read_json, write_bytes, write_json, write_parquet
 from pipeline.read import read_schema, run_read_task
 from pipeline.readers import list_tasks
 from pipeline.stage import GlobalStage, MapStage, Stage
@@ -105,10 +105,23 @@ class GlobalContext:
         if table.num_rows:
             write_parquet(table, self.dir / "rejected" / f"{name}.parquet")
 
-    def map(self, fn: Callable, items: list, desc: str, **kwargs: Any) -> list:
-        """Run `fn(item, **kwargs)` on the cluster for every item; results in item order."""
-        futures = self.client.map(fn, items, pure=False, **kwargs)
-        return wait_all(futures, f"{self.dir.name}:{desc}", "task", self.progress)
+    def map(self, fn: Callable, items: list, desc: str, cost: list[float] | None = None, **kwargs: Any) -> list:
+        """Run `fn(item, **kwargs)` on the cluster for every item; results in item order.
+        With `cost` (e.g. input bytes), the costliest items are submitted first."""
+        order = largest_first(cost) if cost is not None else list(range(len(items)))
+        futures = self.client.map(fn, [items[i] for i in order], pure=False, **kwargs)
+        results = wait_all(futures, f"{self.dir.name}:{desc}", "task", self.progress)
+        ordered: list = [None] * len(items)
+        for i, result in zip(order, results):
+            ordered[i] = result
+        return ordered
+
+
+def largest_first(cost: list[float]) -> list[int]:
+    """Positions by descending cost (ties in order). Dask runs a map's tasks in submission
+    order, so the last tasks are the shortest and no worker waits long at the end for
+    another's big one (LPT scheduling)."""
+    return sorted(range(len(cost)), key=lambda i: (-cost[i], i))
 
 
 def wait_all(futures: list, desc: str, unit: str, progress: bool) -> list:
@@ -208,6 +221,7 @@ class Runner:
         if isinstance(stage, MapStage):
             schema = stage.output_schema(previous.schema)
             todo = [p for p in previous.parts if not (directory / "_stats" / f"{p}.json").exists()]
+            todo = [todo[i] for i in largest_first(file_sizes(previous.dir / p for p in todo))]
             futures = self.client.map(
                 run_map_part, [str(previous.dir / p) for p in todo], [str(directory)] * len(todo), todo,
                 stage=stage, pure=False,

@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import Field, model_validator
 
-from pipeline.io import file_sha256, read_json, write_bytes, write_parquet
+from pipeline.io import file_sha256, file_sizes, read_json, write_bytes, write_parquet
 from pipeline.record import rejected_schema
 from pipeline.stage import GlobalStage, StageParams, register
 from tokenization import plan as planning
@@ -81,8 +81,8 @@ class Tokenize(GlobalStage):
         dtype = np.dtype(token_dtype(info["vocab_size"])).name
         paths = [str(p) for p in ctx.input.paths()]
         todo = [p for p in paths if not (work / Path(p).stem / "docs.parquet").exists()]
-        encoded = ctx.map(encode_part, todo, "encode", work_dir=str(work), model_path=info["path"],
-                          sha256=info["sha256"], dtype=dtype)
+        encoded = ctx.map(encode_part, todo, "encode", cost=file_sizes(todo), work_dir=str(work),
+                          model_path=info["path"], sha256=info["sha256"], dtype=dtype)
         stems = [Path(p).stem for p in paths]
         docs = planning.Docs(_docs_table(work, stems, {Path(p).stem: t for p, t in zip(todo, encoded)}))
         planning.choose_valid(docs, ctx.seed, self.params.valid_fraction)
@@ -90,7 +90,8 @@ class Tokenize(GlobalStage):
         mixture = read_json(upstream).get("mixture") if upstream.exists() else None
         correction = _correct(docs, mixture, ctx.seed)
         plans = planning.assign_shards(docs, stems, self.params.max_shard_tokens)
-        ctx.map(write_shard, plans, "shards", work_dir=str(work), out_dir=str(ctx.dir), dtype=dtype)
+        ctx.map(write_shard, plans, "shards", cost=[p["tokens"] for p in plans], work_dir=str(work),
+                out_dir=str(ctx.dir), dtype=dtype)
         _write_rejected(ctx, docs, paths)
         manifest = _manifest(info, dtype, plans, mixture)
         write_manifest(manifest, ctx.dir)

@@ -21,7 +21,7 @@ import yaml
 from pipeline.config import parse_config
 from pipeline.demo.warcs import Page, write_warc
 from tests.pipeline.test_readers import _members
-from pipeline.runner import Runner
+from pipeline.runner import GlobalContext, Runner, largest_first
 from tests.conftest import REPO, shared_path
 
 THRESHER = [sys.executable, "-m", "pipeline.cli"]
@@ -192,3 +192,16 @@ def test_dask_scheduler_and_workers_give_the_same_bytes_as_a_local_run(tmp_path)
                 os.killpg(proc.pid, signal.SIGKILL)
     assert digest_tree(tmp_path / "remote") == digest_tree(tmp_path / "local")
     assert len(digest_tree(tmp_path / "local")) > 10
+
+
+def _square_and_time(x: int) -> tuple[int, float]:
+    return x * x, time.monotonic()
+
+
+def test_costliest_items_run_first_and_results_keep_item_order(client1, tmp_path):
+    assert largest_first([3, 10, 3, 7]) == [1, 3, 0, 2] and largest_first([]) == []
+    ctx = GlobalContext(client1, None, tmp_path, 0, None, progress=False)
+    results = ctx.map(_square_and_time, [1, 2, 3, 4], "t", cost=[1, 40, 30, 20])
+    assert [r[0] for r in results] == [1, 4, 9, 16]  # item order
+    started = sorted(range(4), key=lambda i: results[i][1])
+    assert started == [1, 2, 3, 0]  # one worker: submission order, costliest first

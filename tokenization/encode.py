@@ -24,8 +24,10 @@ import pyarrow.parquet as pq
 
 from pipeline.io import write_parquet
 from tokenization.indexed import IndexedWriter
+from tokenization.sample import doc_keys
 
 BATCH_DOCS = 256
+VALID_KEY_PREFIX = "valid:"  # a document's valid_key is doc_key(seed, "valid:" + original id)
 DEFAULT_DOMAIN = "default"  # documents that no input spec or classifier gave a domain
 _SAFE = re.compile(r"[^A-Za-z0-9_.\-]")
 _PROCESSORS: dict[tuple[str, str], object] = {}
@@ -33,7 +35,7 @@ _PROCESSORS: dict[tuple[str, str], object] = {}
 DOCS_SCHEMA = pa.schema([
     ("row", pa.int64()), ("id", pa.string()), ("domain", pa.string()), ("source", pa.string()),
     ("original_id", pa.string()), ("epoch", pa.int32()), ("rank", pa.int64()),
-    ("index", pa.int64()), ("tokens", pa.int64()), ("bytes", pa.int64()),
+    ("index", pa.int64()), ("tokens", pa.int64()), ("bytes", pa.int64()), ("valid_key", pa.uint64()),
 ])
 
 
@@ -94,8 +96,9 @@ class _DomainWriters:
             writer.close()
 
 
-def encode_part(in_path: str, work_dir: str, model_path: str, sha256: str, dtype: str) -> pa.Table:
-    """Encode one part; runs on a Dask worker. Returns the table it wrote as docs.parquet."""
+def encode_part(in_path: str, work_dir: str, model_path: str, sha256: str, dtype: str, seed: int = 0) -> pa.Table:
+    """Encode one part; runs on a Dask worker. Returns the table it wrote as docs.parquet,
+    whose `valid_key` (what `tokenization.plan.choose_valid` sorts by) is hashed here, in parallel."""
     out_dir = Path(work_dir) / Path(in_path).stem
     sp = load_processor(model_path, sha256)
     eos = np.asarray([sp.eos_id()], dtype=np.int32)
@@ -123,6 +126,6 @@ def encode_part(in_path: str, work_dir: str, model_path: str, sha256: str, dtype
     originals, epochs, ranks = zip(*map(mix_fields, ids, table.column("metadata").to_pylist())) if n else ((), (), ())
     text_bytes = pc.fill_null(pc.binary_length(table.column("text")), 0).cast(pa.int64())
     docs = pa.table([np.arange(n), ids, domains, table.column("source"), list(originals), list(epochs), list(ranks),
-                     index, tokens, text_bytes], schema=DOCS_SCHEMA)
+                     index, tokens, text_bytes, doc_keys(seed, originals, VALID_KEY_PREFIX)], schema=DOCS_SCHEMA)
     write_parquet(docs, out_dir / "docs.parquet")
     return docs

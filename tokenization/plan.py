@@ -5,7 +5,8 @@ Pure functions on the table of encoded documents (`tokenization.encode.DOCS_SCHE
 vectorised with numpy (the client runs them while the workers wait):
 
 1. `choose_valid`: per domain, `valid_fraction` of the *original* documents (at least one
-   when the domain has two or more), chosen by a seeded hash of the original id. One copy
+   when the domain has two or more), chosen by a seeded hash of the original id (the
+   `valid_key` column, which the encode tasks compute in parallel). One copy
    of each goes to the validation shard; the mix stage's other copies of it are dropped, so
    no validation text is ever trained on.
 2. `trim_to_mixture`: the mix stage counts tokens by an estimate (or with another
@@ -41,16 +42,17 @@ class Docs:
         return np.flatnonzero(mask)
 
 
-def choose_valid(docs: Docs, seed: int, fraction: float) -> None:
+def choose_valid(docs: Docs, fraction: float) -> None:
     train = docs.fate == ""
     for domain in sorted(set(docs.domain[train])):
         rows = docs.rows(train & (docs.domain == domain))
-        originals, inverse = np.unique(docs.original_id[rows], return_inverse=True)  # sorted
+        originals, first, inverse = np.unique(docs.original_id[rows], return_index=True, return_inverse=True)
         if len(originals) < 2:
             continue
         n_valid = min(len(originals) - 1, max(1, round(fraction * len(originals))))
-        # By (key, original id): `originals` is sorted, so its position breaks key ties.
-        by_key = np.lexsort((np.arange(len(originals)), doc_keys(seed, originals, "valid:")))
+        # By (key, original id): `originals` is sorted, so its position breaks key ties. The
+        # key, a seeded hash of the original id, was computed by the encode tasks.
+        by_key = np.lexsort((np.arange(len(originals)), docs.valid_key[rows[first]]))
         chosen = np.zeros(len(originals), dtype=bool)
         chosen[by_key[:n_valid]] = True
         members, member_original = rows[chosen[inverse]], inverse[chosen[inverse]]

@@ -82,10 +82,10 @@ class Tokenize(GlobalStage):
         paths = [str(p) for p in ctx.input.paths()]
         todo = [p for p in paths if not (work / Path(p).stem / "docs.parquet").exists()]
         encoded = ctx.map(encode_part, todo, "encode", cost=file_sizes(todo), work_dir=str(work),
-                          model_path=info["path"], sha256=info["sha256"], dtype=dtype)
+                          model_path=info["path"], sha256=info["sha256"], dtype=dtype, seed=ctx.seed)
         stems = [Path(p).stem for p in paths]
         docs = planning.Docs(_docs_table(work, stems, {Path(p).stem: t for p, t in zip(todo, encoded)}))
-        planning.choose_valid(docs, ctx.seed, self.params.valid_fraction)
+        planning.choose_valid(docs, self.params.valid_fraction)
         upstream = ctx.input.dir / "_manifest.json"  # the mix stage's report, when it ran just before
         mixture = read_json(upstream).get("mixture") if upstream.exists() else None
         correction = _correct(docs, mixture, ctx.seed)
@@ -153,6 +153,10 @@ def _varint(data: bytes, pos: int) -> tuple[int, int]:
 
 def _proto_field(data: bytes, number: int) -> bytes | int | None:
     pos = 0
+    if number != 1:  # skip the leading run of field-1 entries (a ModelProto's pieces) fast
+        while pos < len(data) and data[pos] == 0x0A:
+            size, pos = _varint(data, pos + 1)
+            pos += size
     while pos < len(data):
         tag, pos = _varint(data, pos)
         wire = tag & 7

@@ -7,7 +7,8 @@ import pyarrow as pa
 import pytest
 
 from tokenization import plan
-from tokenization.encode import DOCS_SCHEMA
+from tokenization.encode import DOCS_SCHEMA, VALID_KEY_PREFIX
+from tokenization.sample import doc_keys
 
 
 def docs_table(rows: list[dict]) -> plan.Docs:
@@ -16,6 +17,7 @@ def docs_table(rows: list[dict]) -> plan.Docs:
     for i, r in enumerate(rows):
         r = {**defaults, "row": i, "index": i, **r}
         r.setdefault("original_id", r["id"])
+        r["valid_key"] = int(doc_keys(0, [r["original_id"]], VALID_KEY_PREFIX)[0])
         full.append(r)
     schema = DOCS_SCHEMA.append(pa.field("part", pa.int32()))
     return plan.Docs(pa.Table.from_pylist(full, schema=schema))
@@ -28,7 +30,7 @@ def test_valid_takes_a_fraction_of_originals_and_drops_their_other_copies():
     rows += [{"id": "g0", "domain": "gen", "tokens": 5}, {"id": "g1", "domain": "gen", "tokens": 5},
              {"id": "h0", "domain": "solo", "tokens": 5}, {"id": "e", "domain": "fin", "tokens": 0}]
     docs = docs_table(rows)
-    plan.choose_valid(docs, seed=0, fraction=0.1)
+    plan.choose_valid(docs, fraction=0.1)
     fates = dict(zip(docs.id, docs.fate))
     valid = [i for i, f in fates.items() if f == plan.VALID]
     fin_valid = [i for i in valid if i.startswith("f")]
@@ -37,7 +39,7 @@ def test_valid_takes_a_fraction_of_originals_and_drops_their_other_copies():
     assert sum(1 for i in valid if i.startswith("g")) == 1  # at least one of two documents
     assert fates["h0"] == "" and fates["e"] == plan.EMPTY  # a lone document stays in training
     docs_again = docs_table(rows)
-    plan.choose_valid(docs_again, seed=0, fraction=0.1)
+    plan.choose_valid(docs_again, fraction=0.1)
     assert list(docs_again.fate) == list(docs.fate)
 
 

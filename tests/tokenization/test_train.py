@@ -8,6 +8,7 @@ import hashlib
 import pytest
 import sentencepiece as spm
 
+from tokenization.stage import _model_type
 from tokenization.train import TokenizerOptions, _cut, train_tokenizer
 
 
@@ -25,6 +26,7 @@ def test_same_sample_same_model_bytes_and_sha_file(texts, tmp_path):
     assert (tmp_path / "a" / "tokenizer.model.sha256").read_text() == f"{a.sha256}  tokenizer.model\n"
     assert (tmp_path / "a" / "tokenizer.vocab").read_text().count("\n") == 800
     assert (a.documents, a.eos_id, a.bos_id, a.vocab_size) == (len(texts), 2, 1, 800)
+    assert _model_type(spm.SentencePieceProcessor(model_file=a.path).serialized_model_proto()) == "bpe"
     c = train_tokenizer(texts[20:], options, tmp_path / "c" / "tokenizer.model")
     assert c.sha256 != a.sha256
 
@@ -34,6 +36,7 @@ def test_options_reach_the_model(texts, tmp_path):
     info = train_tokenizer(texts, options, tmp_path / "tokenizer.model")
     sp = spm.SentencePieceProcessor(model_file=info.path)
     pieces = sp.encode("Profit <fin> rose 2024 ₩", out_type=str)
+    assert _model_type(sp.serialized_model_proto()) == "unigram"
     assert "<fin>" in pieces  # a user-defined symbol is one piece
     assert {"2", "0", "4"} <= set(pieces) and "2024" not in pieces  # split_digits
     assert "<0xE2>" in pieces  # byte fallback for a character outside the vocabulary

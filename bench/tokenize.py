@@ -9,8 +9,10 @@ part's texts (already in memory) with one `encode(batch, num_threads=1)` call pe
 thresher's number is the whole stage (read parts, encode on the workers, plan, write shards
 + manifest) in steady state: the cluster is started and warmed up (model loaded on every
 worker) before timing; its start-up is reported separately. Medians of --runs runs, the
-contenders taking turns (plain, a 2-process pool as the machine's own ceiling, 1 worker, 2
-workers; repeat) so that a shared machine's drift hits them alike, each alone while timed;
+contenders taking turns (plain; pools of 1 and 2 plain processes that read and encode the
+parts: the 2-process pool is the machine's ceiling, and 2-pool vs 1-pool its own 2-vs-1
+scaling, which 2 vs 1 workers are compared with; 1 worker; 2 workers; repeat) so that a
+shared machine's drift hits them alike, each alone while timed;
 the shards of the 1- and 2-worker runs are checked to be byte-identical.
 
     .venv/bin/python bench/tokenize.py            # full: ~40M tokens, >= 30 s per measured run
@@ -150,16 +152,17 @@ def main() -> None:
     n_docs = write_corpus(texts, copies, WORK / "input")
     write_corpus(texts[:2000], 1, WORK / "warm")
     parts = sorted((WORK / "input").glob("part-*.parquet"))
-    # The four contenders take turns (plain, pool, 1 worker, 2 workers; repeat), so that drift
+    # The contenders take turns (plain, pools of 1 and 2, 1 worker, 2 workers; repeat), so that drift
     # in a shared machine's speed hits them alike. Each is started and warmed up (imports, model
     # load) before it is timed and closed after, so nothing of another idles beside it.
-    runs: dict = {"plain": [], "pool": [], 1: [], 2: []}
+    runs: dict = {"plain": [], "pool1": [], "pool2": [], 1: [], 2: []}
     startup: dict[int, list[float]] = {1: [], 2: []}
     for _ in range(args.runs):
         runs["plain"].append(plain_encode(model, parts))
-        with multiprocessing.get_context("spawn").Pool(2) as pool:
-            pool.starmap(_encode_parts, [(str(model), [str(parts[0])])] * 2)
-            runs["pool"].append(plain_parallel(pool, model, parts, 2))
+        for processes in (1, 2):
+            with multiprocessing.get_context("spawn").Pool(processes) as pool:
+                pool.starmap(_encode_parts, [(str(model), [str(parts[0])])] * processes)
+                runs[f"pool{processes}"].append(plain_parallel(pool, model, parts, processes))
         for workers in (1, 2):
             start = time.perf_counter()
             with open_client(workers=workers) as client:
@@ -168,13 +171,16 @@ def main() -> None:
                 runs[workers].append(run_stage(client, model, WORK / "input", WORK / f"out-{workers}"))
     plain_tokens = runs["plain"][0][0]
     plain_s, plain_cpu = (statistics.median(r[i] for r in runs["plain"]) for i in (1, 2))
-    ceiling = statistics.median(runs["pool"])
+    ceiling = statistics.median(runs["pool2"])
+    pool_scaling = [one / two for one, two in zip(runs["pool1"], runs["pool2"])]
     print(f"corpus: {n_docs} documents, {plain_tokens} tokens (incl. EOS), {len(parts)} parts, vocab {args.vocab}; "
           f"medians of {args.runs} run(s), contenders taking turns")
     print(f"plain SentencePieceProcessor.encode (1 process): {plain_tokens / plain_s:12,.0f} tok/s  ({plain_s:.1f} s; "
           f"{plain_cpu:.1f} CPU s)")
     print(f"machine ceiling: 2 plain processes (a pool):    {plain_tokens / ceiling:12,.0f} tok/s  ({ceiling:.1f} s, "
           f"{plain_s / ceiling:.2f}x plain)")
+    print(f"the machine's own 2-vs-1 scaling: a pool of 2 plain processes vs a pool of 1, same per-part read + "
+          f"encode: {statistics.median(pool_scaling):.2f}x (runs {', '.join(f'{x:.2f}' for x in pool_scaling)})")
     rows = []
     for workers in (1, 2):
         seconds, cpu = (statistics.median(r[i] for r in runs[workers]) for i in (1, 2))
@@ -187,7 +193,8 @@ def main() -> None:
     speedup = statistics.median(speedups)
     print(f"2 workers vs 1: {speedup:.2f}x (median of the runs' ratios {', '.join(f'{x:.2f}' for x in speedups)}; "
           f"efficiency {speedup / 2:.0%}; target >= 1.8x); 2 workers reach {ceiling / rows[1]['seconds']:.0%} "
-          f"of the 2-process ceiling")
+          f"of the 2-process ceiling; thresher's 2-vs-1 scaling is {speedup / statistics.median(pool_scaling):.0%} "
+          f"of the machine's")
     same = rows[0]["digest"] == rows[1]["digest"] and rows[0]["tokens"] == plain_tokens
     print(f"shards identical for 1 and 2 workers, token count equals plain encode: {same}")
 

@@ -5,7 +5,8 @@ The sentencepiece model is loaded once per worker process (`load_processor` cach
 path and sha256); tasks receive only the model's path, never the model. `encode_part` writes
 `WORK/<part>/<domain>.bin|.idx` (every non-empty document's tokens followed by EOS, in row
 order) and then `WORK/<part>/docs.parquet`, one row per input row, which marks the part done
-(a resumed run skips it) and is also returned, so the client need not read it back. `count_part_tokens` only counts (the mix stage's exact mode).
+(a resumed run skips it) and is also returned, so the client need not read it back.
+`count_part_tokens` only counts (the mix stage's exact mode).
 
     encode_part("OUT/05-mix/part-e000-00000-0000.parquet", "OUT/06-tokenize/_work",
                 model_path="OUT/06-tokenize/tokenizer.model", sha256="...", dtype="uint16")
@@ -98,7 +99,8 @@ class _DomainWriters:
 
 def encode_part(in_path: str, work_dir: str, model_path: str, sha256: str, dtype: str, seed: int = 0) -> pa.Table:
     """Encode one part; runs on a Dask worker. Returns the table it wrote as docs.parquet,
-    whose `valid_key` (what `tokenization.plan.choose_valid` sorts by) is hashed here, in parallel."""
+    whose `valid_key` (what `tokenization.plan.choose_valid` sorts by) is hashed here, in
+    parallel, rather than in the client."""
     out_dir = Path(work_dir) / Path(in_path).stem
     sp = load_processor(model_path, sha256)
     eos = np.asarray([sp.eos_id()], dtype=np.int32)

@@ -119,12 +119,14 @@ class Tokenize(GlobalStage):
 
 def _work_dir(directory: Path, sha256: str) -> Path:
     """Temporary per-part token files; parts encoded by another model (a file replaced at
-    the same path between a killed run and its resumption) are thrown away."""
+    the same path between a killed run and its resumption) or written with other docs.parquet
+    columns (by an older thresher) are thrown away."""
     work = directory / "_work"
     marker = work / "tokenizer.sha256"
-    if work.exists() and (not marker.exists() or marker.read_text() != sha256):
+    expected = f"{sha256} {','.join(DOCS_SCHEMA.names)}"
+    if work.exists() and (not marker.exists() or marker.read_text() != expected):
         shutil.rmtree(work)
-    write_bytes(sha256.encode(), marker)
+    write_bytes(expected.encode(), marker)
     return work
 
 

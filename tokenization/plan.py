@@ -129,13 +129,12 @@ def assign_shards(docs: Docs, stems: list[str], max_shard_tokens: int) -> list[d
         in_domain = docs.domain[in_order] == domain
         train = in_order[in_domain & (fate == "")]
         cumulative = np.cumsum(docs.tokens[train])
-        start = 0
+        start = n = 0
         while start < len(train):  # each shard: the longest run that fits, at least one document
             base = int(cumulative[start - 1]) if start else 0
             stop = max(start + 1, int(np.searchsorted(cumulative, base + max_shard_tokens, side="right")))
-            n = sum(1 for p in plans if p["domain"] == domain)
             plans.append(_shard(docs, train[start:stop], f"{domain}/shard-{n:05d}", domain, stems))
-            start = stop
+            start, n = stop, n + 1
         valid = in_order[in_domain & (fate == VALID)]
         if len(valid):
             plans.append(_shard(docs, valid, f"{domain}/valid-00000", domain, stems))

@@ -26,7 +26,7 @@ from typing import Any
 import dask
 import pyarrow as pa
 import pyarrow.parquet as pq
-from distributed import Client, LocalCluster, as_completed
+from distributed import Client, LocalCluster, wait
 from tqdm import tqdm
 
 from pipeline import __version__
@@ -50,6 +50,8 @@ LOCAL_WORKER_CONFIG = {
     "distributed.admin.system-monitor.interval": "5s",
     "distributed.worker.memory.monitor-interval": "500ms",
 }
+
+POLL_SECONDS = 0.5  # how often a map's progress bar is brought up to date
 
 
 def log(message: str) -> None:
@@ -126,16 +128,28 @@ def largest_first(cost: list[float]) -> list[int]:
 
 def wait_all(futures: list, desc: str, unit: str, progress: bool) -> list:
     """Results of `futures` in their order, with a progress bar; a task's exception is
-    re-raised here."""
+    re-raised here as soon as it is seen. The bar is advanced by polling (at most every
+    half second) and the results are fetched in one gather: waking this thread and asking
+    for each result separately cost the client process ~2.5 ms of CPU per task, time taken
+    from the workers when they are as many as the cores."""
     if not futures:
         return []
-    index = {f.key: i for i, f in enumerate(futures)}
-    results: list = [None] * len(futures)
-    with tqdm(total=len(futures), desc=desc, unit=unit, disable=not progress, file=sys.stderr) as bar:
-        for future in as_completed(futures, loop=futures[0].client.loop):
-            results[index[future.key]] = future.result()
-            bar.update()
-    return results
+    client = futures[0].client
+    pending = list(futures)
+    with client.as_current(), tqdm(total=len(futures), desc=desc, unit=unit, disable=not progress,
+                                   file=sys.stderr) as bar:
+        while pending:
+            try:
+                wait(pending, timeout=POLL_SECONDS)
+            except TimeoutError:
+                pass
+            for future in pending:
+                if future.status in ("error", "cancelled"):
+                    future.result()  # raises the task's exception
+            still = [f for f in pending if f.status != "finished"]
+            bar.update(len(pending) - len(still))
+            pending = still
+    return client.gather(futures)
 
 
 def run_map_part(in_path: str, out_dir: str, part: str, stage: MapStage) -> dict:

@@ -205,3 +205,18 @@ def test_costliest_items_run_first_and_results_keep_item_order(client1, tmp_path
     assert [r[0] for r in results] == [1, 4, 9, 16]  # item order
     started = sorted(range(4), key=lambda i: results[i][1])
     assert started == [1, 2, 3, 0]  # one worker: submission order, costliest first
+
+
+def _fail_on_three(x: int) -> int:
+    if x == 3:
+        raise ValueError("part 3 is broken")
+    time.sleep(0.05 * x)
+    return -x
+
+
+def test_a_map_returns_results_in_order_and_raises_a_tasks_error(client2, tmp_path):
+    ctx = GlobalContext(client2, None, tmp_path, 0, None, progress=True)
+    assert ctx.map(_fail_on_three, [5, 1, 4, 0, 2], "t") == [-5, -1, -4, 0, -2]
+    assert ctx.map(_fail_on_three, [], "t") == []
+    with pytest.raises(ValueError, match="part 3 is broken"):
+        ctx.map(_fail_on_three, [1, 3, 9, 9, 9], "t")

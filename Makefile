@@ -1,4 +1,4 @@
-# thresher: `make demo` (set up + run the demo) and `make test` (set up + run the tests).
+# thresher: `make demo` (set up + run the demo) and `make test` (set up, lint with ruff, run the tests).
 # torch is installed first and pinned to 2.13.0: on these machines that CPU build comes from
 # local disk in seconds, while any other torch spec pulls a multi-GB CUDA build.
 PYTHON ?= python3
@@ -11,6 +11,7 @@ demo: $(VENV)/.runtime
 	$(BIN)/thresher demo
 
 test: $(VENV)/.dev
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
 setup: $(VENV)/.runtime

@@ -81,7 +81,8 @@ def main() -> None:
         root = Path(tmp)
         (root / "in").mkdir()
         parts = write_parts(root / "in", n_docs)
-        stage = Classify(Classify.Params(domain_model=str(train_model(root)), quality_model=str(root / "model" / "model.bin")))
+        stage = Classify(Classify.Params(domain_model=str(train_model(root)),
+                                         quality_model=str(root / "model" / "model.bin")))
         stage.check()
         startup: dict[int, float] = {}
         paths = [str(root / "in" / p) for p in parts]
@@ -109,7 +110,8 @@ def main() -> None:
                 for workers, client in clients.items():
                     out = root / f"out-{workers}-{r}"
                     start = time.perf_counter()
-                    client.gather(client.map(run_map_part, paths, [str(out)] * len(parts), parts, stage=stage, pure=False))
+                    client.gather(client.map(run_map_part, paths, [str(out)] * len(parts), parts,
+                                             stage=stage, pure=False))
                     runs[workers].append(time.perf_counter() - start)
         inline = statistics.median(runs[0])
         print(f"{n_docs} docs, {len(parts)} parts; medians of {reps} interleaved runs (shared machine: noisy)")

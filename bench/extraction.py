@@ -22,22 +22,22 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[0] = str(REPO)  # bench/ holds scripts named like modules (tokenize, filters): never import from it
 
-import argparse  # noqa: E402
-import gzip  # noqa: E402
-import json  # noqa: E402
-import math  # noqa: E402
-import multiprocessing  # noqa: E402
-import re  # noqa: E402
-import statistics  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from collections import Counter  # noqa: E402
+import argparse
+import gzip
+import json
+import math
+import multiprocessing
+import re
+import statistics
+import tempfile
+import time
+from collections import Counter
 
-import pyarrow.parquet as pq  # noqa: E402
-import trafilatura  # noqa: E402
+import pyarrow.parquet as pq
+import trafilatura
 
-from pipeline.config import parse_config  # noqa: E402
-from pipeline.runner import Runner, open_client  # noqa: E402
+from pipeline.config import parse_config
+from pipeline.runner import Runner, open_client
 
 DATA = REPO.parent / "shared" / "data"
 TOKEN = re.compile(r"\w+", re.UNICODE)

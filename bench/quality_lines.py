@@ -62,7 +62,8 @@ def main() -> None:
         seconds = time.perf_counter() - start
         words = np.array([len(line.split()) for line in lines])
         print(f"{len(pages)} pages, {len(lines)} lines ({labels.mean():.1%} content); scored in {seconds:.2f}s")
-        print(f"line-level ROC-AUC  classifier {roc_auc(labels, scores):.4f}   words-per-line {roc_auc(labels, words):.4f}")
+        print(f"line-level ROC-AUC  classifier {roc_auc(labels, scores):.4f}   "
+              f"words-per-line {roc_auc(labels, words):.4f}")
         wins = total = 0
         for page in pages:
             main_text = "\n".join(x for x, y in zip(page["lines"], page["labels"]) if y)

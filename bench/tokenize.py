@@ -29,28 +29,28 @@ import sys
 _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
 
-import argparse  # noqa: E402
-import gzip  # noqa: E402
-import hashlib  # noqa: E402
-import json  # noqa: E402
-import multiprocessing  # noqa: E402
-import re  # noqa: E402
-import shutil  # noqa: E402
-import statistics  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
+import argparse
+import gzip
+import hashlib
+import json
+import multiprocessing
+import re
+import shutil
+import statistics
+import time
+from pathlib import Path
 
-import pyarrow.parquet as pq  # noqa: E402
+import pyarrow.parquet as pq
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from pipeline.io import write_parquet  # noqa: E402
-from pipeline.record import DOCUMENT_SCHEMA, Document, documents_to_table  # noqa: E402
-from pipeline.runner import GlobalContext, StageOutput, open_client  # noqa: E402
-from pipeline.stats import StageStats  # noqa: E402
-from tokenization.stage import Tokenize, TokenizeParams  # noqa: E402
-from tokenization.train import TokenizerOptions, train_tokenizer  # noqa: E402
+from pipeline.io import write_parquet
+from pipeline.record import DOCUMENT_SCHEMA, Document, documents_to_table
+from pipeline.runner import GlobalContext, StageOutput, open_client
+from pipeline.stats import StageStats
+from tokenization.stage import Tokenize, TokenizeParams
+from tokenization.train import TokenizerOptions, train_tokenizer
 
 DATA = REPO.parent / "shared" / "data"
 WORK = REPO / ".bench" / "tokenize"
@@ -71,7 +71,8 @@ def load_texts() -> list[tuple[str, str]]:
 
 def write_corpus(texts: list[tuple[str, str]], copies: int, directory: Path) -> int:
     shutil.rmtree(directory, ignore_errors=True)
-    docs = [Document(id=f"{k}/{i}", text=t, domain=d, source=d) for k in range(copies) for i, (d, t) in enumerate(texts)]
+    docs = [Document(id=f"{k}/{i}", text=t, domain=d, source=d)
+            for k in range(copies) for i, (d, t) in enumerate(texts)]
     for start in range(0, len(docs), 1000):
         table = documents_to_table(docs[start:start + 1000], DOCUMENT_SCHEMA)
         write_parquet(table, directory / f"part-{start // 1000:05d}.parquet")
@@ -148,7 +149,8 @@ def main() -> None:
     texts = load_texts()
     model = WORK / f"tokenizer-{args.vocab}.model"
     if not model.exists():
-        train_tokenizer([t for _, t in texts], TokenizerOptions(vocab_size=args.vocab, max_sample_bytes=20 << 20), model)
+        train_tokenizer([t for _, t in texts], TokenizerOptions(vocab_size=args.vocab, max_sample_bytes=20 << 20),
+                        model)
     one_copy = plain_encode(model, [_one_copy_part(texts)])[0]
     copies = max(1, round(args.tokens / one_copy))
     n_docs = write_corpus(texts, copies, WORK / "input")
@@ -188,7 +190,8 @@ def main() -> None:
         seconds, cpu = (statistics.median(r[i] for r in runs[workers]) for i in (1, 2))
         rows.append({"workers": workers, "seconds": seconds, "tokens": runs[workers][0][0],
                      "digest": shard_digest(WORK / f"out-{workers}")})
-        print(f"thresher tokenize, {workers} worker(s):            {plain_tokens / seconds:12,.0f} tok/s  ({seconds:.1f} s, "
+        print(f"thresher tokenize, {workers} worker(s):            "
+              f"{plain_tokens / seconds:12,.0f} tok/s  ({seconds:.1f} s, "
               f"{plain_s / seconds:.2f}x plain; {cpu:.1f} CPU s = {cpu / plain_cpu:.2f}x plain's; "
               f"cluster start-up {statistics.median(startup[workers]):.1f} s)")
     speedups = [one[1] / two[1] for one, two in zip(runs[1], runs[2])]

@@ -30,7 +30,7 @@ import yaml
 from pydantic import Field, field_validator, model_validator
 
 from filters.classifier_metrics import calibrate_threshold, classification_report
-from pipeline.config import Frozen, InputSpec, ReadOptions, validate_config, load_yaml
+from pipeline.config import Frozen, InputSpec, ReadOptions, load_yaml, validate_config
 from pipeline.io import read_json, write_bytes, write_json
 from pipeline.readers import list_files, read_file
 from pipeline.readers.jsonl import get_dotted
@@ -275,7 +275,8 @@ def _chunks(text: str, size: int | None) -> list[str]:
 
 
 def load_examples(config: ClassifierConfig) -> list[Example]:
-    return [ex for i, source in enumerate(config.sources) for ex in source_examples(source, config.split, config.seed, i)]
+    return [ex for i, source in enumerate(config.sources)
+            for ex in source_examples(source, config.split, config.seed, i)]
 
 
 # -- fastText ------------------------------------------------------------------------------

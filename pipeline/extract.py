@@ -4,8 +4,10 @@ Each worker keeps one sandboxed child process (see `pipeline.sandbox`) that deco
 (`pipeline.decode`: declared charset, else detected), parses it once and runs trafilatura's
 extraction on the tree (the same text `trafilatura.extract()` returns);
 a page that uses more than `timeout_s` of CPU time (so the verdict does not depend on how
-busy the machine is) or crashes the child is rejected with its reason, never a hang. Pages over `max_page_bytes` are rejected before parsing. Title, date and the charset used go
-into `metadata`; the URL is kept (the page's canonical URL if the record had none). Documents that arrived as text (JSONL, Parquet) pass through untouched.
+busy the machine is) or crashes the child is rejected with its reason, never a hang. Pages over
+`max_page_bytes` are rejected before parsing. Title, date and the charset used go
+into `metadata`; the URL is kept (the page's canonical URL if the record had none). Documents that
+arrived as text (JSONL, Parquet) pass through untouched.
 
 Config: `- extract: {favor_precision: false, include_comments: true, timeout_s: 10}`
 """

@@ -106,7 +106,7 @@ def select(tokens: np.ndarray, epochs: float, rng: np.random.Generator) -> tuple
     order = rng.permutation(n)
     position = np.empty(n, dtype=np.int64)
     position[order] = np.arange(n)
-    full = int(math.floor(epochs + 1e-9))
+    full = math.floor(epochs + 1e-9)
     doc = [np.tile(np.arange(n), full)]
     epoch = [np.repeat(np.arange(full), n)]
     wanted = (epochs - full) * tokens.sum()
@@ -171,7 +171,8 @@ class _Docs:
     """Every input row (in part, row order) with its key (domain, source) or its reason."""
 
     def __init__(self, counted: list[dict]):
-        self.part = np.concatenate([np.full(len(c["tokens"]), i) for i, c in enumerate(counted)] + [[]]).astype(np.int64)
+        self.part = np.concatenate([np.full(len(c["tokens"]), i) for i, c in enumerate(counted)]
+                                   + [[]]).astype(np.int64)
         self.row = np.concatenate([np.arange(len(c["tokens"])) for c in counted] + [[]]).astype(np.int64)
         self.domain = [d for c in counted for d in c["domain"]]
         self.source = [s for c in counted for s in c["source"]]
@@ -210,7 +211,8 @@ class _Docs:
                 continue
             sizes = {k[1]: int(self.tokens[self.members(k)].sum()) for k in self.key_names if k[0] == domain}
             whole = sum(sizes.values())
-            targets.update({(domain, s): share * n / whole for s, n in sizes.items()} if whole else {(domain, None): share})
+            targets.update({(domain, s): share * n / whole for s, n in sizes.items()}
+                           if whole else {(domain, None): share})
         return targets
 
     def work_by_part(self, copies: dict, n_parts: int) -> list[dict]:
@@ -247,7 +249,8 @@ def write_mix_part(in_path: str, work: dict, out_dir: str) -> None:
             metadata["mix"] = {"original_id": doc_id, "epoch": epoch, "rank": rank}
             metas.append(metadata_to_json(metadata))
         new_ids = ids if epoch == 0 else [f"{i}#epoch{epoch}" for i in ids]
-        part = part.set_column(part.schema.get_field_index("id"), part.schema.field("id"), pa.array(new_ids, pa.string()))
+        part = part.set_column(part.schema.get_field_index("id"), part.schema.field("id"),
+                               pa.array(new_ids, pa.string()))
         part = part.set_column(part.schema.get_field_index("metadata"), "metadata", pa.array(metas, pa.string()))
         write_parquet(part, Path(out_dir) / f"part-e{epoch:03d}-{stem}.parquet")
     if work["rejected"]:
@@ -272,7 +275,8 @@ def _report(docs, copies, targets, available, total, p, seed, domain_targets, ne
         keys = [k for k in targets if k[0] == d]
         tok, n = (sum(chosen.get(k, (0, 0, 0))[i] for k in keys) for i in (0, 1))
         entry = _entry(share, tok, n, sum(available.get(k, 0) for k in keys), achieved_total)
-        entry["sources"] = {str(k[1]): _source_entry(k, targets[k], chosen, available, docs, achieved_total) for k in keys}
+        entry["sources"] = {str(k[1]): _source_entry(k, targets[k], chosen, available, docs, achieved_total)
+                            for k in keys}
         domains[d] = entry
     return {"token_count": "sentencepiece" if p.tokenizer else "estimate",
             "tokenizer": p.tokenizer, "bytes_per_token": None if p.tokenizer else p.bytes_per_token,
@@ -289,7 +293,7 @@ def _source_entry(key, target, chosen, available, docs, total) -> dict:
     entry["unique_documents"] = unique
     entry["available_documents"] = len(docs.members(key))
     e = entry["epochs"]
-    entry["full_epochs"] = int(math.floor(tokens / available[key] + 1e-9)) if available.get(key) else 0
+    entry["full_epochs"] = math.floor(tokens / available[key] + 1e-9) if available.get(key) else 0
     entry["decision"] = ("absent" if not available.get(key) else "repeat" if e > 1.0001
                          else "down-sample" if e < 0.9999 else "all")
     return entry

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from pydantic import Field, model_validator
 
-from pipeline.config import ConfigError, Frozen, InputSpec, ReadOptions, expand_env, validate_config, load_yaml
+from pipeline.config import ConfigError, Frozen, InputSpec, ReadOptions, expand_env, load_yaml, validate_config
 from tokenization.train import TokenizerOptions
 
 TEXT_FORMATS = ("jsonl", "parquet", "text")

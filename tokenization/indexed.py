@@ -30,7 +30,8 @@ import numpy as np
 HEADER = b"MMIDIDX\x00\x00"
 VERSION = 1
 # megatron-core's DType codes.
-DTYPE_CODES = {np.uint8: 1, np.int8: 2, np.int16: 3, np.int32: 4, np.int64: 5, np.float64: 6, np.float32: 7, np.uint16: 8}
+DTYPE_CODES = {np.uint8: 1, np.int8: 2, np.int16: 3, np.int32: 4, np.int64: 5, np.float64: 6, np.float32: 7,
+               np.uint16: 8}
 CODE_DTYPES = {code: dtype for dtype, code in DTYPE_CODES.items()}
 
 

@@ -101,7 +101,7 @@ class ShardManifest:
 
     def verify(self) -> None:
         """Open every shard and check dtype, documents and tokens against the manifest."""
-        for name, entry in self.manifest.domains.items():
+        for entry in self.manifest.domains.values():
             for shard in entry.shards + ([entry.valid] if entry.valid else []):
                 ds = IndexedDataset(self.dir / shard.prefix)
                 if ds.dtype.name != self.manifest.dtype or len(ds) != shard.documents or ds.num_tokens != shard.tokens:
@@ -135,7 +135,8 @@ def _check(manifest: Manifest, file: Path) -> None:
             for suffix in (".bin", ".idx"):
                 if not (file.parent / (shard.prefix + suffix)).is_file():
                     raise ValueError(f"{file}: domains.{name}: {shard.prefix}{suffix} is missing")
-        if entry.documents != sum(s.documents for s in entry.shards) or entry.tokens != sum(s.tokens for s in entry.shards):
+        if (entry.documents != sum(s.documents for s in entry.shards)
+                or entry.tokens != sum(s.tokens for s in entry.shards)):
             raise ValueError(f"{file}: domains.{name}: documents/tokens do not add up over its shards")
 
 

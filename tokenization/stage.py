@@ -105,9 +105,11 @@ class Tokenize(GlobalStage):
         if self.params.model is not None:
             model = Path(self.params.model).read_bytes()
             write_bytes(model, path)
-            write_bytes(f"{hashlib.sha256(model).hexdigest()}  {MODEL_NAME}\n".encode(), path.with_name(MODEL_NAME + ".sha256"))
+            write_bytes(f"{hashlib.sha256(model).hexdigest()}  {MODEL_NAME}\n".encode(),
+                        path.with_name(MODEL_NAME + ".sha256"))
         elif not _finished(path):  # a resumed run keeps the model it already trained
-            texts = sample_texts(iter_parquet_documents(ctx.input.paths()), ctx.seed, self.params.train.max_sample_bytes)
+            texts = sample_texts(iter_parquet_documents(ctx.input.paths()), ctx.seed,
+                                 self.params.train.max_sample_bytes)
             train_tokenizer(texts, self.params.train, path)
         sha = file_sha256(path)
         sp = load_processor(str(path), sha)
@@ -253,7 +255,8 @@ def _write_rejected(ctx, docs: planning.Docs, paths: list[str]) -> None:
 def _manifest(info: dict, dtype: str, plans: list[dict], mixture: dict | None) -> dict:
     domains: dict[str, dict] = {}
     for p in plans:
-        entry = domains.setdefault(p["domain"], {"documents": 0, "tokens": 0, "weight": 0.0, "shards": [], "valid": None})
+        entry = domains.setdefault(p["domain"],
+                                   {"documents": 0, "tokens": 0, "weight": 0.0, "shards": [], "valid": None})
         shard = {"prefix": p["prefix"], "documents": p["documents"], "tokens": p["tokens"]}
         if p["prefix"].split("/")[-1].startswith("valid-"):
             entry["valid"] = shard

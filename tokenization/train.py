@@ -125,7 +125,8 @@ def train_tokenizer(texts: Iterable[str], options: TokenizerOptions, model_path:
     sentences = _Sentences(texts, options)
     buffer = io.BytesIO()
     try:
-        spm.SentencePieceTrainer.train(sentence_iterator=iter(sentences), model_writer=buffer, **trainer_arguments(options))
+        spm.SentencePieceTrainer.train(sentence_iterator=iter(sentences), model_writer=buffer,
+                                       **trainer_arguments(options))
     except RuntimeError as error:
         raise ValueError(f"tokenizer training failed (check vocab_size={options.vocab_size} against the "
                          f"sample: {sentences.sentences} lines): {str(error).strip().splitlines()[-1]}") from None
@@ -137,7 +138,8 @@ def train_tokenizer(texts: Iterable[str], options: TokenizerOptions, model_path:
     sha = hashlib.sha256(model).hexdigest()
     write_bytes(f"{sha}  {path.name}\n".encode(), path.with_name(path.name + ".sha256"))
     processor = spm.SentencePieceProcessor(model_proto=model)
-    vocab = "".join(f"{processor.id_to_piece(i)}\t{processor.get_score(i):g}\n" for i in range(processor.get_piece_size()))
+    vocab = "".join(f"{processor.id_to_piece(i)}\t{processor.get_score(i):g}\n"
+                    for i in range(processor.get_piece_size()))
     write_bytes(vocab.encode("utf-8"), path.with_suffix(".vocab"))
     return TokenizerInfo(str(path), sha, processor.get_piece_size(), options.model_type, processor.eos_id(),
                          processor.bos_id(), sentences.documents, sentences.bytes, sentences.sentences)

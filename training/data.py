@@ -99,7 +99,8 @@ class BlendedLoader:
         weights = dict(weights or manifest.mixture)
         unknown = sorted(set(weights) - set(manifest.domains))
         if unknown:
-            raise ValueError(f"data.weights: domain(s) {unknown} not in the manifest; it has {sorted(manifest.domains)}")
+            raise ValueError(f"data.weights: domain(s) {unknown} not in the manifest; "
+                             f"it has {sorted(manifest.domains)}")
         names = [name for name in sorted(weights) if weights[name] > 0]
         domains = [PackedDomain(n, manifest.domains[n].train, seq_len, seed) for n in names]
         return cls(domains, [weights[n] for n in names], seed)

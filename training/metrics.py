@@ -96,7 +96,7 @@ class MetricLogger:
         self._write(self.last)
         self.window.append((loss, seconds))
         if step % self.every == 0:
-            mean_loss = sum(l for l, _ in self.window) / len(self.window)
+            mean_loss = sum(value for value, _ in self.window) / len(self.window)
             rate = self.tokens_per_step * len(self.window) / sum(s for _, s in self.window)
             mfu_text = f"  mfu {100 * rate * self.flops_per_token / self.peak_total:.1f}%" if self.peak_total else ""
             self.note(f"step {step:>6}  loss {mean_loss:.4f}  lr {lr:.2e}  grad_norm {grad_norm:.3f}  "

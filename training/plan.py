@@ -72,7 +72,8 @@ def pair(params: float | None, tokens: float | None, flops: float | None,
     if given == 0:
         raise ValueError("give one or two of --params, --tokens (or --manifest), --flops")
     if given == 3:
-        raise ValueError("give at most two of --params, --tokens (or --manifest), --flops; the third follows from C = 6ND")
+        raise ValueError("give at most two of --params, --tokens (or --manifest), --flops; "
+                         "the third follows from C = 6ND")
     if flops is not None:
         if params is None and tokens is None:
             params = math.sqrt(flops / (6 * tokens_per_param))

@@ -3,7 +3,8 @@
 Every rank builds the same model from the seed, shards each transformer block and the root with
 `fully_shard` when there is more than one rank (bf16 compute / fp32 gradient reduction on GPU,
 fp32 on CPU), and trains with AdamW, linear warmup then cosine decay to `min_lr_ratio` of the
-peak, gradient accumulation and clipping. Checkpoints (training/checkpoint.py) resume exactly, also on another number of ranks;
+peak, gradient accumulation and clipping. Checkpoints (training/checkpoint.py) resume exactly, also
+on another number of ranks;
 `checkpoint.init_from` starts a new run from a checkpoint's weights (domain adaptation).
 
     thresher train configs/train-tiny.yaml --nproc 2            # starts 2 local ranks
@@ -112,7 +113,8 @@ def build_model(config: TrainConfig, vocab_size: int, env: Distributed) -> Trans
     torch.manual_seed(config.seed)
     model = Transformer(cfg)
     bf16 = config.train.precision == "bf16" or (config.train.precision == "auto" and env.device.type == "cuda")
-    policy = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32) if bf16 else MixedPrecisionPolicy()
+    policy = (MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32) if bf16
+              else MixedPrecisionPolicy())
     for block in model.layers:
         block.checkpoint_activations = config.train.activation_checkpointing
         if config.train.compile:

@@ -67,11 +67,13 @@ def crawl_pages() -> list[Page]:
     pages: list[Page] = []
     for article in FINANCIAL + GENERAL:
         host, name, sections = SITES[article.domain]
-        pages.append(Page(f"https://{host}/{article.slug}", page_html(name, sections, article.title, article.paragraphs).encode()))
+        pages.append(Page(f"https://{host}/{article.slug}",
+                          page_html(name, sections, article.title, article.paragraphs).encode()))
     for i, article in enumerate(FINANCIAL[:4] + GENERAL[:2]):
         host, outlet = SYNDICATORS[i % 2]
         title, paragraphs = syndicated(article, outlet, rng)
-        pages.append(Page(f"https://{host}/story/{article.slug}", page_html(outlet, ("Home", "Latest"), title, paragraphs).encode()))
+        pages.append(Page(f"https://{host}/story/{article.slug}",
+                          page_html(outlet, ("Home", "Latest"), title, paragraphs).encode()))
     first = FINANCIAL[0]
     host, name, sections = SITES["financial"]
     pages.append(Page(f"https://{host}/{first.slug}?utm_source=newsletter",
@@ -80,14 +82,16 @@ def crawl_pages() -> list[Page]:
         pages.append(Page(f"https://www.lokalzeitung.example/{lang}/{len(pages)}",
                           page_html("Lokal", ("Start",), title, paragraphs, lang=lang).encode()))
     for slug, title, text in SPAM:
-        pages.append(Page(f"http://cheap-deals.example/{slug}", page_html("Deals", ("Deals",), title, (text,) * 3).encode()))
+        pages.append(Page(f"http://cheap-deals.example/{slug}",
+                          page_html("Deals", ("Deals",), title, (text,) * 3).encode()))
     pages += special_pages()
     return pages
 
 
 def special_pages() -> list[Page]:
     latin = page_html("The Town Herald", SITES["general"][2], "Café culture returns to the square",
-                      ("The café on the square has reopened, serving crêpes and coffee to visitors from nine until late.",
+                      (("The café on the square has reopened, serving crêpes and coffee to visitors "
+                        "from nine until late."),
                        "Its owner said the renovation took longer than planned because the old façade needed repair."),
                       charset="utf-8").encode("latin-1")
     index = "<html><head><title>Index</title></head><body><ul>" + "".join(
@@ -95,8 +99,10 @@ def special_pages() -> list[Page]:
     return [
         Page("https://www.townherald.example/cafe-culture", latin),
         Page("https://www.townherald.example/", index.encode()),
-        Page("https://www.townherald.example/robots.txt", b"User-agent: *\nDisallow: /admin\n", content_type="text/plain"),
-        Page("https://www.townherald.example/logo.png", b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4, content_type="image/png"),
+        Page("https://www.townherald.example/robots.txt", b"User-agent: *\nDisallow: /admin\n",
+             content_type="text/plain"),
+        Page("https://www.townherald.example/logo.png", b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4,
+             content_type="image/png"),
         Page("https://www.townherald.example/missing", b"<html><body>Not found</body></html>", status=404),
         Page("https://www.dailyledger.example/old", b"", status=301, extra_headers=(("Location", "/rates-hold"),)),
         Page("https://www.dailyledger.example/chart", b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8),

@@ -13,8 +13,8 @@ from typing import Any
 
 import fsspec
 
-from pipeline.record import Document
 from pipeline.readers import InputFile, Quarantined, ReadItem, Rejected, Skipped, base_document
+from pipeline.record import Document
 
 
 def get_dotted(obj: dict[str, Any], path: str) -> Any:
@@ -43,7 +43,8 @@ def read(file: InputFile, spec, options) -> Iterator[ReadItem]:
             for line_no, line in enumerate(f, start=1):
                 yield _parse_line(line, f"{spec.source}/{file.relpath}:{line_no}", spec, options)
     except (OSError, EOFError, zlib.error, ValueError) as error:
-        yield Quarantined("read.truncated_file", f"{file.relpath} after line {line_no}: {type(error).__name__}: {error}")
+        yield Quarantined("read.truncated_file",
+                          f"{file.relpath} after line {line_no}: {type(error).__name__}: {error}")
 
 
 def _parse_line(line: bytes, doc_id: str, spec, options) -> ReadItem:
@@ -51,7 +52,8 @@ def _parse_line(line: bytes, doc_id: str, spec, options) -> ReadItem:
         return Skipped("blank_line")
     broken = base_document(spec, doc_id)
     if len(line) > options.max_record_bytes:
-        return Rejected(broken.replace(text=line[:options.max_record_bytes].decode("utf-8", "replace")), "read.record_too_large")
+        return Rejected(broken.replace(text=line[:options.max_record_bytes].decode("utf-8", "replace")),
+                        "read.record_too_large")
     line = line.rstrip(b"\r\n")
     try:
         decoded = line.decode("utf-8")

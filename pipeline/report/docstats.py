@@ -87,7 +87,7 @@ def hll_registers(hashes: np.ndarray, p: int = HLL_P) -> np.ndarray:
 
 
 def hll_count(reg: np.ndarray) -> int:
-    return int(round(HyperLogLogPlusPlus(reg=reg.copy()).count())) if reg.any() else 0
+    return round(HyperLogLogPlusPlus(reg=reg.copy()).count()) if reg.any() else 0
 
 
 @dataclasses.dataclass

@@ -18,8 +18,8 @@ import re
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter  # noqa: E402
+import matplotlib.pyplot as plt
+from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 
 # text.parse_math off: labels are data (reasons, domains) and a "$" in them is not TeX.
 STYLE = {"svg.fonttype": "none", "font.family": ["DejaVu Sans", "sans-serif"], "svg.hashsalt": "thresher",

@@ -70,7 +70,8 @@ def test_plagiarism_answers_with_default_config(client, tmp_path):
     for category in ("cut", "light", "heavy", "non"):
         hits = found[category]
         print(f"recall {category:5s}: {sum(hits)}/{len(hits)}  (most `cut` answers copy only part of the source: "
-              "text reuse, not near-duplicates)" if category == "cut" else f"recall {category:5s}: {sum(hits)}/{len(hits)}")
+              "text reuse, not near-duplicates)" if category == "cut"
+              else f"recall {category:5s}: {sum(hits)}/{len(hits)}")
     assert sum(found["non"]) == 0
 
 
@@ -158,7 +159,8 @@ def test_dask_components_path_gives_the_same_bytes(client, two_sources, tmp_path
 
 
 def test_nothing_to_remove(client, tmp_path):
-    distinct = write_jsonl(tmp_path / "few.jsonl", [{"text": "a b c d e f g h"}, {"text": "one two three"}, {"text": ""}])
+    distinct = write_jsonl(tmp_path / "few.jsonl",
+                           [{"text": "a b c d e f g h"}, {"text": "one two three"}, {"text": ""}])
     summary = run(client, tmp_path / "out", [distinct], MINHASH)
     assert summary["summary"]["documents_out"] == 3
     audit = manifest(stage_dir(tmp_path / "out", "remove_duplicates"))["audit"]

@@ -1,7 +1,7 @@
 """Language id: codes, scores, keep/min_score decisions and their reasons."""
 
-from pipeline.record import DOCUMENT_SCHEMA, Document, documents_to_table
 from filters.language import Language, identify
+from pipeline.record import DOCUMENT_SCHEMA, Document, documents_to_table
 
 EN = "The committee will meet next week to discuss the budget and the new hiring plan for the school."
 DE = "Der Ausschuss trifft sich nächste Woche, um den Haushalt und den neuen Einstellungsplan zu besprechen."

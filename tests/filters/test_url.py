@@ -1,5 +1,7 @@
 """URL blocklist: domain and banned-word decisions, list files from the config, clear errors."""
 
+import re
+
 import pytest
 
 from filters.url import DEFAULT_DOMAINS, DEFAULT_WORDS, UrlBlocklist, host_of, read_list
@@ -52,7 +54,7 @@ def test_missing_file_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match=r"url_blocklist\.banned_words_file: file .*missing\.txt' does not exist"):
         stage.check()
     UrlBlocklist().check()  # the shipped defaults exist
-    with pytest.raises(ConfigError, match="url_blocklist.domain_file: unknown key"):
+    with pytest.raises(ConfigError, match=re.escape("url_blocklist.domain_file: unknown key")):
         parse_config({"output": "o", "inputs": [{"path": "x", "format": "jsonl", "source": "s"}],
                       "stages": [{"url_blocklist": {"domain_file": "x"}}]})
 

@@ -44,8 +44,9 @@ def test_demo_runs_and_reports(tmp_path):
     by_stage = {s["stage"]: s for s in stats["stages"]}
     assert by_stage["extract"]["rejected"]["extract.binary_content"] == 1
     assert by_stage["language"]["rejected"]["language.language_not_kept"] == 4  # de, fr, es, it pages
-    assert [s["stage"] for s in stats["stages"]] == ["read", "extract", "language", "url_blocklist", "gopher_repetition",
-                                                     "gopher_quality", "c4_quality", "fineweb_quality", "pii", "exact_dedup",
+    assert [s["stage"] for s in stats["stages"]] == ["read", "extract", "language", "url_blocklist",
+                                                     "gopher_repetition", "gopher_quality", "c4_quality",
+                                                     "fineweb_quality", "pii", "exact_dedup",
                                                      "minhash_signatures", "lsh_buckets", "duplicate_clusters",
                                                      "remove_duplicates", "classify", "select", "mix", "tokenize"]
     assert by_stage["url_blocklist"]["rejected"] == {"url_blocklist.blocked_domain": 3}  # the spam site

@@ -54,7 +54,8 @@ def test_bad_input_fields():
 def test_env_expansion_and_output_override(tmp_path, monkeypatch):
     monkeypatch.setenv("DATA_ROOT", "/data/crawl")
     path = tmp_path / "c.yaml"
-    path.write_text("output: ${OUT:-out/default}\ninputs:\n  - {path: '${DATA_ROOT}/*.warc.gz', format: warc, source: cc}\n")
+    path.write_text("output: ${OUT:-out/default}\n"
+                    "inputs:\n  - {path: '${DATA_ROOT}/*.warc.gz', format: warc, source: cc}\n")
     config = load_config(path)
     assert config.output == "out/default" and config.inputs[0].path == "/data/crawl/*.warc.gz"
     assert load_config(path, output="elsewhere").output == "elsewhere"
@@ -62,12 +63,14 @@ def test_env_expansion_and_output_override(tmp_path, monkeypatch):
 
 def test_cli_reports_one_line_error_and_exit_code(tmp_path):
     path = tmp_path / "bad.yaml"
-    path.write_text("output: o\ninputs: [{path: x, format: jsonl, source: s}]\nstages:\n  - language: {min_score: high}\n")
+    path.write_text("output: o\ninputs: [{path: x, format: jsonl, source: s}]\n"
+                    "stages:\n  - language: {min_score: high}\n")
     proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "run", str(path), "--dry-run"],
                           capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
-        "thresher: error: stages[0].language.min_score: Input should be a valid number, unable to parse string as a number"]
+        "thresher: error: stages[0].language.min_score: Input should be a valid number, "
+        "unable to parse string as a number"]
 
 
 def test_dry_run_prints_resolved_config(tmp_path):

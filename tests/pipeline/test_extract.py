@@ -2,10 +2,9 @@
 
 import json
 
-
+from pipeline.config import InputSpec
 from pipeline.extract import Extract
 from pipeline.read import read_schema
-from pipeline.config import InputSpec
 from pipeline.record import Document, documents_to_table
 
 ARTICLE = b"""<html><head><title>Rates rise again</title><meta charset="utf-8"></head><body>

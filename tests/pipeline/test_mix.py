@@ -4,6 +4,8 @@ keeps a target out of reach, and the two-domain preset over ../shared/data end t
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
@@ -15,7 +17,6 @@ from pipeline.record import Document, table_to_documents
 from pipeline.runner import Runner
 from tests.conftest import REPO, shared_path
 from tests.tokenization.conftest import run_global, shared_docs, small_model, write_parts  # noqa: F401 (fixtures)
-
 
 
 def corpus() -> list[Document]:
@@ -35,7 +36,7 @@ def mix(params: dict, tmp_path, client, docs=None) -> tuple[dict, object, list[D
 
 
 def test_targets_must_add_up_to_one():
-    with pytest.raises(ValueError, match="shares add up to 1.1000; they must add up to 1"):
+    with pytest.raises(ValueError, match=re.escape("shares add up to 1.1000; they must add up to 1")):
         MixParams(targets={"financial": 0.6, "general": 0.5})
     with pytest.raises(ValueError, match=r"general: shares must be in \(0, 1\]"):
         MixParams(targets={"financial": 1.0, "general": {}})
@@ -103,7 +104,7 @@ def test_nested_targets_give_shares_per_source(tmp_path, client):
     assert report["source_targets"] == {"financial": {"news": 0.3, "web": 0.2}}
 
 
-def test_counts_real_tokens_with_a_tokenizer(tmp_path, client, small_model):
+def test_counts_real_tokens_with_a_tokenizer(tmp_path, client, small_model):  # noqa: F811 (a fixture)
     import sentencepiece as spm
 
     docs = [Document(id=f"d{i}", text=f"Shares of company {i} rose {i} percent.", source="s",

@@ -57,7 +57,8 @@ def test_warc_documents_carry_origin_and_decoded_body():
     folder = shared_path("warc_real_crawls")
     docs = {}
     for name in ("none", "gzip", "brotli"):
-        (doc,) = [d for d in read_all(str(folder / f"transfer_compression_{name}.warc.gz"), "warc") if isinstance(d, Document)]
+        (doc,) = [d for d in read_all(str(folder / f"transfer_compression_{name}.warc.gz"), "warc")
+                  if isinstance(d, Document)]
         docs[name] = doc
     assert docs["gzip"].extras["raw"] == docs["none"].extras["raw"] == docs["brotli"].extras["raw"]
     assert docs["none"].id.startswith("src/transfer_compression_none.warc.gz@")
@@ -77,7 +78,8 @@ def _members(path: Path) -> list[tuple[int, int]]:
 
 
 def _crawl(tmp_path: Path, n: int = 4) -> Path:
-    pages = [Page(f"https://site.example/p{i}", f"<html><body><p>page {i}</p></body></html>".encode()) for i in range(n)]
+    pages = [Page(f"https://site.example/p{i}", f"<html><body><p>page {i}</p></body></html>".encode())
+             for i in range(n)]
     return write_warc(tmp_path / "crawl.warc.gz", pages)
 
 
@@ -160,7 +162,8 @@ def test_html_files_keep_bytes_and_path(tmp_path):
 def test_text_reader_splits_on_separator(tmp_path):
     (tmp_path / "w.txt").write_text(" = A = \n alpha text \n = = Sub = = \n more \n = B = \n beta \n")
     docs = read_all(str(tmp_path / "w.txt"), "text", separator=r"^ = [^=].* = $")
-    assert [(d.id, d.text.splitlines()[0].strip()) for d in docs] == [("src/w.txt:1", "= A ="), ("src/w.txt:5", "= B =")]
+    assert [(d.id, d.text.splitlines()[0].strip()) for d in docs] == [("src/w.txt:1", "= A ="),
+                                                                      ("src/w.txt:5", "= B =")]
 
 
 def test_tasks_group_html_files_and_name_missing_inputs(tmp_path):

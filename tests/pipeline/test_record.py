@@ -4,8 +4,16 @@ from collections import Counter
 
 import pyarrow as pa
 
-from pipeline.record import (DOCUMENT_SCHEMA, RAW_FIELD, Document, documents_to_table, ensure_schema,
-                             rejected_schema, rejected_to_table, table_to_documents)
+from pipeline.record import (
+    DOCUMENT_SCHEMA,
+    RAW_FIELD,
+    Document,
+    documents_to_table,
+    ensure_schema,
+    rejected_schema,
+    rejected_to_table,
+    table_to_documents,
+)
 from pipeline.stats import StageStats
 
 

@@ -20,9 +20,9 @@ import yaml
 
 from pipeline.config import parse_config
 from pipeline.demo.warcs import Page, write_warc
-from tests.pipeline.test_readers import _members
 from pipeline.runner import GlobalContext, Runner, largest_first
 from tests.conftest import REPO, shared_path
+from tests.pipeline.test_readers import _members
 
 THRESHER = [sys.executable, "-m", "pipeline.cli"]
 
@@ -40,7 +40,8 @@ def digest_tree(root: Path) -> dict[str, str]:
 
 
 def all_ids(stage_dir: Path) -> list[str]:
-    return [i for p in sorted(stage_dir.glob("part-*.parquet")) for i in pq.read_table(p, columns=["id"])["id"].to_pylist()]
+    return [i for p in sorted(stage_dir.glob("part-*.parquet"))
+            for i in pq.read_table(p, columns=["id"])["id"].to_pylist()]
 
 
 def test_real_warcs_every_html_response_becomes_a_document(client, tmp_path):
@@ -69,7 +70,8 @@ def test_real_warcs_every_html_response_becomes_a_document(client, tmp_path):
 
 def _broken_inputs(root: Path) -> None:
     pages = [Page(f"https://ok.example/{i}", f"<html><body><article><p>Article {i}: the council approved "
-                  f"the new budget after a long debate about school funding and roads.</p></article></body></html>".encode())
+                  f"the new budget after a long debate about school funding and roads.</p>"
+                  f"</article></body></html>".encode())
              for i in range(3)]
     write_warc(root / "good.warc.gz", pages)
     truncated = write_warc(root / "cut.warc.gz", pages + pages)

@@ -17,7 +17,6 @@ from tests.conftest import shared_path
 from tokenization.train import TokenizerOptions, train_tokenizer
 
 
-
 def read_documents(spec: InputSpec, limit: int) -> list[Document]:
     docs: list[Document] = []
     for task in list_tasks([spec], ReadOptions()):
@@ -51,7 +50,8 @@ def write_parts(directory: Path, docs: list[Document], per_part: int) -> Path:
 
     directory.mkdir(parents=True, exist_ok=True)
     for i in range(0, max(len(docs), 1), per_part):
-        write_parquet(documents_to_table(docs[i:i + per_part], DOCUMENT_SCHEMA), directory / f"part-{i // per_part:05d}.parquet")
+        write_parquet(documents_to_table(docs[i:i + per_part], DOCUMENT_SCHEMA),
+                      directory / f"part-{i // per_part:05d}.parquet")
     return directory
 
 

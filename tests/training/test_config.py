@@ -41,7 +41,8 @@ def test_overrides_parse_yaml_values_at_dotted_keys():
     ({"train": {"stepz": 3}}, "train.stepz: unknown key; valid keys are: steps,"),
     ({"train": {"steps": 0}}, "train.steps: Input should be greater than 0"),
     ({"train": {"steps": 10, "warmup_steps": 10}}, "train: Value error, warmup_steps must be smaller than steps"),
-    ({"train": {"global_batch_size": 10, "micro_batch_size": 4}}, "global_batch_size must be a multiple of micro_batch_size"),
+    ({"train": {"global_batch_size": 10, "micro_batch_size": 4}},
+     "global_batch_size must be a multiple of micro_batch_size"),
     ({"data": {}}, "data.manifest: required key is missing"),
     ({"data": {"manifest": "m", "seq_len": 4096}}, "data.seq_len must not exceed model.max_seq_len"),
 ])
@@ -53,7 +54,8 @@ def test_errors_name_the_key(change, message):
 def test_batch_must_split_over_the_ranks():
     config = parse_train_config({**BASE, "train": {"global_batch_size": 12, "micro_batch_size": 4}})
     assert config.grad_accum_steps(3) == 1
-    with pytest.raises(ConfigError, match=r"train.global_batch_size \(12\) must be a multiple of micro_batch_size x ranks \(8\)"):
+    with pytest.raises(ConfigError,
+                       match=r"train.global_batch_size \(12\) must be a multiple of micro_batch_size x ranks \(8\)"):
         config.grad_accum_steps(2)
 
 

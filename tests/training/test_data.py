@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 
 import numpy as np
@@ -61,7 +62,7 @@ def test_an_epoch_uses_every_token_once_and_the_next_epoch_is_reshuffled(tmp_pat
 
 
 def test_a_domain_shorter_than_one_sample_is_refused_with_its_name(tmp_path):
-    with pytest.raises(ValueError, match="domain 'tiny' has 4 tokens, fewer than data.seq_len"):
+    with pytest.raises(ValueError, match=re.escape("domain 'tiny' has 4 tokens, fewer than data.seq_len")):
         PackedDomain("tiny", [make_shard(tmp_path, "a", [[1, 2, 3, 2]])], seq_len=8, seed=0)
 
 
@@ -115,7 +116,7 @@ def test_loader_state_from_another_mixture_is_refused(manifest_path):
     manifest = load_manifest(manifest_path)
     old = BlendedLoader.from_manifest(manifest, 64, 0, weights={"financial": 0.2, "general": 0.8})
     new = BlendedLoader.from_manifest(manifest, 64, 0, weights={"financial": 0.51, "general": 0.49})
-    with pytest.raises(ValueError, match="other data.weights .* use checkpoint.init_from"):
+    with pytest.raises(ValueError, match=r"other data\.weights .* use checkpoint\.init_from"):
         new.load_state_dict(old.state_dict())
 
 

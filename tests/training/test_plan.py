@@ -59,7 +59,8 @@ def test_flops_petaflop_days_and_gpu_hours(capsys):
 
 
 def test_tokens_from_a_manifest(tmp_path, capsys):
-    (tmp_path / "manifest.json").write_text(json.dumps({"domains": {"a": {"tokens": 3_000_000}, "b": {"tokens": 1_000_000}}}))
+    (tmp_path / "manifest.json").write_text(json.dumps({"domains": {"a": {"tokens": 3_000_000},
+                                                                    "b": {"tokens": 1_000_000}}}))
     result = plan_json(capsys, "--manifest", str(tmp_path))
     assert result["tokens"] == 4e6 and result["params"] == pytest.approx(2e5)
 

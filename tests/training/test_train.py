@@ -32,7 +32,8 @@ def command(config: Path, output: Path, nproc: int, sets: list[str]) -> list[str
 
 
 def thresher_train(config: Path, output: Path, nproc: int, sets: list[str]) -> str:
-    done = subprocess.run(command(config, output, nproc, sets), cwd=REPO, capture_output=True, text=True, check=False, timeout=600)
+    done = subprocess.run(command(config, output, nproc, sets), cwd=REPO, capture_output=True, text=True,
+                          check=False, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
 
@@ -81,7 +82,8 @@ def test_two_ranks_shard_the_parameters_and_the_loss_falls(full_run):
     assert steps[STEPS]["loss"] < steps[1]["loss"] - 0.3
     for domain in ("financial", "general"):
         assert evals[STEPS]["eval"][domain]["loss"] < evals[0]["eval"][domain]["loss"]
-    assert [p.name for p in complete_checkpoints(output / "checkpoints")] == ["step-000004", "step-000008", "step-000012"]
+    assert [p.name for p in complete_checkpoints(output / "checkpoints")] == ["step-000004", "step-000008",
+                                                                              "step-000012"]
 
 
 @pytest.mark.slow

@@ -128,10 +128,10 @@ def largest_first(cost: list[float]) -> list[int]:
 
 def wait_all(futures: list, desc: str, unit: str, progress: bool) -> list:
     """Results of `futures` in their order, with a progress bar; a task's exception is
-    re-raised here as soon as it is seen. The bar is advanced by polling (at most every
-    half second) and the results are fetched in one gather: waking this thread and asking
-    for each result separately cost the client process ~2.5 ms of CPU per task, time taken
-    from the workers when they are as many as the cores."""
+    re-raised here within a poll. The futures' states are polled every half second (for the
+    bar) and the results fetched in one gather: waking this thread and asking for each result
+    separately cost the client process ~2.5 ms of CPU per task, time taken from the workers
+    when they are as many as the cores."""
     if not futures:
         return []
     client = futures[0].client

@@ -2,7 +2,10 @@
 
 Everything is written to a temporary name in the same directory and renamed into place, so
 a reader (or a resumed run) sees either the whole file or none of it. Parquet files are
-written with zstd and no timestamps, so the same table gives the same bytes on every run.
+written with zstd and no timestamps, so the same table gives the same bytes on every run. A
+table with no rows is written as a file with its schema and no row group: pyarrow writes one
+empty row group otherwise, which `datasets.load_dataset("parquet")` refuses ("BatchSize must
+be greater than 0"), while pandas, DuckDB and pyarrow.dataset read both.
 
     write_parquet(table, out / "part-00000.parquet"); write_json({"a": 1}, out / "_manifest.json")
 """
@@ -35,7 +38,10 @@ def write_parquet(table: pa.Table, path: str | Path) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _temp_name(path)
-    pq.write_table(table, tmp, compression="zstd", row_group_size=ROW_GROUP_ROWS)
+    if table.num_rows:
+        pq.write_table(table, tmp, compression="zstd", row_group_size=ROW_GROUP_ROWS)
+    else:
+        pq.ParquetWriter(tmp, table.schema, compression="zstd").close()  # schema only, no row group
     replace_atomically(tmp, path)
 
 

@@ -52,6 +52,7 @@ LOCAL_WORKER_CONFIG = {
 }
 
 POLL_SECONDS = 0.5  # how often a map's progress bar is brought up to date
+LOG_EVERY_SECONDS = 60.0  # progress lines in a log file (stderr not a terminal)
 
 
 def log(message: str) -> None:
@@ -127,17 +128,17 @@ def largest_first(cost: list[float]) -> list[int]:
 
 
 def wait_all(futures: list, desc: str, unit: str, progress: bool) -> list:
-    """Results of `futures` in their order, with a progress bar; a task's exception is
-    re-raised here within a poll. The futures' states are polled every half second (for the
-    bar) and the results fetched in one gather: waking this thread and asking for each result
-    separately cost the client process ~2.5 ms of CPU per task, time taken from the workers
-    when they are as many as the cores."""
+    """Results of `futures` in their order, with progress; a task's exception is re-raised
+    here within a poll. The futures' states are polled every half second and the results
+    fetched in one gather: waking this thread and asking for each result separately cost the
+    client process ~2.5 ms of CPU per task, time taken from the workers when they are as many
+    as the cores. Progress is a bar on a terminal and, in a log file, a line every
+    `LOG_EVERY_SECONDS` (no carriage returns)."""
     if not futures:
         return []
     client = futures[0].client
     pending = list(futures)
-    with client.as_current(), tqdm(total=len(futures), desc=desc, unit=unit, disable=not progress,
-                                   file=sys.stderr) as bar:
+    with client.as_current(), Progress(len(futures), desc, unit, progress) as bar:
         while pending:
             try:
                 wait(pending, timeout=POLL_SECONDS)
@@ -150,6 +151,34 @@ def wait_all(futures: list, desc: str, unit: str, progress: bool) -> list:
             bar.update(len(pending) - len(still))
             pending = still
     return client.gather(futures)
+
+
+class Progress:
+    """A tqdm bar when stderr is a terminal; otherwise a plain line every `LOG_EVERY_SECONDS`
+    while work remains, so a batch job's log gets no carriage-return floods."""
+
+    def __init__(self, total: int, desc: str, unit: str, enabled: bool):
+        self.total, self.desc, self.unit, self.done = total, desc, unit, 0
+        self.start = self.last_line = time.monotonic()
+        terminal = enabled and sys.stderr.isatty()
+        self.bar = tqdm(total=total, desc=desc, unit=unit, file=sys.stderr) if terminal else None
+        self.lines = enabled and not terminal
+
+    def update(self, n: int) -> None:
+        self.done += n
+        if self.bar is not None:
+            self.bar.update(n)
+        now = time.monotonic()
+        if self.lines and self.done < self.total and now - self.last_line >= LOG_EVERY_SECONDS:
+            self.last_line = now
+            log(f"[{self.desc}] {self.done}/{self.total} {self.unit}s done, {now - self.start:.0f}s")
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 def run_map_part(in_path: str, out_dir: str, part: str, stage: MapStage) -> dict:
@@ -216,6 +245,7 @@ class Runner:
         start = time.perf_counter()
         schema = read_schema(self.config.inputs)
         todo = [t for t in tasks if not (directory / "_stats" / f"task-{t.index:05d}.json").exists()]
+        log(f"[{directory.name}] started: {len(files)} file(s) in {len(tasks)} task(s){_resumed(tasks, todo)}")
         specs = [self.config.inputs[t.input_index] for t in todo]
         futures = self.client.map(
             run_read_task, todo, specs, options=self.config.read, out_dir=str(directory), schema=schema, pure=False,
@@ -235,6 +265,7 @@ class Runner:
         if isinstance(stage, MapStage):
             schema = stage.output_schema(previous.schema)
             todo = [p for p in previous.parts if not (directory / "_stats" / f"{p}.json").exists()]
+            log(f"[{directory.name}] started: {len(previous.parts)} part(s){_resumed(previous.parts, todo)}")
             todo = [todo[i] for i in largest_first(file_sizes(previous.dir / p for p in todo))]
             futures = self.client.map(
                 run_map_part, [str(previous.dir / p) for p in todo], [str(directory)] * len(todo), todo,
@@ -244,6 +275,7 @@ class Runner:
             stats, extra = _merge_stats(directory / "_stats"), {}
         else:
             assert isinstance(stage, GlobalStage)
+            log(f"[{directory.name}] started: {len(previous.parts)} part(s), global")
             stats = StageStats()
             ctx = GlobalContext(self.client, previous, directory, self.config.seed, stats, self.progress)
             extra = stage.run(ctx) or {}
@@ -275,6 +307,10 @@ class Runner:
         if errors := {k: v for k, v in s.rejected.items() if k.endswith(".error")}:
             log(f"[{directory.name}] warning: documents raised errors and were set aside in rejected/: {errors}")
         return StageOutput(directory, fingerprint, parts, schema)
+
+
+def _resumed(items: list, todo: list) -> str:
+    return f", {len(items) - len(todo)} done already" if len(todo) < len(items) else ""
 
 
 def _schema_of(directory: Path, manifest: dict) -> pa.Schema:

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import argparse
 import base64
+import gc
 import math
 import os
 import sys
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -38,34 +40,39 @@ from training.shards import load_manifest
 
 
 def train(config: TrainConfig) -> dict:
-    """Load or initialise, then step, log, validate and checkpoint until `train.steps`."""
+    """Join or start the process group, train, and tear the group down before returning."""
     with Distributed.start() as env:
-        manifest = load_manifest(config.data.manifest)
-        loader = BlendedLoader.from_manifest(manifest, config.data.seq_len, config.seed, config.data.weights)
-        valid = validation_sets(manifest, config.data.seq_len)
-        model = build_model(config, manifest.vocab_size, env)
-        optimizer, scheduler = build_optimizer(model, config.train)
-        accum = config.grad_accum_steps(env.world_size)
-        checkpointer = Checkpointer(Path(config.output) / "checkpoints", config.checkpoint.keep)
-        log = MetricLogger(Path(config.output), config, model, env, accum)
+        return _train(config, env)  # the model, optimizer and loader die with this call's frame
 
-        step = restore(checkpointer, config, model, optimizer, scheduler, loader, log)
-        if step == 0:
+
+def _train(config: TrainConfig, env: Distributed) -> dict:
+    """Load or initialise, then step, log, validate and checkpoint until `train.steps`."""
+    manifest = load_manifest(config.data.manifest)
+    loader = BlendedLoader.from_manifest(manifest, config.data.seq_len, config.seed, config.data.weights)
+    valid = validation_sets(manifest, config.data.seq_len)
+    model = build_model(config, manifest.vocab_size, env)
+    optimizer, scheduler = build_optimizer(model, config.train)
+    accum = config.grad_accum_steps(env.world_size)
+    checkpointer = Checkpointer(Path(config.output) / "checkpoints", config.checkpoint.keep)
+    log = MetricLogger(Path(config.output), config, model, env, accum)
+
+    step = restore(checkpointer, config, model, optimizer, scheduler, loader, log)
+    if step == 0:
+        log.eval(step, evaluate(model, valid, config, env))
+    opts = config.train
+    while step < opts.steps:
+        step += 1
+        log.start_step()
+        micro_batches = loader.next_step(opts.global_batch_size, opts.micro_batch_size, env.rank, env.world_size)
+        loss, grad_norm = train_step(model, optimizer, micro_batches, opts.grad_clip, env)
+        log.step(step, loss, grad_norm, scheduler.get_last_lr()[0])
+        scheduler.step()
+        if step % config.eval.every == 0 or step == opts.steps:
             log.eval(step, evaluate(model, valid, config, env))
-        opts = config.train
-        while step < opts.steps:
-            step += 1
-            log.start_step()
-            micro_batches = loader.next_step(opts.global_batch_size, opts.micro_batch_size, env.rank, env.world_size)
-            loss, grad_norm = train_step(model, optimizer, micro_batches, opts.grad_clip, env)
-            log.step(step, loss, grad_norm, scheduler.get_last_lr()[0])
-            scheduler.step()
-            if step % config.eval.every == 0 or step == opts.steps:
-                log.eval(step, evaluate(model, valid, config, env))
-            if step % config.checkpoint.every == 0 or step == opts.steps:
-                path = checkpointer.save(step, model, optimizer, trainer_state(step, scheduler, loader))
-                log.note(f"saved checkpoint {path}")
-        return log.finish()
+        if step % config.checkpoint.every == 0 or step == opts.steps:
+            path = checkpointer.save(step, model, optimizer, trainer_state(step, scheduler, loader))
+            log.note(f"saved checkpoint {path}")
+    return log.finish()
 
 
 @dataclass
@@ -95,9 +102,50 @@ class Distributed:
     def __enter__(self) -> Distributed:
         return self
 
-    def __exit__(self, *exc) -> None:
-        if self.owns_group:
-            dist.destroy_process_group()
+    def __exit__(self, exc_type, *exc) -> None:
+        """Destroy the group, and with it gloo's worker threads, while Python is fully alive.
+
+        `destroy_process_group` only forgets the group: it lives on while anything refers to it,
+        and DTensor's sharding-propagation caches (module-level) keep every DTensorSpec they saw,
+        hence the DeviceMesh and its process groups, until the interpreter exits. A gloo worker
+        thread that then releases a finished collective (a barrier holds the works before it,
+        with their tensors) must take the GIL to free those tensors' Python objects; during
+        interpreter finalization that kills the thread inside a noexcept C++ frame, and the rank
+        dies with `terminate called without an active exception` (SIGABRT) after a run that
+        succeeded, more often on a loaded machine, where the thread is scheduled late. So: every
+        rank passes a last barrier, the caches and the mesh let go, and the group's destructor
+        joins its threads here (c10d releases the GIL for it)."""
+        if not self.owns_group:
+            return
+        if exc_type is None:
+            dist.barrier()  # after a failure a peer may never get here: no collective then
+        self.mesh = None
+        release_dtensor_caches()
+        gc.collect()  # FSDP module states and DTensors hold the mesh in reference cycles
+        dist.destroy_process_group()
+
+
+LRU_CACHE = type(lru_cache(None)(lambda: None))
+
+
+def release_dtensor_caches() -> None:
+    """Empty the module-level caches of torch.distributed whose entries hold device meshes
+    (and so process groups): DTensor's sharding propagation (a Python and a C++ cache),
+    redistribution planners and transform plans, mesh topology. They are private and change
+    between torch releases, so every `functools.lru_cache` found on those modules and their
+    classes is cleared rather than a list of names; `tests/training/test_train.py` checks that
+    no gloo thread outlives a 2-rank run, so a cache this misses fails there."""
+    from torch.distributed.tensor import _redistribute, debug
+
+    getattr(debug, "_clear_sharding_prop_cache", lambda: None)()
+    getattr(_redistribute, "clear_redistribute_planner_cache", lambda: None)()
+    for name, module in list(sys.modules.items()):
+        if name.startswith("torch.distributed") and module is not None:
+            for value in list(vars(module).values()):
+                for item in (value, *(vars(value).values() if isinstance(value, type) else ())):
+                    item = getattr(item, "__func__", item)  # staticmethod / classmethod
+                    if isinstance(item, LRU_CACHE):
+                        item.cache_clear()
 
 
 def build_model(config: TrainConfig, vocab_size: int, env: Distributed) -> Transformer:

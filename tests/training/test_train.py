@@ -156,6 +156,22 @@ def test_init_from_a_checkpoint_of_another_shape_names_the_weight(full_run, tmp_
     assert "does not fit the model config: layers.2.attention_norm.weight is missing there" in capsys.readouterr().err
 
 
+@pytest.mark.slow
+def test_no_gloo_thread_outlives_a_two_rank_run(manifest_path, tmp_path):
+    """gloo threads alive at interpreter exit aborted ranks after successful runs (SIGABRT,
+    `terminate called without an active exception`) on a loaded machine: the process group
+    must be gone, its threads joined, when `train()` returns."""
+    sets = [f"data.manifest={manifest_path}", *SMALL, "train.steps=4", "eval.every=4", "checkpoint.every=4"]
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
+                           "-m", "tests.training.rank_threads", str(TINY), str(tmp_path), *sets],
+                          cwd=REPO, capture_output=True, text=True, check=False, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    reports = [json.loads(line) for line in done.stdout.splitlines() if line.startswith('{"rank"')]
+    assert sorted(r["rank"] for r in reports) == [0, 1]
+    for report in reports:
+        assert not [name for name in report["threads"] if "gloo" in name], report
+
+
 def test_schedule_warms_up_linearly_then_decays_to_ten_percent():
     opts = TrainOptions(steps=100, warmup_steps=10, min_lr_ratio=0.1)
     assert [lr_factor(s, opts) for s in (0, 4, 9)] == pytest.approx([0.1, 0.5, 1.0])

@@ -1,6 +1,6 @@
-"""Run by `tests/training/test_train.py` under torchrun: train, then print the native threads
-this rank still has (their /proc names). gloo's worker threads (`pt_gloo_runloop`,
-`gloo_tcp_loop`) alive at interpreter exit can abort a finished rank (see
+"""Run by `tests/training/test_train.py` under torchrun: train, then write the native threads
+this rank still has (their /proc names) to OUTPUT/threads-RANK.json. gloo's worker threads
+(`pt_gloo_runloop`, `gloo_tcp_loop`) alive at interpreter exit can abort a finished rank (see
 `training.train.Distributed.__exit__`), so none may outlive `train()`.
 
     python -m torch.distributed.run --standalone --nproc-per-node 2 -m tests.training.rank_threads CONFIG K=V ...
@@ -23,4 +23,6 @@ def thread_names() -> list[str]:
 
 if __name__ == "__main__":
     train(load_train_config(sys.argv[1], sys.argv[3:], sys.argv[2]))
-    print(json.dumps({"rank": int(os.environ["RANK"]), "threads": thread_names()}), flush=True)
+    rank = int(os.environ["RANK"])
+    with open(os.path.join(sys.argv[2], f"threads-{rank}.json"), "w") as f:  # not stdout: ranks share it
+        json.dump({"rank": rank, "threads": thread_names()}, f)

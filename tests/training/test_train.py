@@ -166,7 +166,7 @@ def test_no_gloo_thread_outlives_a_two_rank_run(manifest_path, tmp_path):
                            "-m", "tests.training.rank_threads", str(TINY), str(tmp_path), *sets],
                           cwd=REPO, capture_output=True, text=True, check=False, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
-    reports = [json.loads(line) for line in done.stdout.splitlines() if line.startswith('{"rank"')]
+    reports = [json.loads(path.read_text()) for path in sorted(tmp_path.glob("threads-*.json"))]
     assert sorted(r["rank"] for r in reports) == [0, 1]
     for report in reports:
         assert not [name for name in report["threads"] if "gloo" in name], report

@@ -1,4 +1,5 @@
-"""Trainer throughput: thresher's FSDP2 trainer (1 rank) vs a plain PyTorch loop, same run.
+"""Trainer throughput: thresher's FSDP2 trainer (1 rank) vs a plain PyTorch loop, same run;
+2 CPU ranks with the prefetching loader vs without; the loader index's memory per rank.
 
 Both train the same Llama-style model (training/model.py) from the same seed on the same batch
 shape with the same AdamW, accumulation and clipping; the plain loop is a bare single-process
@@ -7,7 +8,17 @@ thresher's machinery (FSDP2 wrapping, the blended loader reading shards, logging
 timed per optimizer step; the first steps (warm-up) are dropped, the median step is reported,
 and the median over repetitions (alternating the two) is printed. On a GPU it also prints MFU.
 
+With `--prefetch`, `thresher train --nproc 2` runs with `data.prefetch: 2` (steps read ahead on
+a background thread) and with 0 (read in the step loop), alternating, and the median tokens/s of
+each is printed. With `--index-docs N`, two processes (as two ranks) open one domain of N
+synthetic documents and touch its whole per-document index (lengths and two epochs of
+orders), once built in memory by each and once memory-mapped from the shared cache
+(training/index.py), and each process's resident (RSS), proportional (PSS: shared pages split
+between the processes that map them) and private memory is printed.
+
     .venv/bin/python bench/train.py [--quick] [--manifest PATH] [--reps 3] [--steps 12]
+    .venv/bin/python bench/train.py --prefetch [--reps 3] [--steps 16]
+    .venv/bin/python bench/train.py --index-docs 10000000
 """
 
 from __future__ import annotations
@@ -21,16 +32,21 @@ sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 import argparse
 import json
+import multiprocessing
 import statistics
+import subprocess
 import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
+from tokenization.indexed import IndexedDataset, IndexedWriter
 from training.config import parse_train_config
-from training.data import BlendedLoader
+from training.data import BlendedLoader, PackedDomain
+from training.index import IndexCache
 from training.model import Transformer
 from training.shards import load_manifest
 from training.train import build_optimizer, train
@@ -83,6 +99,86 @@ def run_plain(raw: dict) -> float:
     return statistics.median(rates[WARMUP_STEPS:])
 
 
+def run_two_ranks(manifest: str, output: Path, steps: int, prefetch: int) -> float:
+    """Median tokens/s per step of `thresher train --nproc 2` (gloo, FSDP2) with `data.prefetch`."""
+    raw = bench_config(manifest, output, steps)
+    raw["data"]["prefetch"] = prefetch
+    raw["train"]["micro_batch_size"] = 4  # 16 sequences = 2 ranks x 4 x 2 accumulation steps
+    config = output.with_suffix(".yaml")
+    config.write_text(json.dumps(raw))  # JSON is YAML
+    subprocess.run([sys.executable, "-m", "pipeline.cli", "train", str(config), "--nproc", "2"], check=True,
+                   capture_output=True, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    records = [json.loads(line) for line in (output / "metrics.jsonl").read_text().splitlines()]
+    return statistics.median([r["tokens_per_s"] for r in records if "loss" in r][WARMUP_STEPS:])
+
+
+def bench_prefetch(manifest: str, tmp: Path, reps: int, steps: int) -> None:
+    rates: dict[int, list[float]] = {0: [], 2: []}
+    for rep in range(reps):
+        for depth in (0, 2):
+            rates[depth].append(run_two_ranks(manifest, tmp / f"prefetch{depth}-{rep}", steps, depth))
+        print(f"rep {rep}: prefetch 2 {rates[2][-1]:,.0f} tokens/s   prefetch 0 {rates[0][-1]:,.0f} tokens/s",
+              flush=True)
+    with_, without = statistics.median(rates[2]), statistics.median(rates[0])
+    print(f"\n2 CPU ranks (gloo, FSDP2), model {MODEL}, seq 128, 16 sequences/step, {steps} steps, {reps} reps")
+    print(f"prefetch 2 (background thread):   {with_:>10,.0f} tokens/s (median)")
+    print(f"prefetch 0 (read in the loop):    {without:>10,.0f} tokens/s (median)")
+    print(f"ratio:                            {with_ / without:>10.3f}")
+
+
+def synthetic_shard(prefix: Path, n_docs: int) -> IndexedDataset:
+    """`n_docs` documents of 2..30 tokens (seeded), as one shard."""
+    lengths = np.random.default_rng(0).integers(2, 31, n_docs)
+    with IndexedWriter(prefix) as writer:
+        for start in range(0, n_docs, 1_000_000):
+            chunk = lengths[start:start + 1_000_000]
+            writer.add_documents(np.ones(int(chunk.sum()), dtype=np.uint16), chunk.tolist())
+    return IndexedDataset(prefix)
+
+
+def memory_kib() -> dict[str, int]:
+    """This process's Rss, Pss and private (Private_Clean + Private_Dirty) memory, KiB."""
+    fields = {}
+    for line in Path("/proc/self/smaps_rollup").read_text().splitlines()[1:]:
+        name, value = line.split(":")
+        fields[name] = int(value.split()[0])
+    return {"rss": fields["Rss"], "pss": fields["Pss"], "private": fields["Private_Clean"] + fields["Private_Dirty"]}
+
+
+def index_rank(prefix: str, cache: str | None, ready, go, out) -> None:
+    """One 'rank': open the domain, touch its whole index, wait for the other, report memory."""
+    before = memory_kib()
+    domain = PackedDomain("d", [IndexedDataset(prefix)], seq_len=128, seed=0,
+                          index=IndexCache(Path(cache)) if cache else None)
+    for array in (domain.lengths, *domain._epoch(0), *domain._epoch(1)):
+        np.asarray(array).sum()  # every page resident
+    ready.wait()  # both ranks hold their index now
+    after = memory_kib()
+    out.put({k: after[k] - before[k] for k in after})
+    go.wait()
+
+
+def bench_index(n_docs: int, tmp: Path) -> None:
+    shard = synthetic_shard(tmp / "synthetic", n_docs)
+    print(f"{n_docs:,} documents, {shard.num_tokens:,} tokens, seq 128: lengths + 2 epochs of orders")
+    context = multiprocessing.get_context("spawn")
+    for label, cache in (("in memory, each rank", None), ("memory-mapped cache", str(tmp / "index"))):
+        if cache:  # built once beforehand, as the first rank of a run would
+            PackedDomain("d", [shard], 128, 0, index=IndexCache(Path(cache)))._epoch(1)
+        ready, go, out = context.Barrier(3), context.Barrier(3), context.Queue()
+        ranks = [context.Process(target=index_rank, args=(str(shard.prefix), cache, ready, go, out)) for _ in range(2)]
+        for rank in ranks:
+            rank.start()
+        ready.wait()
+        reports = [out.get() for _ in ranks]
+        go.wait()
+        for rank in ranks:
+            rank.join()
+        mib = {k: statistics.mean(r[k] for r in reports) / 1024 for k in ("rss", "pss", "private")}
+        print(f"{label:<24} per rank: RSS {mib['rss']:>7,.0f} MiB   PSS {mib['pss']:>7,.0f} MiB   "
+              f"private {mib['private']:>7,.0f} MiB   ({1024 * 1024 * mib['pss'] / n_docs:.1f} B/document)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="2 repetitions of 8 steps")
@@ -91,7 +187,13 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--threads", type=int, default=1, help="CPU threads for both (default 1: steadier "
                         "on a shared machine)")
+    parser.add_argument("--prefetch", action="store_true", help="2 CPU ranks with and without prefetching")
+    parser.add_argument("--index-docs", type=int, metavar="N", help="memory of the loader index of N documents")
     args = parser.parse_args()
+    if args.index_docs:
+        with tempfile.TemporaryDirectory() as tmp:
+            bench_index(args.index_docs, Path(tmp))
+        return
     torch.set_num_threads(args.threads)
     reps, steps = (2, 8) if args.quick else (args.reps, args.steps)
     with tempfile.TemporaryDirectory() as tmp:
@@ -100,6 +202,9 @@ def main() -> None:
             from tests.training.shard_builder import build_shards
 
             manifest = str(build_shards(Path(tmp) / "shards"))
+        if args.prefetch:
+            bench_prefetch(manifest, Path(tmp), args.reps, 16 if args.steps == 12 else args.steps)
+            return
         thresher, plain, mfus = [], [], []
         for rep in range(reps):
             rate, mfu = run_thresher(bench_config(manifest, Path(tmp) / f"run-{rep}", steps))

@@ -75,6 +75,9 @@ class DataConfig(Frozen):
     manifest: str = Field(description="manifest.json written by the tokenize stage")
     seq_len: int = Field(128, gt=0, description="tokens per training sequence")
     weights: dict[str, float] | None = Field(None, description="domain -> share; default: manifest mixture")
+    prefetch: int = Field(2, ge=0, description="steps read ahead on a background thread (0: read in the step loop)")
+    index_cache: str | None = Field(None, description="folder for the loader's memory-mapped document index, "
+                                    "shared by the ranks (default: OUTPUT/data-index)")
 
     @model_validator(mode="after")
     def _check_weights(self) -> DataConfig:

@@ -13,45 +13,68 @@ iterator state cannot; torchtitan #816, litData #213).
     loader = BlendedLoader.from_manifest(manifest, seq_len=128, seed=0)
     micro_batches = loader.next_step(global_batch=16, micro_batch=4, rank=0, world_size=2)
     state = loader.state_dict(); loader.load_state_dict(state)
+    with Prefetcher(loader, 16, 4, rank=0, world_size=2) as steps:   # reads ahead on a thread
+        micro_batches = steps.next_step(); state = steps.state_dict()
+
+The per-document index (lengths, per-epoch orders) is memory-mapped from a cache folder shared
+by the ranks when `from_manifest` gets an `IndexCache` (training/index.py).
 """
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 
 from tokenization.indexed import IndexedDataset
+from training.index import IndexCache, shards_key
 from training.shards import Manifest
 
 
 class PackedDomain:
-    """One domain's documents packed into fixed-length samples, reshuffled every epoch."""
+    """One domain's documents packed into fixed-length samples, reshuffled every epoch.
 
-    def __init__(self, name: str, shards: Sequence[IndexedDataset], seq_len: int, seed: int, shuffle: bool = True):
+    The per-document arrays (lengths; per epoch the document order, its cumulative token ends
+    and the sample order) come from `index` (training/index.py): memory-mapped from a cache
+    folder shared by the ranks, or built in memory without one."""
+
+    def __init__(self, name: str, shards: Sequence[IndexedDataset], seq_len: int, seed: int, shuffle: bool = True,
+                 index: IndexCache | None = None):
         self.name, self.shards, self.seq_len, self.shuffle = name, list(shards), seq_len, shuffle
         self.seed = [seed, *name.encode()]  # a seed per domain, independent of the domain list
-        # int32 per document: ~12 bytes each, the same footprint as Megatron's document index.
-        self.lengths = np.concatenate([s.lengths for s in self.shards] or [[]]).astype(np.int32)
-        self.doc_shard = np.concatenate([np.full(len(s), i, np.int32) for i, s in enumerate(self.shards)] or [[]])
-        self.doc_local = np.concatenate([np.arange(len(s), dtype=np.int32) for s in self.shards] or [[]])
+        self.index = index or IndexCache(None)
+        self._key = {"domain": name, "shards": shards_key(self.shards) if index else None, "seed": self.seed}
+        self.lengths = self.index.arrays("lengths", self._key, self._lengths)["lengths"]
+        # Shard of global document g: the last start <= g (a few numbers, not one per document).
+        self.shard_starts = np.cumsum([0] + [len(s) for s in self.shards], dtype=np.int64)
         self.tokens = int(self.lengths.sum(dtype=np.int64))
         self.samples_per_epoch = max(self.tokens - 1, 0) // seq_len
         if self.samples_per_epoch == 0:
             raise ValueError(f"domain {name!r} has {self.tokens} tokens, fewer than data.seq_len + 1 = {seq_len + 1}")
         self._epochs: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
+    def _lengths(self) -> dict[str, np.ndarray]:
+        return {"lengths": np.concatenate([s.lengths for s in self.shards] or [[]]).astype(np.int32)}
+
     def _epoch(self, epoch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if epoch not in self._epochs:
             if len(self._epochs) >= 2:  # the current epoch and the next are all a run needs
                 self._epochs.pop(min(self._epochs))
-            rng = np.random.default_rng([*self.seed, epoch])
-            n_docs = len(self.lengths)
-            docs = rng.permutation(n_docs) if self.shuffle else np.arange(n_docs)
-            samples = rng.permutation(self.samples_per_epoch) if self.shuffle else np.arange(self.samples_per_epoch)
-            self._epochs[epoch] = (docs, np.cumsum(self.lengths[docs], dtype=np.int64), samples)
+            key = {**self._key, "epoch": epoch, "seq_len": self.seq_len, "shuffle": self.shuffle}
+            arrays = self.index.arrays("epoch", key, lambda: self._build_epoch(epoch))
+            self._epochs[epoch] = (arrays["docs"], arrays["ends"], arrays["samples"])
         return self._epochs[epoch]
+
+    def _build_epoch(self, epoch: int) -> dict[str, np.ndarray]:
+        rng = np.random.default_rng([*self.seed, epoch])
+        n_docs = len(self.lengths)
+        docs = rng.permutation(n_docs) if self.shuffle else np.arange(n_docs)
+        samples = rng.permutation(self.samples_per_epoch) if self.shuffle else np.arange(self.samples_per_epoch)
+        ends = np.cumsum(self.lengths[docs], dtype=np.int64)
+        return {"docs": _narrow(docs), "ends": ends, "samples": _narrow(samples)}  # orders: int32 when they fit
 
     def sample(self, n: int) -> np.ndarray:
         """The n-th sample drawn from this domain (n counts on through later epochs)."""
@@ -65,9 +88,14 @@ class PackedDomain:
             doc = docs[j]
             offset = position - (int(ends[j]) - int(self.lengths[doc]))
             take = min(count, int(self.lengths[doc]) - offset)
-            pieces.append(self.shards[self.doc_shard[doc]].get(int(self.doc_local[doc]), offset, take))
+            shard = int(np.searchsorted(self.shard_starts, doc, side="right")) - 1
+            pieces.append(self.shards[shard].get(int(doc - self.shard_starts[shard]), offset, take))
             position, count, j = position + take, count - take, j + 1
         return np.concatenate(pieces).astype(np.int64)
+
+
+def _narrow(positions: np.ndarray) -> np.ndarray:
+    return positions.astype(np.int32) if len(positions) < 2**31 else positions
 
 
 def blend(weights: np.ndarray, start: int, drawn: np.ndarray, count: int) -> list[int]:
@@ -94,15 +122,15 @@ class BlendedLoader:
         self.drawn = np.zeros(len(domains), dtype=np.int64)
 
     @classmethod
-    def from_manifest(cls, manifest: Manifest, seq_len: int, seed: int,
-                      weights: dict[str, float] | None = None) -> BlendedLoader:
+    def from_manifest(cls, manifest: Manifest, seq_len: int, seed: int, weights: dict[str, float] | None = None,
+                      index: IndexCache | None = None) -> BlendedLoader:
         weights = dict(weights or manifest.mixture)
         unknown = sorted(set(weights) - set(manifest.domains))
         if unknown:
             raise ValueError(f"data.weights: domain(s) {unknown} not in the manifest; "
                              f"it has {sorted(manifest.domains)}")
         names = [name for name in sorted(weights) if weights[name] > 0]
-        domains = [PackedDomain(n, manifest.domains[n].train, seq_len, seed) for n in names]
+        domains = [PackedDomain(n, manifest.domains[n].train, seq_len, seed, index=index) for n in names]
         return cls(domains, [weights[n] for n in names], seed)
 
     def next_samples(self, count: int) -> list[tuple[int, int]]:
@@ -150,6 +178,65 @@ class BlendedLoader:
                              f"({theirs} vs {mine}); use checkpoint.init_from to start a new run from its weights")
         self.consumed = int(state["consumed_samples"])
         self.drawn = np.array([state["domains"][d.name]["drawn"] for d in self.domains], dtype=np.int64)
+
+
+class Prefetcher:
+    """The loader's steps read ahead on a background thread into a bounded queue, so the step
+    loop does not wait on shard reads. Batches and their order are exactly the loader's; each
+    step comes with the loader state after it, so `state_dict()` is the state after the last
+    step *taken*, whatever the thread has read ahead. `depth` 0 reads in the caller's thread."""
+
+    def __init__(self, loader: BlendedLoader, global_batch: int, micro_batch: int, rank: int, world_size: int,
+                 depth: int = 2):
+        self.loader, self.depth = loader, depth
+        self._args = (global_batch, micro_batch, rank, world_size)
+        self._state = loader.state_dict()
+        self._stop = threading.Event()
+        self._queue: queue.Queue = queue.Queue(maxsize=max(depth, 1))
+        self._thread = threading.Thread(target=self._produce, name="thresher-prefetch", daemon=True)
+        if depth:
+            self._thread.start()
+
+    def _produce(self) -> None:
+        while not self._stop.is_set():
+            try:
+                item: tuple | BaseException = (self.loader.next_step(*self._args), self.loader.state_dict())
+            except BaseException as error:  # handed to the step loop, which raises it
+                item = error
+            while not self._stop.is_set():
+                try:
+                    self._queue.put(item, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+            if isinstance(item, BaseException):
+                return
+
+    def next_step(self) -> list[torch.Tensor]:
+        """This rank's micro-batches of the next step."""
+        if not self.depth:
+            batches = self.loader.next_step(*self._args)
+            self._state = self.loader.state_dict()
+            return batches
+        item = self._queue.get()
+        if isinstance(item, BaseException):
+            raise item
+        batches, self._state = item
+        return batches
+
+    def state_dict(self) -> dict:
+        return self._state
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def __enter__(self) -> Prefetcher:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def validation_sets(manifest: Manifest, seq_len: int) -> dict[str, PackedDomain]:

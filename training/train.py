@@ -33,7 +33,8 @@ from torch.distributed.tensor import DTensor
 
 from training.checkpoint import Checkpointer, load_weights
 from training.config import TrainConfig, TrainOptions, load_train_config
-from training.data import BlendedLoader, PackedDomain, validation_sets
+from training.data import BlendedLoader, PackedDomain, Prefetcher, validation_sets
+from training.index import IndexCache
 from training.metrics import MetricLogger
 from training.model import Transformer
 from training.shards import load_manifest
@@ -48,7 +49,8 @@ def train(config: TrainConfig) -> dict:
 def _train(config: TrainConfig, env: Distributed) -> dict:
     """Load or initialise, then step, log, validate and checkpoint until `train.steps`."""
     manifest = load_manifest(config.data.manifest)
-    loader = BlendedLoader.from_manifest(manifest, config.data.seq_len, config.seed, config.data.weights)
+    index = IndexCache(Path(config.data.index_cache or Path(config.output) / "data-index"))
+    loader = BlendedLoader.from_manifest(manifest, config.data.seq_len, config.seed, config.data.weights, index)
     valid = validation_sets(manifest, config.data.seq_len)
     model = build_model(config, manifest.vocab_size, env)
     optimizer, scheduler = build_optimizer(model, config.train)
@@ -60,18 +62,19 @@ def _train(config: TrainConfig, env: Distributed) -> dict:
     if step == 0:
         log.eval(step, evaluate(model, valid, config, env))
     opts = config.train
-    while step < opts.steps:
-        step += 1
-        log.start_step()
-        micro_batches = loader.next_step(opts.global_batch_size, opts.micro_batch_size, env.rank, env.world_size)
-        loss, grad_norm = train_step(model, optimizer, micro_batches, opts.grad_clip, env)
-        log.step(step, loss, grad_norm, scheduler.get_last_lr()[0])
-        scheduler.step()
-        if step % config.eval.every == 0 or step == opts.steps:
-            log.eval(step, evaluate(model, valid, config, env))
-        if step % config.checkpoint.every == 0 or step == opts.steps:
-            path = checkpointer.save(step, model, optimizer, trainer_state(step, scheduler, loader))
-            log.note(f"saved checkpoint {path}")
+    with Prefetcher(loader, opts.global_batch_size, opts.micro_batch_size, env.rank, env.world_size,
+                    config.data.prefetch) as batches:
+        while step < opts.steps:
+            step += 1
+            log.start_step()
+            loss, grad_norm = train_step(model, optimizer, batches.next_step(), opts.grad_clip, env)
+            log.step(step, loss, grad_norm, scheduler.get_last_lr()[0])
+            scheduler.step()
+            if step % config.eval.every == 0 or step == opts.steps:
+                log.eval(step, evaluate(model, valid, config, env))
+            if step % config.checkpoint.every == 0 or step == opts.steps:
+                path = checkpointer.save(step, model, optimizer, trainer_state(step, scheduler, batches))
+                log.note(f"saved checkpoint {path}")
     return log.finish()
 
 
@@ -213,7 +216,7 @@ def restore(checkpointer: Checkpointer, config: TrainConfig, model, optimizer, s
     return 0
 
 
-def trainer_state(step: int, scheduler, loader: BlendedLoader) -> dict:
+def trainer_state(step: int, scheduler, loader: BlendedLoader | Prefetcher) -> dict:
     rng = base64.b64encode(torch.get_rng_state().numpy().tobytes()).decode()
     return {"step": step, "scheduler": scheduler.state_dict(), "data": loader.state_dict(), "rng": rng}
 

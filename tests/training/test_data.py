@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from tokenization.indexed import IndexedDataset, IndexedWriter
-from training.data import BlendedLoader, PackedDomain, blend, validation_sets
+from training.data import BlendedLoader, PackedDomain, Prefetcher, blend, validation_sets
+from training.index import IndexCache
 from training.shards import load_manifest
 
 
@@ -126,3 +127,54 @@ def test_validation_sets_are_the_held_out_shards_in_order(manifest_path):
     assert sorted(sets) == ["financial", "general"]
     valid = manifest.domains["financial"].valid
     assert sets["financial"].sample(0).tolist() == valid.token_range(0, 65).tolist()
+
+
+def _two_domain_loader(tmp_path, index=None) -> BlendedLoader:
+    docs = [[10 + i] * (3 + i % 11) + [2] for i in range(200)]
+    parts = {"a0": docs[:70], "a1": docs[70:120], "b0": docs[120:]}
+    opened = {name: IndexedDataset(tmp_path / name) if (tmp_path / f"{name}.idx").exists()
+              else make_shard(tmp_path, name, part) for name, part in parts.items()}
+    shards = {"a": [opened["a0"], opened["a1"]], "b": [opened["b0"]]}
+    domains = [PackedDomain(name, shards[name], seq_len=8, seed=5, index=index) for name in ("a", "b")]
+    return BlendedLoader(domains, [0.6, 0.4], seed=5)
+
+
+@pytest.mark.parametrize("depth", [0, 1, 3])
+def test_prefetching_gives_the_loaders_own_steps_and_the_state_of_the_last_step_taken(tmp_path, depth):
+    direct, ahead = _two_domain_loader(tmp_path), _two_domain_loader(tmp_path)
+    with Prefetcher(ahead, 8, 2, rank=1, world_size=2, depth=depth) as steps:
+        for _ in range(30):  # several epochs of both domains
+            expected = direct.next_step(8, 2, rank=1, world_size=2)
+            got = steps.next_step()
+            assert [b.tolist() for b in got] == [b.tolist() for b in expected]
+            assert steps.state_dict() == direct.state_dict()  # not the state of the steps read ahead
+        resumed = _two_domain_loader(tmp_path)
+        resumed.load_state_dict(steps.state_dict())
+    assert [b.tolist() for b in resumed.next_step(8, 2, 1, 2)] == [b.tolist() for b in direct.next_step(8, 2, 1, 2)]
+
+
+def test_a_loader_error_is_raised_in_the_step_loop(tmp_path):
+    loader = _two_domain_loader(tmp_path)
+    loader.next_step = lambda *args: (_ for _ in ()).throw(OSError("shard vanished"))
+    with Prefetcher(loader, 8, 2, rank=0, world_size=1, depth=2) as steps, pytest.raises(OSError, match="vanished"):
+        steps.next_step()
+
+
+def test_the_document_index_is_built_once_and_memory_mapped(tmp_path, monkeypatch):
+    builds = []
+    original = PackedDomain._build_epoch
+    monkeypatch.setattr(PackedDomain, "_build_epoch", lambda self, epoch: builds.append(epoch) or original(self, epoch))
+    in_memory = _two_domain_loader(tmp_path)
+    first, second = (_two_domain_loader(tmp_path, IndexCache(tmp_path / "index")) for _ in range(2))
+    samples = [[d.sample(k).tolist() for k in range(0, 3 * d.samples_per_epoch, 7)] for d in in_memory.domains]
+    for loader in (first, second):  # the second maps what the first built
+        assert [[d.sample(k).tolist() for k in range(0, 3 * d.samples_per_epoch, 7)]
+                for d in loader.domains] == samples
+        assert all(isinstance(d.lengths, np.memmap) for d in loader.domains)
+        assert all(isinstance(a, np.memmap) for d in loader.domains for a in d._epoch(0))
+    # in memory: 2 domains x epochs 0..2; with the cache: the first loader builds them once more, the second never
+    assert Counter(builds) == {0: 4, 1: 4, 2: 4}
+    assert not list((tmp_path / "index").glob(".*"))  # no temporary file left
+    (tmp_path / "b0.idx").touch()  # a rewritten shard: its domain's index is built anew
+    _two_domain_loader(tmp_path, IndexCache(tmp_path / "index")).domains[1].sample(0)
+    assert Counter(builds) == {0: 5, 1: 4, 2: 4}

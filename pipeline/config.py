@@ -32,7 +32,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from pipeline.stage import Stage, load_registry
+from pipeline.stage import Scope, Stage, load_registry
 
 FORMATS = ("warc", "html", "jsonl", "parquet", "text")
 
@@ -75,6 +75,7 @@ class ReadOptions(Frozen):
 class StageSpec(Frozen):
     name: str
     params: dict[str, Any] = Field(default_factory=dict)
+    scope: Scope = Scope()  # `only` / `skip`, given beside the stage's params
 
 
 class RunConfig(Frozen):
@@ -99,12 +100,13 @@ class RunConfig(Frozen):
         stages = []
         for spec in self.stages:
             cls = registry[spec.name]
-            stages.append(cls(cls.Params.model_validate(spec.params)))
+            stages.append(cls(cls.Params.model_validate(spec.params), spec.scope))
         return stages
 
     def to_dict(self) -> dict[str, Any]:
         d = self.model_dump(mode="json")
-        d["stages"] = [{s["name"]: s["params"]} for s in d["stages"]]
+        d["stages"] = [{s["name"]: {**s["params"], **Scope.model_validate(s["scope"]).model_dump(exclude_none=True)}}
+                       for s in d["stages"]]
         return d
 
     def to_yaml(self) -> str:
@@ -178,8 +180,14 @@ def _parse_stage(item: Any, index: int) -> StageSpec:
         raise ConfigError(f"{where}: unknown stage {name!r}; known stages are: {', '.join(sorted(registry))}")
     if params is not None and not isinstance(params, dict):
         raise ConfigError(f"{where}.{name}: parameters must be a mapping, got {type(params).__name__}")
-    validated = validate_config(registry[name].Params, params or {}, f"{where}.{name}")
-    return StageSpec(name=name, params=validated.model_dump(mode="json"))
+    params = dict(params or {})
+    scope = validate_config(Scope, {k: params.pop(k) for k in ("only", "skip") if k in params}, f"{where}.{name}")
+    if scope.mask_is_set() and registry[name].kind != "map":
+        key = "only" if scope.only is not None else "skip"
+        raise ConfigError(f"{where}.{name}.{key}: only map stages take a scope; {name} is a global stage and "
+                          "sees every document")
+    validated = validate_config(registry[name].Params, params, f"{where}.{name}")
+    return StageSpec(name=name, params=validated.model_dump(mode="json"), scope=scope)
 
 
 def parse_config(data: Any, output: str | None = None) -> RunConfig:

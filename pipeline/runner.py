@@ -185,7 +185,7 @@ def run_map_part(in_path: str, out_dir: str, part: str, stage: MapStage) -> dict
     """Process one partition; runs on a Dask worker. Writes rejected, kept, then stats."""
     out = Path(out_dir)
     table = pq.read_table(in_path)
-    result = stage.process(table)
+    result = stage.run_part(table)
     if result.rejected.num_rows:
         write_parquet(result.rejected, out / "rejected" / part)
     write_parquet(result.kept, out / part)
@@ -257,8 +257,9 @@ class Runner:
     def _run_stage(self, index: int, stage: Stage, previous: StageOutput) -> StageOutput:
         directory = self.out / f"{index:02d}-{stage.name}"
         params = stage.params.model_dump(mode="json")
+        scope = stage.scope.model_dump(mode="json", exclude_none=True)  # {} for most stages: old fingerprints hold
         fingerprint = config_hash([__version__, stage.name, params, stage.fingerprint_extra(), self.config.seed,
-                                   previous.fingerprint])
+                                   previous.fingerprint, *([scope] if scope else [])])
         if (done := self._prepare(directory, fingerprint)) is not None:
             return done
         start = time.perf_counter()

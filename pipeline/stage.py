@@ -9,7 +9,10 @@ A *global* stage (dedup, mix, tokenizer training) sees the whole dataset at once
 `GlobalStage` and implement `run(ctx)`.
 
 Stages are registered by name with `@register` and configured from YAML through their
-`Params` model (pydantic, frozen, unknown keys forbidden):
+`Params` model (pydantic, frozen, unknown keys forbidden). Every map stage also takes a scope,
+`only: {source: [...], domain: [...]}` and/or `skip: {...}`: documents outside it pass
+through untouched, in place, counted as `scope.passed_through` (`Scope`, applied by
+`MapStage.run_part`), so web-page rules need not touch curated newswire:
 
     @register
     class MinChars(Filter):
@@ -28,8 +31,10 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import numpy as np
 import pyarrow as pa
-from pydantic import BaseModel, ConfigDict
+import pyarrow.compute as pc
+from pydantic import BaseModel, ConfigDict, Field
 
 from pipeline.record import (
     Document,
@@ -55,13 +60,46 @@ class StageParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class Match(StageParams):
+    """Documents whose source is one of `source` and whose domain is one of `domain` (a key
+    left out matches every document)."""
+
+    source: list[str] | None = Field(None, min_length=1, description="source names (the inputs' `source`)")
+    domain: list[str] | None = Field(None, min_length=1, description="domain labels")
+
+    def mask(self, table: pa.Table) -> np.ndarray:
+        hit = np.ones(table.num_rows, dtype=bool)
+        for column, values in (("source", self.source), ("domain", self.domain)):
+            if values is not None:
+                hit &= pc.fill_null(pc.is_in(table.column(column), pa.array(values, pa.string())), False).to_numpy()
+        return hit
+
+
+class Scope(StageParams):
+    """Which documents a stage applies to: those matching `only` (default: all) and not `skip`."""
+
+    only: Match | None = None
+    skip: Match | None = None
+
+    def mask_is_set(self) -> bool:
+        return self.only is not None or self.skip is not None
+
+    def mask(self, table: pa.Table) -> np.ndarray | None:
+        """In-scope rows of `table`, or None when the stage applies to every document."""
+        if not self.mask_is_set():
+            return None
+        hit = self.only.mask(table) if self.only is not None else np.ones(table.num_rows, dtype=bool)
+        return hit & ~self.skip.mask(table) if self.skip is not None else hit
+
+
 class Stage:
     name: ClassVar[str]
     kind: ClassVar[str]
     Params: ClassVar[type[StageParams]] = StageParams
 
-    def __init__(self, params: StageParams | None = None):
+    def __init__(self, params: StageParams | None = None, scope: Scope | None = None):
         self.params = params if params is not None else self.Params()
+        self.scope = scope or Scope()
 
     def check(self) -> None:
         """Fail early (at build time, not mid-run) when an optional dependency or a file
@@ -105,6 +143,37 @@ class MapStage(Stage):
 
     def process(self, table: pa.Table) -> PartResult:
         raise NotImplementedError
+
+    def run_part(self, table: pa.Table) -> PartResult:
+        """`process` on the rows in the stage's scope; the others pass through untouched, in
+        their place among the kept rows, and are counted as `scope.passed_through`."""
+        mask = self.scope.mask(table)
+        if mask is None:
+            return self.process(table)
+        inside = self.process(table.filter(pa.array(mask)))
+        outside = table.filter(pa.array(~mask))
+        kept = _in_input_order(table, inside.kept, _conform(outside, inside.kept.schema))
+        stats = inside.stats
+        n_bytes = int(pc.sum(pc.binary_length(outside.column("text"))).as_py() or 0) if outside.num_rows else 0
+        stats.docs_in, stats.docs_out = stats.docs_in + outside.num_rows, stats.docs_out + outside.num_rows
+        stats.bytes_in, stats.bytes_out = stats.bytes_in + n_bytes, stats.bytes_out + n_bytes
+        stats.count("scope.passed_through", outside.num_rows)
+        return PartResult(kept, inside.rejected, stats)
+
+
+def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """`table` with `schema`'s columns: missing ones null, extra ones dropped."""
+    columns = [table.column(f.name).cast(f.type) if f.name in table.column_names else pa.nulls(table.num_rows, f.type)
+               for f in schema]
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def _in_input_order(table: pa.Table, *parts: pa.Table) -> pa.Table:
+    """The rows of `parts` (each a subset of `table`'s documents, by id) in `table`'s order."""
+    position = {doc_id: i for i, doc_id in enumerate(table.column("id").to_pylist())}
+    merged = pa.concat_tables(parts)
+    order = np.argsort([position[doc_id] for doc_id in merged.column("id").to_pylist()], kind="stable")
+    return merged.take(pa.array(order, pa.int64()))
 
 
 class DocumentStage(MapStage):
@@ -194,10 +263,10 @@ def load_registry() -> dict[str, type[Stage]]:
     return REGISTRY
 
 
-def build_stage(name: str, params: dict[str, Any] | None) -> Stage:
+def build_stage(name: str, params: dict[str, Any] | None, scope: Scope | None = None) -> Stage:
     """Build a registered stage from raw params (raises pydantic's ValidationError)."""
     cls = load_registry()[name]
-    return cls(cls.Params.model_validate(params or {}))
+    return cls(cls.Params.model_validate(params or {}), scope)
 
 
 def stage_list(names: Iterable[str] | None = None) -> list[type[Stage]]:

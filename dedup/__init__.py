@@ -1,3 +1,4 @@
-"""Deduplication stages: exact (normalised-text hash) and MinHash LSH near-duplicates."""
+"""Deduplication stages: exact (normalised-text hash), MinHash LSH near-duplicates, and
+decontamination against benchmark sets (word n-gram overlap)."""
 
-STAGE_MODULES = ("dedup.exact", "dedup.stages")
+STAGE_MODULES = ("dedup.exact", "dedup.stages", "dedup.decontaminate")

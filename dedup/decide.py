@@ -34,7 +34,8 @@ RankKey = Literal["quality_score", "length", "id", "order"]
 DEFAULT_RANKING: tuple[RankKey, ...] = ("quality_score", "length", "id")
 # Rank column and whether larger is better.
 _RANK_COLUMNS = {"quality_score": ("quality_score", False), "length": ("length", False),
-                 "id": ("id", True), "order": ("node", True)}
+                 "id": ("id", True), "order": ("node", True),
+                 "latest": ("date", False)}  # only url_dedup's frames carry `date` (crawl time)
 ROWS_PER_PARTITION = 500_000
 # Up to this many output partitions (~2M rows) the in-memory task shuffle is cheapest; above,
 # Dask's disk-backed p2p shuffle keeps worker memory bounded as the data grows.

@@ -177,7 +177,7 @@ def audit_from_summary(summary: pd.DataFrame, removed: int) -> dict:
 
 # -- applying the decisions -----------------------------------------------------------------
 
-def _text_bytes(table: pa.Table) -> int:
+def text_bytes(table: pa.Table) -> int:
     if "text" not in table.column_names or not table.num_rows:
         return 0
     return int(pc.sum(pc.binary_length(table["text"])).as_py() or 0)
@@ -204,7 +204,7 @@ def apply_part(part: str, in_dir: str, decisions_dir: str, out_dir: str, stage: 
     path = Path(decisions_dir) / part
     decisions = pq.read_table(path) if path.exists() else None
     mask = np.zeros(table.num_rows, dtype=bool)
-    stats = StageStats(docs_in=table.num_rows, bytes_in=_text_bytes(table))
+    stats = StageStats(docs_in=table.num_rows, bytes_in=text_bytes(table))
     out = Path(out_dir)
     if decisions is not None and decisions.num_rows:
         rows = decisions["row"].to_numpy()
@@ -213,10 +213,10 @@ def apply_part(part: str, in_dir: str, decisions_dir: str, out_dir: str, stage: 
         assert dropped.schema.names == rejected_schema(table.schema).names
         write_parquet(dropped, out / "rejected" / part)
         stats.docs_rejected = stats.rejected[reason] = dropped.num_rows
-        stats.bytes_rejected = stats.rejected_bytes[reason] = _text_bytes(dropped)
+        stats.bytes_rejected = stats.rejected_bytes[reason] = text_bytes(dropped)
     kept = table.filter(pa.array(~mask))
     write_parquet(kept, out / part)
-    stats.docs_out, stats.bytes_out = kept.num_rows, _text_bytes(kept)
+    stats.docs_out, stats.bytes_out = kept.num_rows, text_bytes(kept)
     result = stats.to_dict()
     write_json(result, out / "_stats" / f"{part}.json")
     return result

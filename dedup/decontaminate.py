@@ -31,6 +31,7 @@ killed run resumes per part, and the output is the same bytes on any number of w
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -38,22 +39,23 @@ from typing import Literal
 
 import fsspec
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import Field, model_validator
 
-from dedup.decide import add_into
+from dedup.decide import add_into, text_bytes
 from dedup.evalsets import (
     EvalIndex,
     EvalSet,
     build_index,
+    document_hashes,
     eval_set_digest,
     load_index,
     ngram_hashes,
     normalized_words,
-    word_hashes,
 )
 from pipeline.io import file_sizes, read_json, write_json, write_parquet
-from pipeline.record import Document, documents_to_table, rejected_schema, rejected_to_table, table_to_documents
+from pipeline.record import Document, metadata_to_json
 from pipeline.stage import GlobalStage, StageParams, register
 from pipeline.stats import StageStats
 
@@ -178,16 +180,16 @@ class Decontaminator:
     def __init__(self, index: EvalIndex, params: DecontaminateParams):
         self.index, self.params = index, params
 
-    def matches(self, text: str) -> tuple[list[Match], list[int], list[int]]:
-        words, starts, ends = normalized_words(text)
-        return find_matches(self.index, word_hashes(words)), starts, ends
+    def matches(self, text: str) -> list[Match]:
+        return find_matches(self.index, document_hashes(text))
 
     def process(self, doc: Document, report: PartReport) -> tuple[Document, bool]:
         """(document to write, whether it is kept); unflagged documents come back unchanged."""
-        matches, starts, ends = self.matches(doc.text or "")
+        matches = self.matches(doc.text or "")
         flagged = flagged_sets(matches, self.params.min_matches)
         if not flagged:
             return doc, True
+        _, starts, ends = normalized_words(doc.text)  # offsets only for the few flagged documents
         text, cut = doc.text, 0
         if self.params.mode == "redact":
             text, cut = self._redact(doc.text, matches, starts, ends)
@@ -202,9 +204,9 @@ class Decontaminator:
         for _ in range(MAX_REDACT_PASSES):
             text, cut = redact(text, starts, ends, matches, self.params.redact_margin_words)
             total += cut
-            matches, starts, ends = self.matches(text)
-            if not matches:
+            if not (matches := self.matches(text)):
                 return text, total
+            _, starts, ends = normalized_words(text)
         return None, total  # matches keep forming across the cuts: drop the document
 
     def _metadata(self, flagged: dict[int, list[Match]], cut: int, text: str | None, kept: bool) -> dict:
@@ -219,37 +221,65 @@ class Decontaminator:
         return {"eval_set": names[primary], "decontaminate": info}
 
 
+def candidate_rows(index: EvalIndex, hashes: list[np.ndarray]) -> list[int]:
+    """Rows whose words contain an eval n-gram: one vectorised pass over the whole part (the
+    documents' word hashes concatenated; windows that cross a document boundary ignored)."""
+    lengths = np.array([len(h) for h in hashes], dtype=np.int64)
+    if not lengths.sum():
+        return []
+    words = np.concatenate(hashes)
+    doc_end = np.repeat(np.cumsum(lengths), lengths)  # for each word, where its document ends
+    rows = np.repeat(np.arange(len(hashes)), lengths)
+    hits = set()
+    for n, keys in index.keys.items():
+        grams = ngram_hashes(words, n)
+        if not len(grams) or not len(keys):
+            continue
+        inside = np.arange(len(grams)) + n <= doc_end[:len(grams)]
+        found = keys[np.minimum(np.searchsorted(keys, grams), len(keys) - 1)] == grams
+        hits.update(rows[:len(grams)][found & inside].tolist())
+    return sorted(hits)
+
+
 def decontaminate_part(item: tuple[int, str], in_dir: str, out_dir: str, index_path: str,
                        params: DecontaminateParams) -> dict:
-    """Check one part; write kept, rejected, the report and (last: the part is done) the stats."""
+    """Check one part; write kept, rejected, the report and (last: the part is done) the stats.
+    Only the rows with a candidate match become `Document`s; the others are copied as they are."""
     _, part = item
     table = pq.read_table(Path(in_dir) / part)
     index = load_index(Path(index_path))
     worker, report, stats = Decontaminator(index, params), PartReport(index.set_names), StageStats()
-    kept, dropped = [], []
-    for doc in table_to_documents(table):
-        stats.docs_in += 1
-        stats.bytes_in += doc.n_bytes
+    texts, metadata, ids = (table[c].to_pylist() for c in ("text", "metadata", "id"))
+    dropped = np.zeros(table.num_rows, dtype=bool)
+    for row in candidate_rows(index, [document_hashes(t or "") for t in texts]):
+        doc = Document(id=ids[row], text=texts[row], metadata=json.loads(metadata[row]) if metadata[row] else {})
         out, keep = worker.process(doc, report)
-        if keep:
-            stats.docs_out += 1
-            stats.bytes_out += out.n_bytes
-            kept.append(out)
-        else:
-            stats.reject(REASON, out.n_bytes)
-            dropped.append((out, Decontaminate.name, REASON))
+        if out is not doc:
+            texts[row], metadata[row], dropped[row] = out.text, metadata_to_json(out.metadata), not keep
+    stats.docs_in, stats.bytes_in = table.num_rows, text_bytes(table)
+    table = replace_column(replace_column(table, "text", texts), "metadata", metadata)
+    rejected, kept = table.filter(pa.array(dropped)), table.filter(pa.array(~dropped))
+    stats.docs_out, stats.bytes_out = kept.num_rows, text_bytes(kept)
+    stats.docs_rejected = stats.rejected[REASON] = rejected.num_rows
+    stats.bytes_rejected = stats.rejected_bytes[REASON] = text_bytes(rejected)
     for name, entry in report.sets.items():
         for key in ("documents_dropped", "documents_redacted", "ngrams_matched"):
             if entry[key]:
                 stats.count(f"{name}.{key}", entry[key])
     out = Path(out_dir)
-    if dropped:
-        write_parquet(rejected_to_table(dropped, rejected_schema(table.schema)), out / "rejected" / part)
-    write_parquet(documents_to_table(kept, table.schema), out / part)
+    if rejected.num_rows:
+        n = rejected.num_rows
+        rejected = rejected.append_column("stage", pa.array([Decontaminate.name] * n, pa.string()))
+        write_parquet(rejected.append_column("reason", pa.array([REASON] * n, pa.string())), out / "rejected" / part)
+    write_parquet(kept, out / part)
     write_json(report.to_dict(), out / "_work" / "reports" / f"{part}.json")
     result = stats.to_dict()
     write_json(result, out / "_stats" / f"{part}.json")
     return result
+
+
+def replace_column(table: pa.Table, name: str, values: list) -> pa.Table:
+    return table.set_column(table.column_names.index(name), table.schema.field(name), pa.array(values, pa.string()))
 
 
 def build_and_save(params: DecontaminateParams, path: str) -> dict:

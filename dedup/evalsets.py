@@ -41,8 +41,8 @@ from pipeline.stage import StageParams
 _CHUNK = re.compile(r"\S+")
 _PUNCTUATION = regex.compile(r"[\p{P}\p{S}]+")
 _PRIME = np.uint64(0x100000001B3)  # FNV-1a's 64-bit prime: odd, so the polynomial keeps every bit
-_MAX_CACHED_WORDS = 500_000
-_WORD_HASHES: dict[str, int] = {}
+_MAX_CACHED_CHUNKS = 500_000
+_CHUNKS: dict[str, tuple[tuple[tuple[str, int, int], ...], tuple[int, ...]]] = {}
 
 
 class EvalSet(StageParams):
@@ -62,32 +62,51 @@ def normalize_word(word: str) -> str:
     return _PUNCTUATION.sub("", word.lower())
 
 
-def normalized_words(text: str) -> tuple[list[str], list[int], list[int]]:
-    """The normalised words of `text` and each one's start and end offset in `text`."""
-    words, starts, ends = [], [], []
-    for match in _CHUNK.finditer(text or ""):
-        chunk, base, pos = match.group(), match.start(), 0
+def _word_hash(word: str) -> int:
+    return int.from_bytes(hashlib.blake2b(word.encode(), digest_size=8).digest(), "little", signed=True)
+
+
+def _chunk_words(chunk: str) -> tuple[tuple[tuple[str, int, int], ...], tuple[int, ...]]:
+    """The (normalised word, start, end) of the words of one whitespace-free chunk and their
+    hashes, cached: most chunks of a corpus are common words seen many times."""
+    found = _CHUNKS.get(chunk)
+    if found is None:
+        out, pos = [], 0
         for token in ((chunk,) if chunk.isalpha() else split_words(chunk)):
             at = chunk.find(token, pos)  # the splitter returns substrings of the chunk, in order
             pos = at + len(token)
             if word := normalize_word(token):
-                words.append(word)
-                starts.append(base + at)
-                ends.append(base + pos)
+                out.append((word, at, pos))
+        if len(_CHUNKS) >= _MAX_CACHED_CHUNKS:
+            _CHUNKS.clear()
+        found = _CHUNKS[chunk] = (tuple(out), tuple(_word_hash(w) for w, _, _ in out))
+    return found
+
+
+def document_hashes(text: str) -> np.ndarray:
+    """The hashes of the normalised words of `text` (the fast path: no offsets)."""
+    out: list[int] = []
+    cached = _CHUNKS.get  # inlined lookup: this loop runs once per word of the corpus
+    for chunk in (text or "").split():  # the same chunks as _CHUNK (str.isspace is re's \s)
+        found = cached(chunk) or _chunk_words(chunk)
+        out.extend(found[1])
+    return np.array(out, dtype=np.int64).view(np.uint64)
+
+
+def normalized_words(text: str) -> tuple[list[str], list[int], list[int]]:
+    """The normalised words of `text` and each one's start and end offset in `text`."""
+    words, starts, ends = [], [], []
+    for match in _CHUNK.finditer(text or ""):
+        base = match.start()
+        for word, start, end in _chunk_words(match.group())[0]:
+            words.append(word)
+            starts.append(base + start)
+            ends.append(base + end)
     return words, starts, ends
 
 
 def word_hashes(words: list[str]) -> np.ndarray:
-    out = np.empty(len(words), dtype=np.uint64)
-    for i, word in enumerate(words):
-        value = _WORD_HASHES.get(word)
-        if value is None:
-            if len(_WORD_HASHES) >= _MAX_CACHED_WORDS:
-                _WORD_HASHES.clear()
-            digest = hashlib.blake2b(word.encode(), digest_size=8).digest()
-            value = _WORD_HASHES[word] = int.from_bytes(digest, "little")
-        out[i] = value
-    return out
+    return np.array([_word_hash(w) for w in words], dtype=np.int64).view(np.uint64)
 
 
 def _mix64(x: np.ndarray) -> np.ndarray:
@@ -203,13 +222,13 @@ def build_index(sets: tuple[EvalSet, ...], ngram: int, min_eval_words: int) -> t
         for item, (ident, text) in enumerate(eval_items(spec)):
             ids.append(ident)
             counts["items"] += 1
-            words = normalized_words(text)[0]
-            if len(words) < min_eval_words:
+            hashes = document_hashes(text)
+            if len(hashes) < min_eval_words:
                 counts["items_too_short"] += 1
                 continue
-            n = min(ngram, len(words))
+            n = min(ngram, len(hashes))
             counts["items_matched_whole"] += n < ngram
-            hashes = np.unique(ngram_hashes(word_hashes(words), n))
+            hashes = np.unique(ngram_hashes(hashes, n))
             counts["ngrams"] += len(hashes)
             grams.setdefault(n, []).append((hashes, s, item))
         item_ids.append(ids)

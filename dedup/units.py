@@ -34,7 +34,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pydantic import Field
 
-from dedup.decide import add_into, n_partitions, node_ids, shuffle_method
+from dedup.decide import add_into, n_partitions, node_ids, shuffle_method, text_bytes
 from dedup.exact import DONE, PARTS_PER_TASK, batches, text_hashes
 from dedup.normalize import Normalization, normalize
 from pipeline.io import read_json, write_json, write_parquet
@@ -82,10 +82,6 @@ def write_removals(df: pd.DataFrame, parts: tuple[str, ...], out_dir: str) -> pd
                           "unit": pa.array(rows["unit"].to_numpy(), pa.int32())})
         write_parquet(table, Path(out_dir) / parts[int(part_index)])
     return pd.DataFrame({"removed": [len(df)]})
-
-
-def text_bytes(table: pa.Table) -> int:
-    return int(pc.sum(pc.binary_length(table["text"])).as_py() or 0) if table.num_rows else 0
 
 
 def rewrite_part(part: str, in_dir: str, decisions_dir: str, out_dir: str, stage: str, splitter: str,

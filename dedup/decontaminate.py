@@ -51,6 +51,7 @@ from dedup.evalsets import (
     document_hashes,
     eval_set_digest,
     load_index,
+    load_item_ids,
     ngram_hashes,
     normalized_words,
 )
@@ -322,7 +323,7 @@ class Decontaminate(GlobalStage):
                 in_dir=str(ctx.input.dir), out_dir=str(ctx.dir), index_path=str(index_path), params=self.params)
         add_into(ctx.stats, sum((StageStats.from_dict(read_json(stats_dir / f"{p}.json"))
                                  for p in ctx.input.parts), StageStats()))
-        report = self._merge(ctx, summary, EvalIndex.load(index_path).item_ids)
+        report = self._merge(ctx, summary, load_item_ids(index_path))
         shutil.rmtree(work)
         return {"decontamination": report}
 

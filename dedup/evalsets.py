@@ -250,6 +250,12 @@ def _assemble(names: list[str], item_ids: list[list[str]], grams: dict) -> EvalI
     return EvalIndex(names, item_ids, keys, offsets, owner_set, owner_item)
 
 
+def load_item_ids(path: Path) -> list[list[str]]:
+    """Only the item ids of the index at `path` (what the client needs for the report)."""
+    with np.load(path) as data:
+        return [[str(i) for i in data[f"items_{s}"]] for s in range(len(data["set_names"]))]
+
+
 @functools.lru_cache(maxsize=4)
 def _load_cached(path: str, mtime_ns: int, size: int) -> EvalIndex:
     return EvalIndex.load(Path(path))

@@ -11,7 +11,7 @@ as well as across documents. Each part is then rewritten with the remaining unit
 blank line (a newline for lines); a document that lost units carries
 `metadata.<stage> = {units, units_removed}`, and one left shorter than `min_chars_after_dedup`
 goes to `rejected/` with reason `<stage>.too_short_after_dedup`. Documents that lost nothing are
-written unchanged. Blank units are neither hashed nor removed.
+written unchanged. Units that are blank, or empty once normalised, are never removed.
 
     stages:
       - paragraph_dedup: {min_chars_after_dedup: 100}
@@ -61,8 +61,10 @@ def unit_frame(batch: list[tuple[int, str]], in_dir: str, splitter: str, norm: N
                     positions.append(position)
                     units.append(unit)
         normed = pc.cast(normalize(pa.array(units, pa.string()), norm), "binary").to_pylist()
-        frames.append(pd.DataFrame({"group": text_hashes(normed), "node": np.array(nodes, dtype=np.int64),
-                                    "unit": np.array(positions, dtype=np.int32)}))
+        keep = np.array([len(u) > 0 for u in normed], dtype=bool)  # e.g. a "----" line without punctuation
+        frames.append(pd.DataFrame({"group": text_hashes([u for u in normed if u]),
+                                    "node": np.array(nodes, dtype=np.int64)[keep],
+                                    "unit": np.array(positions, dtype=np.int32)[keep]}))
     return pd.concat(frames, ignore_index=True) if frames else UNIT_META.copy()
 
 

@@ -21,7 +21,7 @@ import fnmatch
 import hashlib
 import json
 import shutil
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -66,12 +66,17 @@ def normalize_url(url: str | None, tracking: tuple[str, ...] = TRACKING_PARAMS) 
 
 
 def crawl_time(metadata: str | None, field: str) -> float:
-    """Seconds since the epoch of `metadata[field]` (ISO 8601, e.g. a WARC-Date); NaN if absent."""
+    """Seconds since the epoch of `metadata[field]` (ISO 8601, e.g. a WARC-Date); NaN if absent
+    or unreadable."""
     value = json.loads(metadata).get(field) if metadata else None
     try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp() if value else np.nan
+        when = datetime.fromisoformat(str(value).replace("Z", "+00:00")) if value else None
     except ValueError:
         return np.nan
+    if when is None:
+        return np.nan
+    # A date without a zone is UTC (as WARC-Date is): the local zone would differ between workers.
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
 
 
 def url_hashes(urls: list[str]) -> np.ndarray:

@@ -21,7 +21,7 @@ import fnmatch
 import hashlib
 import json
 import shutil
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -76,7 +76,8 @@ def crawl_time(metadata: str | None, field: str) -> float:
     if when is None:
         return np.nan
     # A date without a zone is UTC (as WARC-Date is): the local zone would differ between workers.
-    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+    utc = timezone.utc  # noqa: UP017 (datetime.UTC needs Python 3.11; thresher supports 3.10)
+    return (when if when.tzinfo else when.replace(tzinfo=utc)).timestamp()
 
 
 def url_hashes(urls: list[str]) -> np.ndarray:

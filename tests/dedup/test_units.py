@@ -37,13 +37,13 @@ def test_paragraphs_seen_before_are_removed_first_occurrence_kept(client, tmp_pa
 
 
 def test_lines_with_normalisation_and_threshold(client, tmp_path):
-    parts = [[Document(id="a", text="Home | News | Sport\nFirst story line.\nShare this!"),
-              Document(id="b", text="home | news | sport\nSecond story line.\n\nShare this")]]
+    parts = [[Document(id="a", text="Home | News | Sport\nFirst story line.\n----\nShare this!"),
+              Document(id="b", text="home | news | sport\nSecond story line.\n----\n\nShare this")]]
     stage = LineDedup(LineDedup.Params(normalization={"strip_punctuation": True}, min_chars_after_dedup=5))
     _, _, out = run_global(stage, parts, tmp_path, client)
-    assert [r["text"] for r in rows(out)] == ["Home | News | Sport\nFirst story line.\nShare this!",
-                                              "Second story line."]  # the blank line left is trimmed
-    assert rows(out)[1]["metadata"]["line_dedup"] == {"units": 3, "units_removed": 2}
+    assert [r["text"] for r in rows(out)] == ["Home | News | Sport\nFirst story line.\n----\nShare this!",
+                                              "Second story line.\n----"]  # "----": empty once normalised
+    assert rows(out)[1]["metadata"]["line_dedup"] == {"units": 4, "units_removed": 2}
 
 
 def test_same_bytes_on_one_and_two_workers(client1, client2, tmp_path):

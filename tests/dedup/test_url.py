@@ -4,9 +4,10 @@ same bytes on 1 and 2 workers."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from dedup.url import UrlDedup, normalize_url
+from dedup.url import UrlDedup, crawl_time, normalize_url
 from pipeline.demo.crawl import write_sample
 from pipeline.record import Document
 from tests.conftest import shared_path
@@ -63,6 +64,13 @@ def test_latest_keeps_the_newest_crawl(client, tmp_path):
     assert [r["id"] for r in rows(out)] == ["new"]
     _, _, out = run_global(UrlDedup(), parts, tmp_path / "default", client)
     assert [r["id"] for r in rows(out)] == ["old"]  # highest quality_score
+
+
+def test_crawl_time_reads_iso_dates_as_utc():
+    assert crawl_time('{"warc_date": "2024-05-01T10:00:00Z"}', "warc_date") == 1714557600.0
+    assert crawl_time('{"warc_date": "2024-05-01T10:00:00"}', "warc_date") == 1714557600.0  # no zone: UTC
+    assert crawl_time('{"warc_date": "2024-05-01T12:00:00+02:00"}', "warc_date") == 1714557600.0
+    assert np.isnan(crawl_time('{"warc_date": "yesterday"}', "warc_date")) and np.isnan(crawl_time(None, "d"))
 
 
 @pytest.fixture(scope="module")

@@ -24,8 +24,8 @@ run, before any part (one task on a worker, saved as a file in the stage directo
 worker loads once and caches; nothing big travels in the task graph), and the per-set report
 (examples, items found) is not a count that `StageStats` could add up: it is merged from the
 parts' reports into the manifest, which only a global stage returns. Per part it behaves like a
-map stage: one task reads a part and writes its kept, rejected, report and stats (last), so a
-killed run resumes per part, and the output is the same bytes on any number of workers.
+map stage: one task reads a part and writes its kept, rejected, report (`_reports/`) and stats
+(last), so a killed run resumes per part, and the output is the same bytes on any number of workers.
 """
 
 from __future__ import annotations
@@ -273,7 +273,7 @@ def decontaminate_part(item: tuple[int, str], in_dir: str, out_dir: str, index_p
         rejected = rejected.append_column("stage", pa.array([Decontaminate.name] * n, pa.string()))
         write_parquet(rejected.append_column("reason", pa.array([REASON] * n, pa.string())), out / "rejected" / part)
     write_parquet(kept, out / part)
-    write_json(report.to_dict(), out / "_work" / "reports" / f"{part}.json")
+    write_json(report.to_dict(), out / "_reports" / f"{part}.json")
     result = stats.to_dict()
     write_json(result, out / "_stats" / f"{part}.json")
     return result
@@ -324,6 +324,8 @@ class Decontaminate(GlobalStage):
         add_into(ctx.stats, sum((StageStats.from_dict(read_json(stats_dir / f"{p}.json"))
                                  for p in ctx.input.parts), StageStats()))
         report = self._merge(ctx, summary, load_item_ids(index_path))
+        # Only the index goes: the parts' reports stay in _reports/ (like _stats/), so a run killed
+        # after this line rebuilds the index (the same bytes) and still finds every part's report.
         shutil.rmtree(work)
         return {"decontamination": report}
 
@@ -333,7 +335,7 @@ class Decontaminate(GlobalStage):
                          "items_found": 0, "found_items": [], "examples": []} for name, counts in summary.items()}
         items: dict[str, Counter] = {name: Counter() for name in summary}
         for part in ctx.input.parts:
-            for name, entry in read_json(ctx.dir / "_work" / "reports" / f"{part}.json").items():
+            for name, entry in read_json(ctx.dir / "_reports" / f"{part}.json").items():
                 for key in ("documents_dropped", "documents_redacted", "ngrams_matched"):
                     merged[name][key] += entry[key]
                 items[name].update({int(k): v for k, v in entry["items"].items()})

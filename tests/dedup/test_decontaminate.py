@@ -13,9 +13,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from dedup.decontaminate import Decontaminate
-from dedup.evalsets import EvalSet, eval_items, ngram_hashes, normalized_words, word_hashes
-from pipeline.record import Document
+from dedup.decontaminate import Decontaminate, build_and_save
+from dedup.evalsets import EvalSet, eval_items, load_index, ngram_hashes, normalized_words, word_hashes
+from pipeline.record import DOCUMENT_SCHEMA, Document
+from pipeline.runner import GlobalContext, StageOutput
+from pipeline.stats import StageStats
 from tests.conftest import REPO
 from tests.dedup.conftest import digest_outputs, manifest, rows, run, run_global, stage_dir, write_jsonl
 
@@ -55,7 +57,7 @@ def test_eval_sets_read_jsonl_parquet_and_text(tmp_path):
                                        {"q": {"text": "x"}}])
     pq.write_table(pa.table({"text": ["one passage", "two"]}), tmp_path / "p.parquet")
     (tmp_path / "t.txt").write_text("first line\n\nsecond line\n")
-    jsonl = EvalSet(name="q", path=str(tmp_path / "q.jsonl"), fields=("q.text", "choices"))
+    jsonl = EvalSet(name="q", path=f"file://{tmp_path}/q.jsonl", fields=("q.text", "choices"))  # an fsspec URL
     parquet = EvalSet(name="p", path=str(tmp_path / "p.parquet"), format="parquet", id_field=None)
     text = EvalSet(name="t", path=str(tmp_path / "t.txt"), format="text")
     assert list(eval_items(jsonl)) == [("q1", "Who? a b"), ("q:2", "x")]
@@ -135,6 +137,30 @@ def test_stage_runs_in_a_config_and_checks_its_eval_sets(client, tmp_path):
         missing.check()
     with pytest.raises(ValueError, match="min_eval_words"):
         Decontaminate.Params(eval_sets=[spec], ngram=5, min_eval_words=8)
+
+
+def test_a_killed_run_resumes_to_the_same_bytes_and_report(client, tmp_path):
+    evals = [{"id": "q", "question": QUESTION, "answer": "Saturn"}]
+    parts = [[Document(id=f"p{p}d{i}", text=f"{FILLER} {QUESTION if i == p else ''}") for i in range(3)]
+             for p in range(3)]
+    decont = stage(tmp_path, evals)
+    extra, _, out = run_global(decont, parts, tmp_path / "run", client)
+    first = digest_outputs(out)
+    # Killed after the index was removed, with one part not written: the rerun redoes that part only.
+    for path in (out / "_stats" / "part-00001.parquet.json", out / "part-00001.parquet",
+                 out / "rejected" / "part-00001.parquet"):
+        path.unlink()
+    ctx = GlobalContext(client, StageOutput(tmp_path / "run" / "input", "test", tuple(p.name for p in sorted(
+        (tmp_path / "run" / "input").glob("part-*"))), DOCUMENT_SCHEMA), out, 0, StageStats(), progress=False)
+    assert decont.run(ctx) == extra and digest_outputs(out) == first
+    assert ctx.stats.rejected == {"decontaminate.eval_overlap": 3}
+
+
+def test_the_index_is_loaded_once_per_process(tmp_path):
+    path = write_jsonl(tmp_path / "evals.jsonl", [{"id": "q", "question": QUESTION}])["path"]
+    build_and_save(Decontaminate.Params(eval_sets=[{"name": "quiz", "path": path, "fields": ["question"]}]),
+                   str(tmp_path / "index.npz"))
+    assert load_index(tmp_path / "index.npz") is load_index(tmp_path / "index.npz")
 
 
 def test_same_bytes_on_one_and_two_workers(client1, client2, tmp_path):

@@ -183,6 +183,18 @@ def text_bytes(table: pa.Table) -> int:
     return int(pc.sum(pc.binary_length(table["text"])).as_py() or 0)
 
 
+def replace_column(table: pa.Table, name: str, values: list[str | None]) -> pa.Table:
+    """`table` with string column `name` replaced by `values`."""
+    return table.set_column(table.column_names.index(name), table.schema.field(name), pa.array(values, pa.string()))
+
+
+def with_reason(dropped: pa.Table, stage: str, reason: str) -> pa.Table:
+    """Rows for `rejected/`: `dropped` plus the `stage` and `reason` columns."""
+    n = dropped.num_rows
+    dropped = dropped.append_column("stage", pa.array([stage] * n, pa.string()))
+    return dropped.append_column("reason", pa.array([reason] * n, pa.string()))
+
+
 def _annotate(dropped: pa.Table, decisions: pa.Table, stage: str, reason: str) -> pa.Table:
     metadata = []
     for raw, rep, size in zip(dropped["metadata"].to_pylist(), decisions["duplicate_of"].to_pylist(),
@@ -190,11 +202,7 @@ def _annotate(dropped: pa.Table, decisions: pa.Table, stage: str, reason: str) -
         meta = json.loads(raw) if raw else {}
         meta.update({"duplicate_of": rep, "duplicate_cluster_size": size})
         metadata.append(metadata_to_json(meta))
-    index = dropped.column_names.index("metadata")
-    dropped = dropped.set_column(index, dropped.schema.field("metadata"), pa.array(metadata, pa.string()))
-    n = dropped.num_rows
-    dropped = dropped.append_column("stage", pa.array([stage] * n, pa.string()))
-    return dropped.append_column("reason", pa.array([reason] * n, pa.string()))
+    return with_reason(replace_column(dropped, "metadata", metadata), stage, reason)
 
 
 def apply_part(part: str, in_dir: str, decisions_dir: str, out_dir: str, stage: str, reason: str) -> dict:

@@ -43,7 +43,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import Field, model_validator
 
-from dedup.decide import add_into, text_bytes
+from dedup.decide import add_into, replace_column, text_bytes, with_reason
 from dedup.evalsets import (
     EvalIndex,
     EvalSet,
@@ -269,18 +269,12 @@ def decontaminate_part(item: tuple[int, str], in_dir: str, out_dir: str, index_p
                 stats.count(f"{name}.{key}", entry[key])
     out = Path(out_dir)
     if rejected.num_rows:
-        n = rejected.num_rows
-        rejected = rejected.append_column("stage", pa.array([Decontaminate.name] * n, pa.string()))
-        write_parquet(rejected.append_column("reason", pa.array([REASON] * n, pa.string())), out / "rejected" / part)
+        write_parquet(with_reason(rejected, Decontaminate.name, REASON), out / "rejected" / part)
     write_parquet(kept, out / part)
     write_json(report.to_dict(), out / "_reports" / f"{part}.json")
     result = stats.to_dict()
     write_json(result, out / "_stats" / f"{part}.json")
     return result
-
-
-def replace_column(table: pa.Table, name: str, values: list) -> pa.Table:
-    return table.set_column(table.column_names.index(name), table.schema.field(name), pa.array(values, pa.string()))
 
 
 def build_and_save(params: DecontaminateParams, path: str) -> dict:

@@ -34,7 +34,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pydantic import Field
 
-from dedup.decide import add_into, n_partitions, node_ids, shuffle_method, text_bytes
+from dedup.decide import add_into, n_partitions, node_ids, replace_column, shuffle_method, text_bytes, with_reason
 from dedup.exact import DONE, PARTS_PER_TASK, batches, text_hashes
 from dedup.normalize import Normalization, normalize
 from pipeline.io import read_json, write_json, write_parquet
@@ -107,15 +107,11 @@ def rewrite_part(part: str, in_dir: str, decisions_dir: str, out_dir: str, stage
         rejected[row] = len(texts[row]) < min_chars
         stats.count("units_removed", len(removed))
         stats.count("documents_changed")
-    table = table.set_column(table.column_names.index("text"), table.schema.field("text"), pa.array(texts, pa.string()))
-    table = table.set_column(table.column_names.index("metadata"), table.schema.field("metadata"),
-                             pa.array(metadata, pa.string()))
+    table = replace_column(replace_column(table, "text", texts), "metadata", metadata)
     out = Path(out_dir)
     if rejected.any():
         dropped = table.filter(pa.array(rejected))
-        n = dropped.num_rows
-        dropped = dropped.append_column("stage", pa.array([stage] * n, pa.string()))
-        write_parquet(dropped.append_column("reason", pa.array([reason] * n, pa.string())), out / "rejected" / part)
+        write_parquet(with_reason(dropped, stage, reason), out / "rejected" / part)
         for text in dropped["text"].to_pylist():
             stats.reject(reason, len((text or "").encode()))
     kept = table.filter(pa.array(~rejected))

@@ -4,8 +4,13 @@ reason, documents that lost nothing unchanged, the same bytes on 1 and 2 workers
 
 from __future__ import annotations
 
+import gzip
+import json
+from collections import Counter
+
 from dedup.units import LineDedup, ParagraphDedup
 from pipeline.record import Document
+from tests.conftest import shared_path
 from tests.dedup.conftest import digest_outputs, rows, run, run_global, stage_dir, write_jsonl
 
 BOILERPLATE = "Subscribe to our newsletter for the latest market news."
@@ -57,3 +62,29 @@ def test_same_bytes_on_one_and_two_workers(client1, client2, tmp_path):
     paragraphs, lines = (rows(stage_dir(tmp_path / "two", name)) for name in ("paragraph_dedup", "line_dedup"))
     assert len(paragraphs) == 60 and sum("paragraph_dedup" in r["metadata"] for r in paragraphs) == 58  # footers
     assert sum("line_dedup" in r["metadata"] for r in lines) == 59  # "Shared line."
+
+
+def test_line_dedup_on_real_pages_equals_a_plain_first_occurrence_pass(client, tmp_path):
+    """CLEANEVAL pages (lines labelled content / boilerplate): the stage removes exactly the lines a
+    plain Python pass over the corpus order would, and reports how many were boilerplate."""
+    path = shared_path("quality_lines_cleaneval_derived", "lines_labeled.jsonl.gz")
+    with gzip.open(path, "rt") as f:
+        pages = [json.loads(line) for line in f]
+    parts = [[Document(id=p["id"], text="\n".join(p["lines"])) for p in pages[i::4]] for i in range(4)]
+    extra, _, out = run_global(LineDedup(LineDedup.Params(min_chars_after_dedup=0)), parts, tmp_path, client)
+    seen, expected, removed = set(), {}, Counter()
+    labels = {p["id"]: p["labels"] for p in pages}
+    for doc in (d for part in parts for d in part):
+        lines = doc.text.split("\n")
+        kept = []
+        for line, label in zip(lines, labels[doc.id]):
+            key = " ".join(line.lower().split())
+            if key and key in seen:
+                removed[label] += 1
+            else:
+                seen.add(key)
+                kept.append(line)
+        expected[doc.id] = "\n".join(kept).strip() if len(kept) < len(lines) else doc.text
+    assert {r["id"]: r["text"] for r in rows(out)} == expected
+    assert extra["audit"] == {"units": 60956, "units_removed": sum(removed.values())}
+    print(f"\nremoved {sum(removed.values())} of 60956 lines: {removed[0]} labelled boilerplate, {removed[1]} content")

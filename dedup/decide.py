@@ -34,7 +34,8 @@ RankKey = Literal["quality_score", "length", "id", "order"]
 DEFAULT_RANKING: tuple[RankKey, ...] = ("quality_score", "length", "id")
 # Rank column and whether larger is better.
 _RANK_COLUMNS = {"quality_score": ("quality_score", False), "length": ("length", False),
-                 "id": ("id", True), "order": ("node", True)}
+                 "id": ("id", True), "order": ("node", True),
+                 "latest": ("date", False)}  # only url_dedup's frames carry `date` (crawl time)
 ROWS_PER_PARTITION = 500_000
 # Up to this many output partitions (~2M rows) the in-memory task shuffle is cheapest; above,
 # Dask's disk-backed p2p shuffle keeps worker memory bounded as the data grows.
@@ -176,10 +177,22 @@ def audit_from_summary(summary: pd.DataFrame, removed: int) -> dict:
 
 # -- applying the decisions -----------------------------------------------------------------
 
-def _text_bytes(table: pa.Table) -> int:
+def text_bytes(table: pa.Table) -> int:
     if "text" not in table.column_names or not table.num_rows:
         return 0
     return int(pc.sum(pc.binary_length(table["text"])).as_py() or 0)
+
+
+def replace_column(table: pa.Table, name: str, values: list[str | None]) -> pa.Table:
+    """`table` with string column `name` replaced by `values`."""
+    return table.set_column(table.column_names.index(name), table.schema.field(name), pa.array(values, pa.string()))
+
+
+def with_reason(dropped: pa.Table, stage: str, reason: str) -> pa.Table:
+    """Rows for `rejected/`: `dropped` plus the `stage` and `reason` columns."""
+    n = dropped.num_rows
+    dropped = dropped.append_column("stage", pa.array([stage] * n, pa.string()))
+    return dropped.append_column("reason", pa.array([reason] * n, pa.string()))
 
 
 def _annotate(dropped: pa.Table, decisions: pa.Table, stage: str, reason: str) -> pa.Table:
@@ -189,11 +202,7 @@ def _annotate(dropped: pa.Table, decisions: pa.Table, stage: str, reason: str) -
         meta = json.loads(raw) if raw else {}
         meta.update({"duplicate_of": rep, "duplicate_cluster_size": size})
         metadata.append(metadata_to_json(meta))
-    index = dropped.column_names.index("metadata")
-    dropped = dropped.set_column(index, dropped.schema.field("metadata"), pa.array(metadata, pa.string()))
-    n = dropped.num_rows
-    dropped = dropped.append_column("stage", pa.array([stage] * n, pa.string()))
-    return dropped.append_column("reason", pa.array([reason] * n, pa.string()))
+    return with_reason(replace_column(dropped, "metadata", metadata), stage, reason)
 
 
 def apply_part(part: str, in_dir: str, decisions_dir: str, out_dir: str, stage: str, reason: str) -> dict:
@@ -203,7 +212,7 @@ def apply_part(part: str, in_dir: str, decisions_dir: str, out_dir: str, stage: 
     path = Path(decisions_dir) / part
     decisions = pq.read_table(path) if path.exists() else None
     mask = np.zeros(table.num_rows, dtype=bool)
-    stats = StageStats(docs_in=table.num_rows, bytes_in=_text_bytes(table))
+    stats = StageStats(docs_in=table.num_rows, bytes_in=text_bytes(table))
     out = Path(out_dir)
     if decisions is not None and decisions.num_rows:
         rows = decisions["row"].to_numpy()
@@ -212,10 +221,10 @@ def apply_part(part: str, in_dir: str, decisions_dir: str, out_dir: str, stage: 
         assert dropped.schema.names == rejected_schema(table.schema).names
         write_parquet(dropped, out / "rejected" / part)
         stats.docs_rejected = stats.rejected[reason] = dropped.num_rows
-        stats.bytes_rejected = stats.rejected_bytes[reason] = _text_bytes(dropped)
+        stats.bytes_rejected = stats.rejected_bytes[reason] = text_bytes(dropped)
     kept = table.filter(pa.array(~mask))
     write_parquet(kept, out / part)
-    stats.docs_out, stats.bytes_out = kept.num_rows, _text_bytes(kept)
+    stats.docs_out, stats.bytes_out = kept.num_rows, text_bytes(kept)
     result = stats.to_dict()
     write_json(result, out / "_stats" / f"{part}.json")
     return result

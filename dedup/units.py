@@ -1,0 +1,185 @@
+"""`paragraph_dedup` and `line_dedup`: remove paragraphs (or lines) seen earlier in the corpus.
+
+Boilerplate that survives extraction (cookie notices, bylines, "Share this article", a footer
+repeated on every page of a site) is exact-duplicate text at the paragraph or line level; CCNet
+and Dolma remove it by keeping only the first occurrence of each. Here each worker splits its
+parts' texts into units (paragraphs: text between blank lines; lines: text between newlines),
+normalises them like `exact_dedup` (case and whitespace by default) and hashes them (64-bit
+BLAKE2b); the hashes are shuffled on Dask so equal units meet, and the first occurrence in corpus
+order (input part, row, position in the text) is kept, every later one removed, within a document
+as well as across documents. Each part is then rewritten with the remaining units joined by a
+blank line (a newline for lines); a document that lost units carries
+`metadata.<stage> = {units, units_removed}`, and one left shorter than `min_chars_after_dedup`
+goes to `rejected/` with reason `<stage>.too_short_after_dedup`. Documents that lost nothing are
+written unchanged. Units that are blank, or empty once normalised, are never removed.
+
+    stages:
+      - paragraph_dedup: {min_chars_after_dedup: 100}
+      - line_dedup: {normalization: {strip_punctuation: true}}
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+from typing import ClassVar
+
+import dask.dataframe as dd
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from pydantic import Field
+
+from dedup.decide import add_into, n_partitions, node_ids, replace_column, shuffle_method, text_bytes, with_reason
+from dedup.exact import DONE, PARTS_PER_TASK, batches, text_hashes
+from dedup.normalize import Normalization, normalize
+from pipeline.io import read_json, write_json, write_parquet
+from pipeline.record import metadata_to_json
+from pipeline.stage import GlobalStage, StageParams, register
+from pipeline.stats import StageStats
+
+UNIT_META = pd.DataFrame({"group": pd.Series([], dtype="int64"), "node": pd.Series([], dtype="int64"),
+                          "unit": pd.Series([], dtype="int32")})
+REMOVED_META = UNIT_META.drop(columns=["group"]).assign(part=pd.Series([], dtype="int64"))
+COUNT_META = pd.DataFrame({"removed": pd.Series([], dtype="int64")})
+
+
+def unit_frame(batch: list[tuple[int, str]], in_dir: str, splitter: str, norm: Normalization) -> pd.DataFrame:
+    """(hash, document node, unit position) of every non-blank unit in a batch of parts (on a worker)."""
+    frames = []
+    for part_index, part in batch:
+        texts = pq.read_table(Path(in_dir) / part, columns=["text"])["text"].to_pylist()
+        nodes, positions, units = [], [], []
+        for node, text in zip(node_ids(part_index, len(texts)).tolist(), texts):
+            for position, unit in enumerate(re.split(splitter, text or "")):
+                if unit.strip():
+                    nodes.append(node)
+                    positions.append(position)
+                    units.append(unit)
+        normed = pc.cast(normalize(pa.array(units, pa.string()), norm), "binary").to_pylist()
+        keep = np.array([len(u) > 0 for u in normed], dtype=bool)  # e.g. a "----" line without punctuation
+        frames.append(pd.DataFrame({"group": text_hashes([u for u in normed if u]),
+                                    "node": np.array(nodes, dtype=np.int64)[keep],
+                                    "unit": np.array(positions, dtype=np.int32)[keep]}))
+    return pd.concat(frames, ignore_index=True) if frames else UNIT_META.copy()
+
+
+def later_occurrences(df: pd.DataFrame) -> pd.DataFrame:
+    """Every unit whose hash occurred earlier in corpus order (part, row, position)."""
+    df = df.sort_values(["group", "node", "unit"], kind="mergesort")
+    later = df[df["group"].duplicated(keep="first")]
+    return pd.DataFrame({"node": later["node"].to_numpy(), "unit": later["unit"].to_numpy(),
+                         "part": later["node"].to_numpy() >> np.int64(32)}).astype(REMOVED_META.dtypes.to_dict())
+
+
+def write_removals(df: pd.DataFrame, parts: tuple[str, ...], out_dir: str) -> pd.DataFrame:
+    """Write the removed (row, unit) pairs of each input part present in `df`."""
+    df = df.sort_values(["node", "unit"], kind="mergesort")
+    for part_index, rows in df.groupby("part", sort=True):
+        table = pa.table({"row": pa.array((rows["node"].to_numpy() & 0xFFFFFFFF).astype(np.int32)),
+                          "unit": pa.array(rows["unit"].to_numpy(), pa.int32())})
+        write_parquet(table, Path(out_dir) / parts[int(part_index)])
+    return pd.DataFrame({"removed": [len(df)]})
+
+
+def rewrite_part(part: str, in_dir: str, decisions_dir: str, out_dir: str, stage: str, splitter: str,
+                 joiner: str, min_chars: int) -> dict:
+    """Copy `part` without its removed units; reject documents left too short; stats last. On a worker."""
+    table = pq.read_table(Path(in_dir) / part)
+    path = Path(decisions_dir) / part
+    removals: dict[int, set[int]] = {}
+    if path.exists():
+        for row, unit in zip(*(pq.read_table(path)[c].to_pylist() for c in ("row", "unit"))):
+            removals.setdefault(row, set()).add(unit)
+    texts, metadata = table["text"].to_pylist(), table["metadata"].to_pylist()
+    reason, stats = f"{stage}.too_short_after_dedup", StageStats(docs_in=table.num_rows, bytes_in=text_bytes(table))
+    rejected = np.zeros(table.num_rows, dtype=bool)
+    for row, removed in sorted(removals.items()):
+        units = re.split(splitter, texts[row])
+        texts[row] = joiner.join(u for i, u in enumerate(units) if i not in removed).strip()
+        meta = json.loads(metadata[row]) if metadata[row] else {}
+        meta[stage] = {"units": sum(1 for u in units if u.strip()), "units_removed": len(removed)}
+        metadata[row] = metadata_to_json(meta)
+        rejected[row] = len(texts[row]) < min_chars
+        stats.count("units_removed", len(removed))
+        stats.count("documents_changed")
+    table = replace_column(replace_column(table, "text", texts), "metadata", metadata)
+    out = Path(out_dir)
+    if rejected.any():
+        dropped = table.filter(pa.array(rejected))
+        write_parquet(with_reason(dropped, stage, reason), out / "rejected" / part)
+        for text in dropped["text"].to_pylist():
+            stats.reject(reason, len((text or "").encode()))
+    kept = table.filter(pa.array(~rejected))
+    write_parquet(kept, out / part)
+    stats.docs_out, stats.bytes_out = kept.num_rows, text_bytes(kept)
+    result = stats.to_dict()
+    write_json(result, out / "_stats" / f"{part}.json")
+    return result
+
+
+class UnitDedupParams(StageParams):
+    normalization: Normalization = Normalization()
+    min_chars_after_dedup: int = Field(
+        100, ge=0, description="a document left with fewer characters after the removals is rejected")
+
+
+class UnitDedup(GlobalStage):
+    """The shared run of paragraph_dedup and line_dedup; subclasses name the unit."""
+
+    Params = UnitDedupParams
+    splitter: ClassVar[str]  # regex between units
+    joiner: ClassVar[str]  # what joins the units that are left
+
+    def run(self, ctx) -> dict:
+        decisions = ctx.dir / "_work" / "decisions"
+        if not (decisions / DONE).exists():
+            shutil.rmtree(decisions, ignore_errors=True)  # a killed attempt's partial decisions
+            decisions.mkdir(parents=True)
+            write_json(self._decide(ctx, decisions), decisions / DONE)
+        audit = read_json(decisions / DONE)
+        stats_dir = ctx.dir / "_stats"
+        todo = [p for p in ctx.input.parts if not (stats_dir / f"{p}.json").exists()]
+        ctx.map(rewrite_part, todo, "rewrite", in_dir=str(ctx.input.dir), decisions_dir=str(decisions),
+                out_dir=str(ctx.dir), stage=self.name, splitter=self.splitter, joiner=self.joiner,
+                min_chars=self.params.min_chars_after_dedup)
+        add_into(ctx.stats, sum((StageStats.from_dict(read_json(stats_dir / f"{p}.json"))
+                                 for p in ctx.input.parts), StageStats()))
+        shutil.rmtree(ctx.dir / "_work")
+        return {"audit": audit}
+
+    def _decide(self, ctx, out_dir: Path) -> dict:
+        frame = ctx.client.persist(dd.from_map(
+            unit_frame, batches(ctx.input.parts, PARTS_PER_TASK), in_dir=str(ctx.input.dir), splitter=self.splitter,
+            norm=self.params.normalization, meta=UNIT_META, enforce_metadata=False))
+        units = int(ctx.client.compute(frame.map_partitions(len).sum()).result())
+        if not units:
+            return {"units": 0, "units_removed": 0}
+        n = n_partitions(units)
+        removed = frame.shuffle(on="group", npartitions=n, shuffle_method=shuffle_method(n))
+        removed = removed.map_partitions(later_occurrences, meta=REMOVED_META)
+        removed = removed.shuffle(on="part", npartitions=n, shuffle_method=shuffle_method(n))
+        written = removed.map_partitions(write_removals, ctx.input.parts, str(out_dir), meta=COUNT_META)
+        return {"units": units, "units_removed": int(ctx.client.compute(written["removed"].sum()).result())}
+
+
+@register
+class ParagraphDedup(UnitDedup):
+    """Remove paragraphs that occurred earlier in the corpus (first occurrence kept)."""
+
+    name = "paragraph_dedup"
+    splitter = r"\n{2,}"  # as filters.text.paragraphs
+    joiner = "\n\n"
+
+
+@register
+class LineDedup(UnitDedup):
+    """Remove lines that occurred earlier in the corpus (first occurrence kept)."""
+
+    name = "line_dedup"
+    splitter = r"\n"
+    joiner = "\n"

@@ -13,6 +13,7 @@ waits until every worker has arrived, and closing it cancels the jobs (scancel, 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import logging
 import os
 import shlex
@@ -21,7 +22,7 @@ from typing import Any
 
 import dask
 import dask_jobqueue  # before any dask.config.set of jobqueue.* keys: it adds its defaults on import
-from distributed import Client
+from distributed import Client, Status
 
 from pipeline.config import ClusterError, ClusterOptions
 from pipeline.runner import LOCAL_WORKER_CONFIG, log
@@ -88,19 +89,33 @@ def job_queue_client(options: ClusterOptions) -> Iterator[Client]:
         workers = options.jobs * (options.processes or options.cores)
         wait_for_workers(client, workers, options)
         log(f"cluster: {workers} workers in {options.jobs} {options.kind} job(s) named {cluster.job_name}; "
-            f"scheduler {cluster.scheduler_address}, dashboard {cluster.dashboard_link or 'off (pip install bokeh)'}")
+            f"scheduler {cluster.scheduler_address}; {_dashboard(cluster)}")
         yield client
 
 
 def submit_jobs(cluster, options: ClusterOptions) -> None:
     """Submit the jobs now, so a refused submission (bad queue, account, directive) is raised
     here with the batch system's words instead of being logged while the client waits."""
-    cluster.scale(jobs=options.jobs)
     try:
-        cluster.sync(cluster._correct_state)
+        cluster.sync(_scale, cluster, options.jobs)
     except Exception as error:
         raise ClusterError(f"cluster.kind {options.kind}: submitting {options.jobs} job(s) failed: "
                            f"{_last_line(str(error))}") from None
+
+
+async def _scale(cluster, jobs: int) -> None:
+    # What `cluster.scale(jobs=...)` does, minus its queued state correction, which would log a
+    # refused submission and drop it; run on the cluster's event loop.
+    for _ in range(jobs):
+        cluster.worker_spec.update(cluster.new_worker_spec())
+    try:
+        await cluster._correct_state()
+    except Exception:
+        for name, job in list(cluster.workers.items()):
+            if job.job_id is None:  # never submitted: nothing to cancel (closing checks the status)
+                job.status = Status.failed
+                del cluster.workers[name], cluster.worker_spec[name]
+        raise
 
 
 def wait_for_workers(client: Client, n: int, options: ClusterOptions) -> None:
@@ -112,6 +127,12 @@ def wait_for_workers(client: Client, n: int, options: ClusterOptions) -> None:
         raise ClusterError(f"cluster.kind {options.kind}: {arrived} of {n} workers arrived within "
                            f"{options.start_timeout_s:g} s (cluster.start_timeout_s); see "
                            f"`{QUEUE_COMMAND[options.kind]}` and {logs}") from None
+
+
+def _dashboard(cluster) -> str:
+    if importlib.util.find_spec("bokeh") is None:  # the scheduler serves no dashboard pages without it
+        return "no dashboard (pip install bokeh)"
+    return f"dashboard {cluster.dashboard_link}"
 
 
 def _last_line(text: str) -> str:

@@ -103,7 +103,7 @@ class ClusterOptions(Frozen):
     job_script_prologue: list[str] = Field(default_factory=list, description="shell lines run before the worker")
     interface: str | None = Field(None, description="network interface of workers and scheduler, e.g. ib0")
     scheduler_host: str | None = Field(None, description="address the scheduler listens on (default: interface's)")
-    dashboard_address: str | None = Field(":8787", description="scheduler dashboard (needs bokeh); null: none")
+    dashboard_address: str = Field(":8787", description="[host]:port of the scheduler's dashboard (pages need bokeh)")
     local_directory: str | None = Field(None, description="workers' scratch directory on the compute nodes")
     log_directory: str | None = Field(None, description="where the jobs' stdout/stderr go")
     start_timeout_s: float = Field(300.0, gt=0, description="how long to wait for every worker to arrive")
@@ -221,7 +221,10 @@ def validate_config(model: type[BaseModel], data: Any, prefix: str = "") -> Any:
     try:
         return model.model_validate(data)
     except ValidationError as e:
-        raise ConfigError(_format_error(e.errors()[0], model, prefix)) from None
+        errors = e.errors()
+        # a misspelt key first: it explains the "required key is missing" that comes with it
+        first = next((err for err in errors if err["type"] == "extra_forbidden"), errors[0])
+        raise ConfigError(_format_error(first, model, prefix)) from None
 
 
 def _parse_stage(item: Any, index: int) -> StageSpec:

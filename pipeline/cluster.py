@@ -17,15 +17,25 @@ import importlib.util
 import logging
 import os
 import shlex
+import signal
+import threading
 from collections.abc import Iterator
 from typing import Any
 
 import dask
-import dask_jobqueue  # before any dask.config.set of jobqueue.* keys: it adds its defaults on import
 from distributed import Client, Status
 
 from pipeline.config import ClusterError, ClusterOptions
 from pipeline.runner import LOCAL_WORKER_CONFIG, log
+
+# dask-jobqueue 0.9.0 replaces the SIGINT handler with sys.exit() when imported (dask/dask-jobqueue
+# #696, fixed after 0.9.0), so Ctrl-C would end a run with status 0; the handler is put back.
+# Imported before any dask.config.set of jobqueue.* keys: it adds its defaults on import.
+_SIGINT_HANDLER = signal.getsignal(signal.SIGINT)
+import dask_jobqueue  # noqa: E402
+
+if _SIGINT_HANDLER is not None and threading.current_thread() is threading.main_thread():
+    signal.signal(signal.SIGINT, _SIGINT_HANDLER)
 
 CLUSTER_CLASSES = {"slurm": "SLURMCluster", "pbs": "PBSCluster", "sge": "SGECluster", "lsf": "LSFCluster"}
 # What the batch system calls the account a job is charged to.

@@ -5,12 +5,19 @@ runs the real thing."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
+
 import dask
 import pytest
 
 from pipeline.cli import main
 from pipeline.cluster import job_config, job_queue_client, make_cluster
 from pipeline.config import ClusterError, parse_config
+from tests.conftest import REPO
 
 BASE = {"output": "out/x", "inputs": [{"path": "data/*.jsonl", "format": "jsonl", "source": "web"}]}
 QUIET_ENV = ["export DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED=False",
@@ -77,13 +84,13 @@ def test_cluster_with_scheduler_or_workers_is_a_one_line_error(tmp_path, capsys)
     assert "  kind: pbs\n" in capsys.readouterr().out
 
 
-def fake_batch_system(tmp_path, monkeypatch, sbatch: str) -> None:
+def fake_batch_system(tmp_path, monkeypatch, sbatch: str, scancel: str = "exit 0") -> None:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    for name, body in (("sbatch", sbatch), ("scancel", "exit 0")):
+    for name, body in (("sbatch", sbatch), ("scancel", scancel)):
         (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n")
         (bin_dir / name).chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bin_dir}:{__import__('os').environ['PATH']}")
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
 
 
 def test_refused_submission_says_what_sbatch_said(tmp_path, monkeypatch):
@@ -101,3 +108,24 @@ def test_workers_that_never_arrive_time_out_with_where_to_look(tmp_path, monkeyp
         pass
     assert str(error.value) == (f"cluster.kind slurm: 0 of 2 workers arrived within 1 s (cluster.start_timeout_s); "
                                 f"see `squeue --me` and the job logs in {tmp_path}/logs")
+
+
+def test_ctrl_c_while_waiting_cancels_the_jobs_and_exits_130(tmp_path, monkeypatch):
+    calls = tmp_path / "calls"
+    fake_batch_system(tmp_path, monkeypatch, f"echo sbatch >> {calls}; echo 'Submitted batch job 4242'",
+                      scancel=f'echo "scancel $*" >> {calls}')
+    config = tmp_path / "c.yaml"
+    config.write_text(f"output: {tmp_path}/out\ninputs: [{{path: x, format: jsonl, source: s}}]\n"
+                      "cluster: {kind: slurm, memory: 1GB, dashboard_address: '127.0.0.1:0'}\n")
+    # SIGINT as a terminal sends it, even where this test runs with SIGINT ignored (a background job)
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "run", str(config)], cwd=REPO, text=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + 60
+    while not calls.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    stderr = proc.communicate(timeout=60)[1]
+    assert proc.returncode == 130, stderr  # not 0: dask-jobqueue's own SIGINT handler would exit 0
+    assert stderr.splitlines()[-1] == "thresher: interrupted; rerun the same command to resume"
+    assert calls.read_text().splitlines() == ["sbatch", "scancel 4242"]

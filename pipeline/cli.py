@@ -1,6 +1,6 @@
 """The `thresher` command line.
 
-    thresher run CONFIG.yaml [--output DIR] [--scheduler ADDRESS] [--workers N] [--dry-run]
+    thresher run CONFIG.yaml [--output DIR] [--scheduler ADDRESS | --cluster KIND] [--workers N] [--dry-run]
     thresher demo [--output DIR]
     thresher list
 
@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 from pydantic import ValidationError
 
-from pipeline.config import ConfigError, load_config
+from pipeline.config import CLUSTER_KINDS, ClusterError, ConfigError, RunConfig, load_config
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
@@ -34,15 +34,27 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     from pipeline.runner import Runner, open_client
 
-    config = load_config(args.config, output=args.output)
+    if args.cluster and args.scheduler:
+        raise ConfigError("--cluster and --scheduler: give one (--scheduler uses a running cluster, "
+                          "--cluster starts one)")
+    config = load_config(args.config, output=args.output, cluster=args.cluster)
     config.build_stages()
+    _check_workers(args, config)
     if args.dry_run:
         print(config.to_yaml(), end="")
         return 0
-    with open_client(args.scheduler, args.workers) as client:
+    with open_client(args.scheduler, args.workers, config.cluster) as client:
         summary = Runner(config, client, progress=not args.no_progress).run()
     print_summary(summary)
     return 0
+
+
+def _check_workers(args: argparse.Namespace, config: RunConfig) -> None:
+    """--workers sizes the local cluster only; batch jobs are sized in the config."""
+    kind = config.cluster.kind if config.cluster else "local"
+    if args.workers and kind != "local" and not args.scheduler:
+        raise ConfigError(f"--workers: sizes a local cluster; for cluster.kind {kind} set cluster.jobs "
+                          "and cluster.processes")
 
 
 def print_summary(summary: dict) -> None:
@@ -84,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", metavar="CONFIG.yaml")
     p.add_argument("--output", metavar="DIR", help="output directory (overrides the config's `output`)")
     p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
+    p.add_argument("--cluster", choices=CLUSTER_KINDS, metavar="KIND",
+                   help=f"start the workers as batch jobs ({', '.join(CLUSTER_KINDS)}; overrides the config's "
+                   "cluster.kind, sized by its cluster: section); OUTPUT must be on a file system every node sees")
     _add_run_options(p)
     p.set_defaults(func=cmd_run)
 
@@ -114,14 +129,21 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return handler(args)
     except (ConfigError, ValidationError, ValueError, FileNotFoundError) as error:
-        if os.environ.get("THRESHER_DEBUG"):
-            raise
-        message = str(error).splitlines()[0] if str(error) else type(error).__name__
-        print(f"thresher: error: {message}", file=sys.stderr)
-        return 2
+        return _fail(error, 2)
+    except ClusterError as error:
+        return _fail(error, 1)
     except KeyboardInterrupt:
         print("thresher: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
+
+
+def _fail(error: Exception, status: int) -> int:
+    """Print `error` as one line (or re-raise it under THRESHER_DEBUG=1); `status` to exit with."""
+    if os.environ.get("THRESHER_DEBUG"):
+        raise error
+    message = str(error).splitlines()[0] if str(error) else type(error).__name__
+    print(f"thresher: error: {message}", file=sys.stderr)
+    return status
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@
     stages:                         # run in order; each item is {stage_name: {params}}
       - extract: {favor_precision: false}
       - language: {keep: [en], min_score: 0.65}
+    cluster: {kind: slurm, jobs: 4, cores: 8, memory: 16GB, walltime: "02:00:00"}   # optional
 
 A bad key fails with one line that names its dotted path and says what is valid, e.g.
 `stages[1].language.min_score: Input should be less than or equal to 1`.
@@ -30,7 +31,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from dask.utils import parse_bytes
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from pipeline.stage import Scope, Stage, load_registry
 
@@ -39,6 +41,10 @@ FORMATS = ("warc", "html", "jsonl", "parquet", "text")
 
 class ConfigError(ValueError):
     """Bad user configuration; the message names the key and what is valid."""
+
+
+class ClusterError(RuntimeError):
+    """Batch jobs could not be submitted, or their workers did not arrive (pipeline/cluster.py)."""
 
 
 class Frozen(BaseModel):
@@ -78,12 +84,60 @@ class StageSpec(Frozen):
     scope: Scope = Scope()  # `only` / `skip`, given beside the stage's params
 
 
+CLUSTER_KINDS = ("local", "slurm", "pbs", "sge", "lsf")
+
+
+class ClusterOptions(Frozen):
+    """Where the Dask workers run: `local` processes (`--workers N`), or batch jobs through
+    dask-jobqueue (pipeline/cluster.py), each job `cores` CPUs and `memory`, split into `processes`
+    single-threaded workers (stages are CPU-bound Python)."""
+
+    kind: Literal["local", "slurm", "pbs", "sge", "lsf"] = "local"
+    jobs: int = Field(1, gt=0, description="batch jobs to submit")
+    cores: int = Field(1, gt=0, description="CPU cores per job")
+    processes: int | None = Field(None, gt=0, description="workers per job (default: cores, one thread each)")
+    memory: str | None = Field(None, validate_default=True, description="memory per job, e.g. 16GB")
+    walltime: str | None = Field(None, description="job time limit, e.g. 02:00:00 (default: the queue's)")
+    queue: str | None = Field(None, description="partition (Slurm) or queue")
+    account: str | None = Field(None, description="account (Slurm, PBS) or project (SGE, LSF) to charge")
+    job_extra_directives: list[str] = Field(default_factory=list, description="extra #SBATCH/#PBS/... lines")
+    job_script_prologue: list[str] = Field(default_factory=list, description="shell lines run before the worker")
+    interface: str | None = Field(None, description="network interface of workers and scheduler, e.g. ib0")
+    scheduler_host: str | None = Field(None, description="address the scheduler listens on (default: interface's)")
+    dashboard_address: str = Field(":8787", description="[host]:port of the scheduler's dashboard (pages need bokeh)")
+    local_directory: str | None = Field(None, description="workers' scratch directory on the compute nodes")
+    log_directory: str | None = Field(None, description="where the jobs' stdout/stderr go")
+    start_timeout_s: float = Field(300.0, gt=0, description="how long to wait for every worker to arrive")
+
+    @field_validator("processes")
+    @classmethod
+    def _at_most_cores(cls, value: int | None, info: ValidationInfo) -> int | None:
+        cores = info.data.get("cores")
+        if value is not None and cores is not None and value > cores:
+            raise ValueError(f"must be at most cluster.cores ({cores}): each worker needs a core")
+        return value
+
+    @field_validator("memory")
+    @classmethod
+    def _memory_size(cls, value: str | None, info: ValidationInfo) -> str | None:
+        kind = info.data.get("kind")
+        if value is None and kind not in (None, "local"):
+            raise ValueError(f"required for kind {kind}: memory per job, e.g. 16GB")
+        if value is not None:
+            try:
+                parse_bytes(value)
+            except ValueError:
+                raise ValueError(f"{value!r} is not a size; write e.g. 16GB or 512MiB") from None
+        return value
+
+
 class RunConfig(Frozen):
     output: str
     seed: int = 0
     inputs: list[InputSpec] = Field(min_length=1)
     read: ReadOptions = ReadOptions()
     stages: list[StageSpec] = Field(default_factory=list)
+    cluster: ClusterOptions | None = None
 
     @field_validator("inputs")
     @classmethod
@@ -107,6 +161,8 @@ class RunConfig(Frozen):
         d = self.model_dump(mode="json")
         d["stages"] = [{s["name"]: {**s["params"], **Scope.model_validate(s["scope"]).model_dump(exclude_none=True)}}
                        for s in d["stages"]]
+        if d["cluster"] is None:
+            del d["cluster"]
         return d
 
     def to_yaml(self) -> str:
@@ -146,6 +202,8 @@ def _format_error(err: dict[str, Any], model: type[BaseModel], prefix: str) -> s
         return f"{path}: unknown key; valid keys are: {', '.join(valid)}"
     if err["type"] == "missing":
         return f"{path}: required key is missing"
+    if err["type"] == "value_error" and "error" in err.get("ctx", {}):  # without pydantic's "Value error, "
+        return f"{path}: {err['ctx']['error']}"
     return f"{path}: {err['msg']}"
 
 
@@ -165,7 +223,10 @@ def validate_config(model: type[BaseModel], data: Any, prefix: str = "") -> Any:
     try:
         return model.model_validate(data)
     except ValidationError as e:
-        raise ConfigError(_format_error(e.errors()[0], model, prefix)) from None
+        errors = e.errors()
+        # a misspelt key first: it explains the "required key is missing" that comes with it
+        first = next((err for err in errors if err["type"] == "extra_forbidden"), errors[0])
+        raise ConfigError(_format_error(first, model, prefix)) from None
 
 
 def _parse_stage(item: Any, index: int) -> StageSpec:
@@ -190,18 +251,30 @@ def _parse_stage(item: Any, index: int) -> StageSpec:
     return StageSpec(name=name, params=validated.model_dump(mode="json"), scope=scope)
 
 
-def parse_config(data: Any, output: str | None = None) -> RunConfig:
+def parse_config(data: Any, output: str | None = None, cluster: str | None = None) -> RunConfig:
+    """The validated config of `data`; `output` and `cluster` (a kind) override its keys."""
     if not isinstance(data, dict):
         raise ConfigError("config: the top level must be a mapping with output, inputs, stages")
     data = expand_env(dict(data))
     if output is not None:
         data["output"] = output
+    if cluster is not None:
+        data["cluster"] = _with_kind(data.get("cluster"), cluster)
     stages = data.pop("stages", []) or []
     if not isinstance(stages, list):
         raise ConfigError("stages: must be a list of {stage_name: {params}}")
     config = validate_config(RunConfig, data)
     specs = [_parse_stage(item, i) for i, item in enumerate(stages)]
     return config.model_copy(update={"stages": specs})
+
+
+def _with_kind(section: Any, kind: str) -> dict[str, Any]:
+    """The `cluster:` section with `kind` set (from `--cluster KIND`)."""
+    if section is None:
+        return {"kind": kind}
+    if not isinstance(section, dict):
+        raise ConfigError(f"cluster: must be a mapping of options, got {type(section).__name__}")
+    return {**section, "kind": kind}
 
 
 def load_yaml(path: str | Path) -> Any:
@@ -215,6 +288,6 @@ def load_yaml(path: str | Path) -> Any:
         raise ConfigError(f"{path}: not valid YAML: {e}".splitlines()[0]) from None
 
 
-def load_config(path: str | Path, output: str | None = None) -> RunConfig:
+def load_config(path: str | Path, output: str | None = None, cluster: str | None = None) -> RunConfig:
     data = load_yaml(path)
-    return parse_config(data, output=output)
+    return parse_config(data, output=output, cluster=cluster)

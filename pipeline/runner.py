@@ -30,7 +30,7 @@ from distributed import Client, LocalCluster, wait
 from tqdm import tqdm
 
 from pipeline import __version__
-from pipeline.config import RunConfig, config_hash
+from pipeline.config import ClusterOptions, RunConfig, config_hash
 from pipeline.io import file_sizes, parquet_rows, read_json, write_bytes, write_json, write_parquet
 from pipeline.read import read_schema, run_read_task
 from pipeline.readers import list_tasks
@@ -60,11 +60,19 @@ def log(message: str) -> None:
 
 
 @contextlib.contextmanager
-def open_client(scheduler: str | None = None, workers: int | None = None) -> Iterator[Client]:
-    """A Dask client: on `scheduler` if given, else on a LocalCluster of worker processes
-    (one thread each: stages are CPU-bound Python)."""
+def open_client(scheduler: str | None = None, workers: int | None = None,
+                cluster: ClusterOptions | None = None) -> Iterator[Client]:
+    """A Dask client: on `scheduler` if given, else on batch jobs if `cluster.kind` is a batch
+    system (pipeline/cluster.py), else on a LocalCluster of worker processes (one thread each:
+    stages are CPU-bound Python)."""
     if scheduler:
         with Client(scheduler, set_as_default=False) as client:
+            yield client
+        return
+    if cluster is not None and cluster.kind != "local":
+        from pipeline.cluster import job_queue_client  # imports dask-jobqueue only when used
+
+        with job_queue_client(cluster) as client:
             yield client
         return
     n = workers or os.cpu_count() or 1

@@ -79,3 +79,26 @@ def test_dry_run_prints_resolved_config(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "run", str(path), "--dry-run"],
                           capture_output=True, text=True, check=True)
     assert "min_score: 0.0" in proc.stdout and "max_docs_per_part: 1000" in proc.stdout
+
+
+def test_cluster_section_errors_name_the_dotted_key():
+    assert error_of(cluster={"jobs": 0}) == "cluster.jobs: Input should be greater than 0"
+    assert error_of(cluster={"kind": "slurm", "memroy": "8GB"}).startswith(  # the typo, not the missing key
+        "cluster.memroy: unknown key; valid keys are: kind, jobs, cores, processes, memory")
+    assert error_of(cluster={"kind": "k8s"}).startswith("cluster.kind: Input should be 'local', 'slurm'")
+    assert error_of(cluster={"kind": "slurm"}) == "cluster.memory: required for kind slurm: memory per job, e.g. 16GB"
+    assert error_of(cluster={"kind": "pbs", "memory": "lots"}) == (
+        "cluster.memory: 'lots' is not a size; write e.g. 16GB or 512MiB")
+    assert error_of(cluster={"cores": 2, "processes": 4}) == (
+        "cluster.processes: must be at most cluster.cores (2): each worker needs a core")
+    assert error_of(cluster={"kind": "sge", "memory": "4GB", "job_extra_directives": "-l gpu"}).startswith(
+        "cluster.job_extra_directives: Input should be a valid list")
+
+
+def test_cluster_kind_override_and_defaults():
+    assert parse().cluster is None and "cluster" not in parse().to_dict()
+    config = parse_config({**BASE, "cluster": {"kind": "pbs", "cores": 4, "memory": "8GB"}}, cluster="slurm")
+    assert (config.cluster.kind, config.cluster.cores, config.cluster.processes) == ("slurm", 4, None)
+    assert config.to_dict()["cluster"]["kind"] == "slurm"
+    with pytest.raises(ConfigError, match=r"^cluster\.memory: required for kind lsf"):
+        parse_config(BASE, cluster="lsf")

@@ -1,0 +1,151 @@
+"""Dask workers as batch jobs: Slurm, PBS, SGE or LSF through dask-jobqueue.
+
+The scheduler runs inside `thresher run` on the submitting host; each of `cluster.jobs` jobs starts
+`cluster.processes` single-threaded workers that connect back to it. The workers get the same
+quiet Dask settings as the local cluster (as DASK_* variables in the job script) and start in
+the directory thresher runs in, so relative input paths mean the same on every node. The client
+waits until every worker has arrived, and closing it cancels the jobs (scancel, qdel, bkill).
+
+    with job_queue_client(config.cluster) as client:   # config.cluster.kind: slurm | pbs | sge | lsf
+        Runner(config, client).run()
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import logging
+import os
+import shlex
+import signal
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import dask
+from distributed import Client, Status
+
+from pipeline.config import ClusterError, ClusterOptions
+from pipeline.runner import LOCAL_WORKER_CONFIG, log
+
+# dask-jobqueue 0.9.0 replaces the SIGINT handler with sys.exit() when imported (dask/dask-jobqueue
+# #696, fixed after 0.9.0), so Ctrl-C would end a run with status 0; the handler is put back.
+# Imported before any dask.config.set of jobqueue.* keys: it adds its defaults on import.
+_SIGINT_HANDLER = signal.getsignal(signal.SIGINT)
+import dask_jobqueue  # noqa: E402
+
+if _SIGINT_HANDLER is not None and threading.current_thread() is threading.main_thread():
+    signal.signal(signal.SIGINT, _SIGINT_HANDLER)
+
+CLUSTER_CLASSES = {"slurm": "SLURMCluster", "pbs": "PBSCluster", "sge": "SGECluster", "lsf": "LSFCluster"}
+# What the batch system calls the account a job is charged to.
+ACCOUNT_KEYWORD = {"slurm": "account", "pbs": "account", "sge": "project", "lsf": "project"}
+# Where a user looks when jobs do not start.
+QUEUE_COMMAND = {"slurm": "squeue --me", "pbs": "qstat -u $USER", "sge": "qstat", "lsf": "bjobs"}
+
+
+def quiet_dask_env() -> list[str]:
+    """`export DASK_...=...` lines that give a job's workers LOCAL_WORKER_CONFIG."""
+    lines = []
+    for key, value in LOCAL_WORKER_CONFIG.items():
+        name = "DASK_" + key.upper().replace(".", "__").replace("-", "_")
+        lines.append(f"export {name}={shlex.quote(str(value))}")
+    return lines
+
+
+def job_kwargs(options: ClusterOptions) -> dict[str, Any]:
+    """Keyword arguments of dask-jobqueue's cluster class for `options`."""
+    kwargs: dict[str, Any] = {
+        "cores": options.cores,
+        "processes": options.processes or options.cores,
+        "memory": options.memory,
+        "walltime": options.walltime,
+        "queue": options.queue,
+        ACCOUNT_KEYWORD[options.kind]: options.account,
+        "job_name": "thresher-worker",
+        "job_extra_directives": list(options.job_extra_directives),
+        "job_script_prologue": [f"cd {shlex.quote(os.getcwd())}", *quiet_dask_env(),
+                                *options.job_script_prologue],
+        "interface": options.interface,
+        "local_directory": options.local_directory,
+        "log_directory": options.log_directory,
+        "scheduler_options": {"dashboard_address": options.dashboard_address},
+    }
+    if options.scheduler_host:
+        kwargs["scheduler_options"]["host"] = options.scheduler_host
+    return kwargs
+
+
+def job_config(options: ClusterOptions) -> dict[str, Any]:
+    """Dask settings while the cluster lives: the scheduler (in this process) gets the local
+    cluster's quiet housekeeping, and an unset walltime writes no time-limit directive (the
+    queue's default applies) instead of dask-jobqueue's 30 minutes, which would kill a long run."""
+    return {**LOCAL_WORKER_CONFIG, f"jobqueue.{options.kind}.walltime": options.walltime}
+
+
+def make_cluster(options: ClusterOptions):
+    """A dask-jobqueue cluster for `options`, its scheduler listening, no job submitted yet;
+    build it inside `dask.config.set(job_config(options))` (jobs read that config when created)."""
+    cls = getattr(dask_jobqueue, CLUSTER_CLASSES[options.kind])
+    return cls(**job_kwargs(options), silence_logs=logging.ERROR)
+
+
+@contextlib.contextmanager
+def job_queue_client(options: ClusterOptions) -> Iterator[Client]:
+    """A client on `options.jobs` batch jobs' workers, all of them arrived; the jobs end with it."""
+    with dask.config.set(job_config(options)), make_cluster(options) as cluster, \
+            Client(cluster, set_as_default=False) as client:
+        submit_jobs(cluster, options)
+        workers = options.jobs * (options.processes or options.cores)
+        wait_for_workers(client, workers, options)
+        log(f"cluster: {workers} workers in {options.jobs} {options.kind} job(s) named {cluster.job_name}; "
+            f"scheduler {cluster.scheduler_address}; {_dashboard(cluster)}")
+        yield client
+
+
+def submit_jobs(cluster, options: ClusterOptions) -> None:
+    """Submit the jobs now, so a refused submission (bad queue, account, directive) is raised
+    here with the batch system's words instead of being logged while the client waits."""
+    try:
+        cluster.sync(_scale, cluster, options.jobs)
+    except Exception as error:
+        raise ClusterError(f"cluster.kind {options.kind}: submitting {options.jobs} job(s) failed: "
+                           f"{_last_line(str(error))}") from None
+
+
+async def _scale(cluster, jobs: int) -> None:
+    # What `cluster.scale(jobs=...)` does, minus its queued state correction, which would log a
+    # refused submission and drop it; run on the cluster's event loop.
+    for _ in range(jobs):
+        cluster.worker_spec.update(cluster.new_worker_spec())
+    try:
+        await cluster._correct_state()
+    except Exception:
+        for name, job in list(cluster.workers.items()):
+            if job.job_id is None:  # never submitted: nothing to cancel (closing checks the status)
+                job.status = Status.failed
+                del cluster.workers[name], cluster.worker_spec[name]
+        raise
+
+
+def wait_for_workers(client: Client, n: int, options: ClusterOptions) -> None:
+    try:
+        client.wait_for_workers(n, timeout=options.start_timeout_s)
+    except TimeoutError:
+        arrived = len(client.scheduler_info(n_workers=-1)["workers"])
+        logs = f"the job logs in {options.log_directory}" if options.log_directory else "the jobs' output files"
+        raise ClusterError(f"cluster.kind {options.kind}: {arrived} of {n} workers arrived within "
+                           f"{options.start_timeout_s:g} s (cluster.start_timeout_s); see "
+                           f"`{QUEUE_COMMAND[options.kind]}` and {logs}") from None
+
+
+def _dashboard(cluster) -> str:
+    if importlib.util.find_spec("bokeh") is None:  # the scheduler serves no dashboard pages without it
+        return "no dashboard (pip install bokeh)"
+    return f"dashboard {cluster.dashboard_link}"
+
+
+def _last_line(text: str) -> str:
+    """The last non-empty line of a command's error (where sbatch/qsub say what was wrong)."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else "no message"

@@ -17,16 +17,15 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
-from pipeline.io import read_json, write_json, write_parquet
+from pipeline import storage
+from pipeline.io import commit, commit_records, is_committed, write_parquet
 from pipeline.record import metadata_to_json, rejected_schema
 from pipeline.stats import StageStats
 
@@ -141,11 +140,11 @@ def write_partition_decisions(df: pd.DataFrame, parts: tuple[str, ...], out_dir:
             "duplicate_of": pa.array(rows["duplicate_of"].tolist(), pa.string()),
             "cluster_size": pa.array(rows["cluster_size"].to_numpy(), pa.int64()),
         })
-        write_parquet(table, Path(out_dir) / parts[int(part_index)])
+        write_parquet(table, storage.join(out_dir, parts[int(part_index)]))
     return pd.DataFrame({"written": [len(df)]})
 
 
-def decide(client, frame, ranking: tuple[str, ...], parts: tuple[str, ...], out_dir: Path, rows: int) -> dict:
+def decide(client, frame, ranking: tuple[str, ...], parts: tuple[str, ...], out_dir: str, rows: int) -> dict:
     """Group `frame` (a Dask DataFrame like GROUP_META, `rows` rows) by `group`, write the
     removals per part under `out_dir`, and return the audit counts."""
     n = n_partitions(rows)
@@ -206,38 +205,42 @@ def _annotate(dropped: pa.Table, decisions: pa.Table, stage: str, reason: str) -
 
 
 def apply_part(part: str, in_dir: str, decisions_dir: str, out_dir: str, stage: str, reason: str) -> dict:
-    """Copy input `part` without its removed rows; write rejected rows and the part's stats
-    (last: it marks the part done for a resumed run). Runs on a Dask worker."""
-    table = pq.read_table(Path(in_dir) / part)
-    path = Path(decisions_dir) / part
-    decisions = pq.read_table(path) if path.exists() else None
+    """Copy input `part` without its removed rows; write rejected rows and the part's commit
+    record (last: its stats and files; it marks the part done for a resumed run). Runs on a
+    Dask worker. The decisions folder is complete (its phase's done marker exists), so a
+    missing decisions file means nothing to remove."""
+    table = storage.read_table(storage.join(in_dir, part))
+    path = storage.join(decisions_dir, part)
+    decisions = storage.read_table(path) if storage.exists(path) else None
     mask = np.zeros(table.num_rows, dtype=bool)
     stats = StageStats(docs_in=table.num_rows, bytes_in=text_bytes(table))
-    out = Path(out_dir)
+    files = [part]
     if decisions is not None and decisions.num_rows:
         rows = decisions["row"].to_numpy()
         mask[rows] = True
         dropped = _annotate(table.take(pa.array(rows)), decisions, stage, reason)
         assert dropped.schema.names == rejected_schema(table.schema).names
-        write_parquet(dropped, out / "rejected" / part)
+        write_parquet(dropped, storage.join(out_dir, "rejected", part))
+        files.append(f"rejected/{part}")
         stats.docs_rejected = stats.rejected[reason] = dropped.num_rows
         stats.bytes_rejected = stats.rejected_bytes[reason] = text_bytes(dropped)
     kept = table.filter(pa.array(~mask))
-    write_parquet(kept, out / part)
+    write_parquet(kept, storage.join(out_dir, part))
     stats.docs_out, stats.bytes_out = kept.num_rows, text_bytes(kept)
     result = stats.to_dict()
-    write_json(result, out / "_stats" / f"{part}.json")
+    commit(out_dir, part, result, files)
     return result
 
 
-def apply_all(ctx, decisions_dir: Path, stage: str, reason: str) -> None:
-    """`apply_part` for every input part not done yet; adds every part's stats to ctx.stats."""
-    stats_dir = ctx.dir / "_stats"
-    todo = [p for p in ctx.input.parts if not (stats_dir / f"{p}.json").exists()]
-    ctx.map(apply_part, todo, "apply", in_dir=str(ctx.input.dir), decisions_dir=str(decisions_dir),
-            out_dir=str(ctx.dir), stage=stage, reason=reason)
-    total = sum((StageStats.from_dict(read_json(stats_dir / f"{p}.json")) for p in ctx.input.parts), StageStats())
-    add_into(ctx.stats, total)
+def apply_all(ctx, decisions_dir: str, stage: str, reason: str) -> None:
+    """`apply_part` for every input part not done yet; adds every part's stats to ctx.stats
+    and commits the parts."""
+    todo = [p for p in ctx.input.parts if not is_committed(ctx.dir, p)]
+    ctx.map(apply_part, todo, "apply", in_dir=ctx.input.dir, decisions_dir=decisions_dir,
+            out_dir=ctx.dir, stage=stage, reason=reason)
+    records = commit_records(ctx.dir)
+    add_into(ctx.stats, sum((StageStats.from_dict(records[p]) for p in ctx.input.parts), StageStats()))
+    ctx.commit_parts(ctx.input.parts)
 
 
 def add_into(target: StageStats, other: StageStats) -> None:

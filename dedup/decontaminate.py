@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
+import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Literal
@@ -40,7 +40,6 @@ from typing import Literal
 import fsspec
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 from pydantic import Field, model_validator
 
 from dedup.decide import add_into, replace_column, text_bytes, with_reason
@@ -55,7 +54,17 @@ from dedup.evalsets import (
     ngram_hashes,
     normalized_words,
 )
-from pipeline.io import file_sizes, read_json, write_json, write_parquet
+from pipeline import storage
+from pipeline.io import (
+    commit,
+    commit_records,
+    file_sizes,
+    is_committed,
+    read_json,
+    upload_file,
+    write_json,
+    write_parquet,
+)
 from pipeline.record import Document, metadata_to_json
 from pipeline.stage import GlobalStage, StageParams, register
 from pipeline.stats import StageStats
@@ -244,11 +253,12 @@ def candidate_rows(index: EvalIndex, hashes: list[np.ndarray]) -> list[int]:
 
 def decontaminate_part(item: tuple[int, str], in_dir: str, out_dir: str, index_path: str,
                        params: DecontaminateParams) -> dict:
-    """Check one part; write kept, rejected, the report and (last: the part is done) the stats.
+    """Check one part; write kept, rejected, the report and (last: the part is done) the commit
+    record (stats and files).
     Only the rows with a candidate match become `Document`s; the others are copied as they are."""
     _, part = item
-    table = pq.read_table(Path(in_dir) / part)
-    index = load_index(Path(index_path))
+    table = storage.read_table(storage.join(in_dir, part))
+    index = load_index(Path(storage.local_file(index_path)))
     worker, report, stats = Decontaminator(index, params), PartReport(index.set_names), StageStats()
     texts, metadata, ids = (table[c].to_pylist() for c in ("text", "metadata", "id"))
     dropped = np.zeros(table.num_rows, dtype=bool)
@@ -267,20 +277,28 @@ def decontaminate_part(item: tuple[int, str], in_dir: str, out_dir: str, index_p
         for key in ("documents_dropped", "documents_redacted", "ngrams_matched"):
             if entry[key]:
                 stats.count(f"{name}.{key}", entry[key])
-    out = Path(out_dir)
+    files = [part]
     if rejected.num_rows:
-        write_parquet(with_reason(rejected, Decontaminate.name, REASON), out / "rejected" / part)
-    write_parquet(kept, out / part)
-    write_json(report.to_dict(), out / "_reports" / f"{part}.json")
+        write_parquet(with_reason(rejected, Decontaminate.name, REASON), storage.join(out_dir, "rejected", part))
+        files.append(f"rejected/{part}")
+    write_parquet(kept, storage.join(out_dir, part))
+    write_json(report.to_dict(), storage.join(out_dir, "_reports", f"{part}.json"))
     result = stats.to_dict()
-    write_json(result, out / "_stats" / f"{part}.json")
+    commit(out_dir, part, result, files)
     return result
 
 
 def build_and_save(params: DecontaminateParams, path: str) -> dict:
-    """Build the eval index (on a worker) and save it to `path`; return the per-set summary."""
+    """Build the eval index (on a worker) and save it to `path` (a local file, uploaded whole to
+    an object store); return the per-set summary."""
     index, summary = build_index(params.eval_sets, params.ngram, params.min_eval_words)
-    index.save(Path(path))
+    if storage.is_local(path):
+        index.save(Path(path))
+        return summary
+    with tempfile.TemporaryDirectory(prefix="thresher-index-") as tmp:
+        local = Path(tmp) / storage.basename(path)
+        index.save(local)
+        upload_file(local, path)
     return summary
 
 
@@ -304,23 +322,23 @@ class Decontaminate(GlobalStage):
         return [eval_set_digest(spec) for spec in self.params.eval_sets]
 
     def run(self, ctx) -> dict:
-        work = ctx.dir / "_work"
-        index_path, summary_path = work / "eval_index.npz", work / "eval_index.json"
-        if not summary_path.exists():
-            work.mkdir(parents=True, exist_ok=True)
-            future = ctx.client.submit(build_and_save, self.params, str(index_path), pure=False)
+        work = ctx.path("_work")
+        index_path, summary_path = storage.join(work, "eval_index.npz"), storage.join(work, "eval_index.json")
+        if not storage.exists(summary_path):  # written after the index: it commits it
+            storage.makedirs(work)
+            future = ctx.client.submit(build_and_save, self.params, index_path, pure=False)
             write_json(future.result(), summary_path)
         summary = read_json(summary_path)
-        stats_dir = ctx.dir / "_stats"
-        todo = [(i, p) for i, p in enumerate(ctx.input.parts) if not (stats_dir / f"{p}.json").exists()]
-        ctx.map(decontaminate_part, todo, "decontaminate", cost=file_sizes(ctx.input.dir / p for _, p in todo),
-                in_dir=str(ctx.input.dir), out_dir=str(ctx.dir), index_path=str(index_path), params=self.params)
-        add_into(ctx.stats, sum((StageStats.from_dict(read_json(stats_dir / f"{p}.json"))
-                                 for p in ctx.input.parts), StageStats()))
-        report = self._merge(ctx, summary, load_item_ids(index_path))
+        todo = [(i, p) for i, p in enumerate(ctx.input.parts) if not is_committed(ctx.dir, p)]
+        ctx.map(decontaminate_part, todo, "decontaminate", cost=file_sizes(ctx.input.path(p) for _, p in todo),
+                in_dir=ctx.input.dir, out_dir=ctx.dir, index_path=index_path, params=self.params)
+        records = commit_records(ctx.dir)
+        add_into(ctx.stats, sum((StageStats.from_dict(records[p]) for p in ctx.input.parts), StageStats()))
+        ctx.commit_parts(ctx.input.parts)
+        report = self._merge(ctx, summary, load_item_ids(storage.local_file(index_path)))
         # Only the index goes: the parts' reports stay in _reports/ (like _stats/), so a run killed
         # after this line rebuilds the index (the same bytes) and still finds every part's report.
-        shutil.rmtree(work)
+        storage.rm(work)
         return {"decontamination": report}
 
     def _merge(self, ctx, summary: dict, item_ids: list[list[str]]) -> dict:
@@ -329,7 +347,7 @@ class Decontaminate(GlobalStage):
                          "items_found": 0, "found_items": [], "examples": []} for name, counts in summary.items()}
         items: dict[str, Counter] = {name: Counter() for name in summary}
         for part in ctx.input.parts:
-            for name, entry in read_json(ctx.dir / "_reports" / f"{part}.json").items():
+            for name, entry in read_json(ctx.path("_reports", f"{part}.json")).items():
                 for key in ("documents_dropped", "documents_redacted", "ngrams_matched"):
                     merged[name][key] += entry[key]
                 items[name].update({int(k): v for k, v in entry["items"].items()})

@@ -14,14 +14,11 @@ metadata. Output parts keep the input parts' names and row order.
 from __future__ import annotations
 
 import hashlib
-import shutil
-from pathlib import Path
 
 import dask.dataframe as dd
 import numpy as np
 import pandas as pd
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from pydantic import Field
 
 from dedup.decide import (
@@ -35,6 +32,7 @@ from dedup.decide import (
     rank_frame,
 )
 from dedup.normalize import Normalization, normalize
+from pipeline import storage
 from pipeline.io import parquet_rows, read_json, write_json
 from pipeline.stage import GlobalStage, StageParams, register
 
@@ -51,7 +49,7 @@ def hash_parts(batch: list[tuple[int, str]], in_dir: str, norm: Normalization) -
     """Normalised-text hash and ranking columns of every row of a batch of parts (on a worker)."""
     frames = []
     for part_index, part in batch:
-        table = pq.read_table(Path(in_dir) / part)
+        table = storage.read_table(storage.join(in_dir, part))
         normed = pc.cast(normalize(table["text"], norm), "binary").to_pylist()
         frame = rank_frame(table, part_index).assign(group=text_hashes(normed))
         frames.append(frame[list(GROUP_META.columns)].astype(GROUP_META.dtypes.to_dict()))
@@ -76,22 +74,24 @@ class ExactDedup(GlobalStage):
             description="keep order: quality_score (highest), length (longest), id (smallest), order (first read)")
 
     def run(self, ctx) -> dict:
-        work = ctx.dir / "_work"
-        decisions = work / "decisions"
-        if not (decisions / DONE).exists():
+        work = ctx.path("_work")
+        decisions = storage.join(work, "decisions")
+        done = storage.join(decisions, DONE)
+        if not storage.exists(done):
             # A killed earlier attempt may have left some decision files: start this phase clean.
-            shutil.rmtree(decisions, ignore_errors=True)
-            decisions.mkdir(parents=True)
-            write_json(self._decide(ctx, decisions), decisions / DONE)
-        audit = read_json(decisions / DONE)
+            # The done marker, written after every decision file, commits the whole folder.
+            storage.rm(decisions)
+            storage.makedirs(decisions)
+            write_json(self._decide(ctx, decisions), done)
+        audit = read_json(done)
         apply_all(ctx, decisions, self.name, f"{self.name}.duplicate")
-        shutil.rmtree(work)
+        storage.rm(work)
         return {"audit": audit}
 
-    def _decide(self, ctx, out_dir: Path) -> dict:
+    def _decide(self, ctx, out_dir: str) -> dict:
         rows = sum(parquet_rows(p) for p in ctx.input.paths())
         if not rows:
             return audit_from_summary(SUMMARY_META, 0)
-        frame = dd.from_map(hash_parts, batches(ctx.input.parts, PARTS_PER_TASK), in_dir=str(ctx.input.dir),
+        frame = dd.from_map(hash_parts, batches(ctx.input.parts, PARTS_PER_TASK), in_dir=ctx.input.dir,
                             norm=self.params.normalization, meta=GROUP_META, enforce_metadata=False)
         return decide(ctx.client, frame, self.params.representative, ctx.input.parts, out_dir, rows)

@@ -10,26 +10,24 @@ hashes (two distinct shingles of ~10^3 share a hash with probability ~10^-4).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import dask.dataframe as dd
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from dedup.decide import shuffle_method
 from dedup.lsh import EDGE_META, signature_matrix
 from dedup.minhash import MinHashParams, hash_sets, jaccard, splitmix64
+from pipeline import storage
 
 SET_META = pd.DataFrame({"node": pd.Series([], dtype="int64"), "hashes": pd.Series([], dtype=object)})
 PAIR_META = pd.DataFrame({"u": pd.Series([], dtype="int64"), "v": pd.Series([], dtype="int64"),
                           "jaccard": pd.Series([], dtype="float64")})
 
 
-def part_hash_sets(path: str | Path, rows: np.ndarray, params: MinHashParams) -> list[np.ndarray]:
+def part_hash_sets(path: str, rows: np.ndarray, params: MinHashParams) -> list[np.ndarray]:
     """Shingle-hash sets of the given rows of one document part."""
-    table = pq.read_table(path, columns=["text"]).take(pa.array(rows))
+    table = storage.read_table(path, columns=["text"]).take(pa.array(rows))
     return hash_sets(table["text"], params)
 
 
@@ -38,7 +36,7 @@ def hash_set_frame(df: pd.DataFrame, parts: tuple[str, ...], docs_dir: str, para
     out = []
     for part_index, group in df.groupby("part", sort=True):
         nodes = np.unique(group["node"].to_numpy())
-        sets = part_hash_sets(Path(docs_dir) / parts[int(part_index)], nodes & 0xFFFFFFFF, params)
+        sets = part_hash_sets(storage.join(docs_dir, parts[int(part_index)]), nodes & 0xFFFFFFFF, params)
         out.append(pd.DataFrame({"node": nodes, "hashes": [s.tobytes() for s in sets]}))
     return pd.concat(out, ignore_index=True) if out else SET_META.copy()
 
@@ -49,7 +47,7 @@ def pair_jaccard(df: pd.DataFrame) -> pd.DataFrame:
                          "jaccard": np.asarray(values, dtype="float64")})
 
 
-def edge_jaccard(edges: dd.DataFrame, parts: tuple[str, ...], docs_dir: Path, params: MinHashParams,
+def edge_jaccard(edges: dd.DataFrame, parts: tuple[str, ...], docs_dir: str, params: MinHashParams,
                  npartitions: int) -> dd.DataFrame:
     """`edges` with the true Jaccard of each pair (a Dask DataFrame u, v, jaccard)."""
     nodes = dd.concat([edges[["u"]].rename(columns={"u": "node"}), edges[["v"]].rename(columns={"v": "node"})])
@@ -65,7 +63,7 @@ def edge_jaccard(edges: dd.DataFrame, parts: tuple[str, ...], docs_dir: Path, pa
     return pairs.map_partitions(pair_jaccard, meta=PAIR_META)
 
 
-def verify_edges(edges: dd.DataFrame, parts: tuple[str, ...], docs_dir: Path, params: MinHashParams,
+def verify_edges(edges: dd.DataFrame, parts: tuple[str, ...], docs_dir: str, params: MinHashParams,
                  threshold: float, npartitions: int) -> dd.DataFrame:
     """Only the edges whose true Jaccard is at least `threshold`."""
     scored = edge_jaccard(edges, parts, docs_dir, params, npartitions)
@@ -91,13 +89,14 @@ def sample_part(part_index: int, nodes: np.ndarray, docs_dir: str, signature_dir
                 parts: tuple[str, ...], params: MinHashParams) -> dict[int, tuple]:
     """node -> (hash set, signature, id) for some rows of one part (runs on a worker)."""
     rows = nodes & 0xFFFFFFFF
-    sets = part_hash_sets(Path(docs_dir) / parts[part_index], rows, params)
-    table = pq.read_table(Path(signature_dir) / parts[part_index], columns=["id", "signature"]).take(pa.array(rows))
+    sets = part_hash_sets(storage.join(docs_dir, parts[part_index]), rows, params)
+    table = storage.read_table(storage.join(signature_dir, parts[part_index]), columns=["id", "signature"])
+    table = table.take(pa.array(rows))
     signatures = signature_matrix(table)
     return {int(n): (s, sig, i) for n, s, sig, i in zip(nodes, sets, signatures, table["id"].to_pylist())}
 
 
-def sample_similarities(ctx, sample: pd.DataFrame, docs_dir: Path, signature_dir: Path,
+def sample_similarities(ctx, sample: pd.DataFrame, docs_dir: str, signature_dir: str,
                         params: MinHashParams) -> pd.DataFrame:
     """The sample's ids, true Jaccard and MinHash estimate (fraction of equal signature values)."""
     nodes = np.unique(np.concatenate([sample["u"].to_numpy(), sample["v"].to_numpy()]))

@@ -11,17 +11,15 @@ pairs, in linear space). Edges found in several bands are made unique by a secon
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import dask
 import dask.dataframe as dd
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from dedup.decide import shuffle_method
 from dedup.minhash import band_keys
+from pipeline import storage
 from pipeline.io import write_parquet
 
 KEY_META = pd.DataFrame({"key": pd.Series([], dtype="int64"), "node": pd.Series([], dtype="int64")})
@@ -30,8 +28,8 @@ KEYS_PER_PARTITION = 4_000_000  # 64 MB of (key, node) rows
 SIGNATURE_FILES_PER_TASK = 8
 
 
-def read_signatures(path: str | Path, columns: list[str] | None = None) -> pa.Table:
-    return pq.read_table(path, columns=columns)
+def read_signatures(path: str, columns: list[str] | None = None) -> pa.Table:
+    return storage.read_table(path, columns=columns)
 
 
 def signature_matrix(table: pa.Table) -> np.ndarray:
@@ -74,19 +72,21 @@ def write_edge_part(df: pd.DataFrame, path: str) -> int:
     return len(df)
 
 
-def write_edges(client, signature_paths: list[Path], bands: int, rows: int, documents: int,
-                out_dir: Path) -> int:
-    """Write the candidate edges of all signature files under `out_dir`; return their number."""
+def write_edges(client, signature_paths: list[str], bands: int, rows: int, documents: int,
+                out_dir: str) -> tuple[int, list[str]]:
+    """Write the candidate edges of all signature files under `out_dir`; return their number
+    and the names of the files written (the stage's manifest records them)."""
     batches = [[str(p) for p in signature_paths[i:i + SIGNATURE_FILES_PER_TASK]]
                for i in range(0, len(signature_paths), SIGNATURE_FILES_PER_TASK)]
     if not batches:
-        return 0
+        return 0, []
     keys = dd.from_map(key_frame, batches, bands=bands, rows=rows, meta=KEY_META, enforce_metadata=False)
     n_parts = max(1, -(-documents * bands // KEYS_PER_PARTITION))
     raw = keys.shuffle(on="key", npartitions=n_parts, shuffle_method=shuffle_method(n_parts))
     raw = raw.map_partitions(bucket_edges, meta=EDGE_META)
     edges = raw.shuffle(on="u", npartitions=n_parts, shuffle_method=shuffle_method(n_parts))
     edges = edges.map_partitions(unique_edges, meta=EDGE_META)
-    writes = [dask.delayed(write_edge_part)(part, str(out_dir / f"part-{i:05d}.parquet"))
-              for i, part in enumerate(edges.to_delayed())]
-    return int(sum(client.gather(client.compute(writes))))
+    names = [f"part-{i:05d}.parquet" for i in range(edges.npartitions)]
+    writes = [dask.delayed(write_edge_part)(part, storage.join(out_dir, name))
+              for name, part in zip(names, edges.to_delayed())]
+    return int(sum(client.gather(client.compute(writes)))), names

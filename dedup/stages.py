@@ -27,13 +27,11 @@ from __future__ import annotations
 
 import os
 import shutil
-from pathlib import Path
 
 import dask.dataframe as dd
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from pydantic import Field
 
 from dedup import audit as audits
@@ -42,7 +40,8 @@ from dedup.decide import DEFAULT_RANKING, GROUP_META, RankKey, add_into, apply_a
 from dedup.jaccard import sample_edges, sample_similarities, verify_edges
 from dedup.lsh import EDGE_META, write_edges
 from dedup.minhash import MinHashParams, document_shingle_hashes, get_hasher
-from pipeline.io import parquet_rows, read_json, write_json, write_parquet
+from pipeline import storage
+from pipeline.io import commit, commit_records, is_committed, parquet_rows, read_json, write_json, write_parquet
 from pipeline.stage import GlobalStage, StageParams, register
 from pipeline.stats import StageStats
 
@@ -55,50 +54,56 @@ DOCINFO_META = GROUP_META.drop(columns=["group"])
 
 def minhash_block(ctx, needs: str) -> dict:
     """The `minhash` block of the input stage's manifest; it must name artefact `needs`."""
-    block = read_json(ctx.input.dir / MANIFEST).get("minhash", {})
+    block = read_json(ctx.input.path(MANIFEST)).get("minhash", {})
     if needs not in block:
-        raise ValueError(f"stage input {ctx.input.dir.name!r} has no MinHash {needs}: the MinHash stages run "
+        raise ValueError(f"stage input {ctx.input.name!r} has no MinHash {needs}: the MinHash stages run "
                          "in order minhash_signatures -> lsh_buckets -> duplicate_clusters -> remove_duplicates")
     return block
 
 
-def artefact(ctx, block: dict, name: str) -> Path:
-    return ctx.input.dir.parent / block[name]
+def artefact(ctx, block: dict, name: str) -> str:
+    return storage.join(storage.parent(ctx.input.dir), block[name])
 
 
 def link_parts(ctx) -> None:
-    """Pass the input documents through unchanged: hard links (a copy across devices)."""
+    """Pass the input documents through unchanged: hard links (a copy across devices, a
+    server-side copy on an object store); the stage's manifest commits them."""
     for part in ctx.input.parts:
-        target = ctx.dir / part
-        if target.exists():
+        source, target = ctx.input.path(part), ctx.path(part)
+        if not storage.is_local(target):
+            storage.copy(source, target)
+            continue
+        if os.path.exists(target):
             continue
         try:
-            os.link(ctx.input.dir / part, target)
+            os.link(source, target)
         except OSError:
-            tmp = target.with_name(f".{part}.tmp-{os.getpid()}")
-            shutil.copyfile(ctx.input.dir / part, tmp)
+            tmp = os.path.join(ctx.dir, f".{part}.tmp-{os.getpid()}")
+            shutil.copyfile(source, tmp)
             os.replace(tmp, target)
+    ctx.commit_parts(ctx.input.parts)
 
 
 def pass_through_stats(ctx) -> None:
-    previous = StageStats.from_dict(read_json(ctx.input.dir / MANIFEST)["stats"])
+    previous = StageStats.from_dict(read_json(ctx.input.path(MANIFEST))["stats"])
     rows = sum(parquet_rows(p) for p in ctx.input.paths())
     add_into(ctx.stats, StageStats(docs_in=rows, docs_out=rows, bytes_in=previous.bytes_out,
                                    bytes_out=previous.bytes_out))
 
 
-def fresh(directory: Path) -> Path:
-    shutil.rmtree(directory, ignore_errors=True)
-    directory.mkdir(parents=True)
+def fresh(directory: str) -> str:
+    storage.rm(directory)
+    storage.makedirs(directory)
     return directory
 
 
 # -- minhash_signatures ---------------------------------------------------------------------
 
 def signature_part(item: tuple[int, str], in_dir: str, out_dir: str, params: MinHashParams) -> dict:
-    """Write the signatures of one part and its stats (last: the part is done). On a worker."""
+    """Write the signatures of one part, then its commit record (stats and the file: the part
+    is done). On a worker."""
     part_index, part = item
-    table = pq.read_table(Path(in_dir) / part)
+    table = storage.read_table(storage.join(in_dir, part))
     hashes, counts = document_shingle_hashes(table["text"], params)
     signatures = get_hasher(params.num_perm, params.seed, params.scheme).signatures(hashes, counts)
     info = pa.Table.from_pandas(rank_frame(table, part_index).astype(DOCINFO_META.dtypes.to_dict()),
@@ -106,13 +111,13 @@ def signature_part(item: tuple[int, str], in_dir: str, out_dir: str, params: Min
     info = info.append_column("shingles", pa.array(counts, pa.int32()))
     flat = pa.array(signatures.reshape(-1), pa.uint32())
     info = info.append_column("signature", pa.FixedSizeListArray.from_arrays(flat, params.num_perm))
-    write_parquet(info, Path(out_dir) / "signatures" / part)
+    write_parquet(info, storage.join(out_dir, "signatures", part))
     n, text_bytes = table.num_rows, int(pc.sum(pc.binary_length(table["text"])).as_py() or 0)
     stats = StageStats(docs_in=n, docs_out=n, bytes_in=text_bytes, bytes_out=text_bytes)
     stats.count("shingles", int(counts.sum()))
     stats.count("documents_without_shingles", int((counts == 0).sum()))
     result = stats.to_dict()
-    write_json(result, Path(out_dir) / "_stats" / f"{part}.json")
+    commit(out_dir, part, result, [f"signatures/{part}"])
     return result
 
 
@@ -124,16 +129,14 @@ class MinHashSignatures(GlobalStage):
     Params = MinHashParams
 
     def run(self, ctx) -> dict:
-        stats_dir = ctx.dir / "_stats"
-        todo = [(i, p) for i, p in enumerate(ctx.input.parts) if not (stats_dir / f"{p}.json").exists()]
-        ctx.map(signature_part, todo, "signatures", in_dir=str(ctx.input.dir), out_dir=str(ctx.dir),
-                params=self.params)
-        add_into(ctx.stats, sum((StageStats.from_dict(read_json(stats_dir / f"{p}.json"))
-                                 for p in ctx.input.parts), StageStats()))
+        todo = [(i, p) for i, p in enumerate(ctx.input.parts) if not is_committed(ctx.dir, p)]
+        ctx.map(signature_part, todo, "signatures", in_dir=ctx.input.dir, out_dir=ctx.dir, params=self.params)
+        records = commit_records(ctx.dir)
+        add_into(ctx.stats, sum((StageStats.from_dict(records[p]) for p in ctx.input.parts), StageStats()))
         link_parts(ctx)
         bands, rows = self.params.lsh_shape()
         block = {"params": self.params.model_dump(mode="json"), "bands": bands, "rows": rows,
-                 "documents": ctx.stats.docs_in, "signatures": f"{ctx.dir.name}/signatures"}
+                 "documents": ctx.stats.docs_in, "signatures": f"{ctx.name}/signatures"}
         return {"minhash": block, "lsh": audits.lsh_audit(bands, rows, self.params.threshold)}
 
 
@@ -147,31 +150,31 @@ class LshBuckets(GlobalStage):
 
     def run(self, ctx) -> dict:
         block = minhash_block(ctx, "signatures")
-        out = fresh(ctx.dir / "edges")
+        out = fresh(ctx.path("edges"))
         signature_dir = artefact(ctx, block, "signatures")
-        paths = [signature_dir / p for p in ctx.input.parts]
-        n_edges = write_edges(ctx.client, paths, block["bands"], block["rows"], block["documents"], out)
+        paths = [storage.join(signature_dir, p) for p in ctx.input.parts]
+        n_edges, edge_files = write_edges(ctx.client, paths, block["bands"], block["rows"], block["documents"], out)
         ctx.stats.count("candidate_pairs", n_edges)
         link_parts(ctx)
         pass_through_stats(ctx)
-        block = {**block, "edges": f"{ctx.dir.name}/edges", "edge_count": n_edges}
+        block = {**block, "edges": f"{ctx.name}/edges", "edge_count": n_edges, "edge_files": edge_files}
         return {"minhash": block}
 
 
 # -- duplicate_clusters ---------------------------------------------------------------------
 
 def read_edges(paths: list[str]) -> pd.DataFrame:
-    frames = [pq.read_table(p).to_pandas() for p in paths]
+    frames = [storage.read_table(p).to_pandas() for p in paths]
     return pd.concat(frames, ignore_index=True).astype("int64") if frames else EDGE_META.copy()
 
 
 def read_docinfo(paths: list[str]) -> pd.DataFrame:
     columns = list(DOCINFO_META.columns)
-    frames = [pq.read_table(p, columns=columns).to_pandas() for p in paths]
+    frames = [storage.read_table(p, columns=columns).to_pandas() for p in paths]
     return pd.concat(frames, ignore_index=True).astype(DOCINFO_META.dtypes.to_dict())
 
 
-def chunks(paths: list[Path], size: int) -> list[list[str]]:
+def chunks(paths: list[str], size: int) -> list[list[str]]:
     return [[str(p) for p in paths[i:i + size]] for i in range(0, len(paths), size)]
 
 
@@ -193,19 +196,21 @@ class DuplicateClusters(GlobalStage):
 
     def run(self, ctx) -> dict:
         block = minhash_block(ctx, "edges")
-        out = ctx.dir / "clusters"
-        if not (out / DONE).exists():
-            write_json(self._cluster(ctx, block, fresh(out)), out / DONE)
-        audit = read_json(out / DONE)
+        out = ctx.path("clusters")
+        done = storage.join(out, DONE)
+        if not storage.exists(done):  # written after every decision file: it commits the folder
+            write_json(self._cluster(ctx, block, fresh(out)), done)
+        audit = read_json(done)
         link_parts(ctx)
         pass_through_stats(ctx)
         ctx.stats.count("documents_to_remove", audit["documents_removed"])
-        return {"minhash": {**block, "clusters": f"{ctx.dir.name}/clusters"}, "audit": audit}
+        return {"minhash": {**block, "clusters": f"{ctx.name}/clusters"}, "audit": audit}
 
-    def _cluster(self, ctx, block: dict, out: Path) -> dict:
+    def _cluster(self, ctx, block: dict, out: str) -> dict:
         params = MinHashParams.model_validate(block["params"])
         lsh = audits.lsh_audit(block["bands"], block["rows"], params.threshold)
-        edge_paths = sorted(artefact(ctx, block, "edges").glob("part-*.parquet"))
+        edge_dir = artefact(ctx, block, "edges")
+        edge_paths = [storage.join(edge_dir, name) for name in block["edge_files"]]
         if not block["edge_count"]:
             none = audits.false_positive_audit(pd.DataFrame(), lsh["jaccard_threshold"], 0)
             return {"lsh": lsh, "false_positives": none, **decide_nothing()}
@@ -222,18 +227,18 @@ class DuplicateClusters(GlobalStage):
         audit.update(self._decide(ctx, edges, n_edges, signature_dir, out))
         return audit
 
-    def _sample_audit(self, ctx, edges, n_edges: int, params, lsh: dict, signature_dir: Path) -> dict:
+    def _sample_audit(self, ctx, edges, n_edges: int, params, lsh: dict, signature_dir: str) -> dict:
         if not self.params.audit_pairs:
             return audits.false_positive_audit(pd.DataFrame(), lsh["jaccard_threshold"], n_edges)
         sample = sample_edges(ctx.client, edges, self.params.audit_pairs)
         sims = sample_similarities(ctx, sample, ctx.input.dir, signature_dir, params)
         return audits.false_positive_audit(sims, lsh["jaccard_threshold"], n_edges)
 
-    def _decide(self, ctx, edges, n_edges: int, signature_dir: Path, out: Path) -> dict:
+    def _decide(self, ctx, edges, n_edges: int, signature_dir: str, out: str) -> dict:
         if not n_edges:  # verification may have dropped every pair
             return decide_nothing()
         labels = connected_components(ctx.client, edges, n_edges, self.params.max_local_edges)
-        paths = [signature_dir / p for p in ctx.input.parts]
+        paths = [storage.join(signature_dir, p) for p in ctx.input.parts]
         docinfo = dd.from_map(read_docinfo, chunks(paths, 16), meta=DOCINFO_META, enforce_metadata=False)
         frame = labels.merge(docinfo, on="node", how="inner", npartitions=n_partitions(2 * n_edges))
         frame = frame.rename(columns={"label": "group"})[list(GROUP_META.columns)]
@@ -256,4 +261,4 @@ class RemoveDuplicates(GlobalStage):
     def run(self, ctx) -> dict:
         block = minhash_block(ctx, "clusters")
         apply_all(ctx, artefact(ctx, block, "clusters"), self.name, f"{self.name}.near_duplicate")
-        return {"minhash": block, "audit": read_json(ctx.input.dir / MANIFEST).get("audit", {})}
+        return {"minhash": block, "audit": read_json(ctx.input.path(MANIFEST)).get("audit", {})}

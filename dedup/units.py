@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-from pathlib import Path
 from typing import ClassVar
 
 import dask.dataframe as dd
@@ -31,13 +29,13 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from pydantic import Field
 
 from dedup.decide import add_into, n_partitions, node_ids, replace_column, shuffle_method, text_bytes, with_reason
 from dedup.exact import DONE, PARTS_PER_TASK, batches, text_hashes
 from dedup.normalize import Normalization, normalize
-from pipeline.io import read_json, write_json, write_parquet
+from pipeline import storage
+from pipeline.io import commit, commit_records, is_committed, read_json, write_json, write_parquet
 from pipeline.record import metadata_to_json
 from pipeline.stage import GlobalStage, StageParams, register
 from pipeline.stats import StageStats
@@ -52,7 +50,7 @@ def unit_frame(batch: list[tuple[int, str]], in_dir: str, splitter: str, norm: N
     """(hash, document node, unit position) of every non-blank unit in a batch of parts (on a worker)."""
     frames = []
     for part_index, part in batch:
-        texts = pq.read_table(Path(in_dir) / part, columns=["text"])["text"].to_pylist()
+        texts = storage.read_table(storage.join(in_dir, part), columns=["text"])["text"].to_pylist()
         nodes, positions, units = [], [], []
         for node, text in zip(node_ids(part_index, len(texts)).tolist(), texts):
             for position, unit in enumerate(re.split(splitter, text or "")):
@@ -82,18 +80,19 @@ def write_removals(df: pd.DataFrame, parts: tuple[str, ...], out_dir: str) -> pd
     for part_index, rows in df.groupby("part", sort=True):
         table = pa.table({"row": pa.array((rows["node"].to_numpy() & 0xFFFFFFFF).astype(np.int32)),
                           "unit": pa.array(rows["unit"].to_numpy(), pa.int32())})
-        write_parquet(table, Path(out_dir) / parts[int(part_index)])
+        write_parquet(table, storage.join(out_dir, parts[int(part_index)]))
     return pd.DataFrame({"removed": [len(df)]})
 
 
 def rewrite_part(part: str, in_dir: str, decisions_dir: str, out_dir: str, stage: str, splitter: str,
                  joiner: str, min_chars: int) -> dict:
-    """Copy `part` without its removed units; reject documents left too short; stats last. On a worker."""
-    table = pq.read_table(Path(in_dir) / part)
-    path = Path(decisions_dir) / part
+    """Copy `part` without its removed units; reject documents left too short; the commit record
+    (stats and files) last. On a worker."""
+    table = storage.read_table(storage.join(in_dir, part))
+    path = storage.join(decisions_dir, part)
     removals: dict[int, set[int]] = {}
-    if path.exists():
-        for row, unit in zip(*(pq.read_table(path)[c].to_pylist() for c in ("row", "unit"))):
+    if storage.exists(path):  # the decisions folder is complete (its done marker exists)
+        for row, unit in zip(*(storage.read_table(path)[c].to_pylist() for c in ("row", "unit"))):
             removals.setdefault(row, set()).add(unit)
     texts, metadata = table["text"].to_pylist(), table["metadata"].to_pylist()
     reason, stats = f"{stage}.too_short_after_dedup", StageStats(docs_in=table.num_rows, bytes_in=text_bytes(table))
@@ -108,17 +107,18 @@ def rewrite_part(part: str, in_dir: str, decisions_dir: str, out_dir: str, stage
         stats.count("units_removed", len(removed))
         stats.count("documents_changed")
     table = replace_column(replace_column(table, "text", texts), "metadata", metadata)
-    out = Path(out_dir)
+    files = [part]
     if rejected.any():
         dropped = table.filter(pa.array(rejected))
-        write_parquet(with_reason(dropped, stage, reason), out / "rejected" / part)
+        write_parquet(with_reason(dropped, stage, reason), storage.join(out_dir, "rejected", part))
+        files.append(f"rejected/{part}")
         for text in dropped["text"].to_pylist():
             stats.reject(reason, len((text or "").encode()))
     kept = table.filter(pa.array(~rejected))
-    write_parquet(kept, out / part)
+    write_parquet(kept, storage.join(out_dir, part))
     stats.docs_out, stats.bytes_out = kept.num_rows, text_bytes(kept)
     result = stats.to_dict()
-    write_json(result, out / "_stats" / f"{part}.json")
+    commit(out_dir, part, result, files)
     return result
 
 
@@ -136,25 +136,26 @@ class UnitDedup(GlobalStage):
     joiner: ClassVar[str]  # what joins the units that are left
 
     def run(self, ctx) -> dict:
-        decisions = ctx.dir / "_work" / "decisions"
-        if not (decisions / DONE).exists():
-            shutil.rmtree(decisions, ignore_errors=True)  # a killed attempt's partial decisions
-            decisions.mkdir(parents=True)
-            write_json(self._decide(ctx, decisions), decisions / DONE)
-        audit = read_json(decisions / DONE)
-        stats_dir = ctx.dir / "_stats"
-        todo = [p for p in ctx.input.parts if not (stats_dir / f"{p}.json").exists()]
-        ctx.map(rewrite_part, todo, "rewrite", in_dir=str(ctx.input.dir), decisions_dir=str(decisions),
-                out_dir=str(ctx.dir), stage=self.name, splitter=self.splitter, joiner=self.joiner,
+        decisions = ctx.path("_work", "decisions")
+        done = storage.join(decisions, DONE)
+        if not storage.exists(done):  # written after every decision file: it commits the folder
+            storage.rm(decisions)  # a killed attempt's partial decisions
+            storage.makedirs(decisions)
+            write_json(self._decide(ctx, decisions), done)
+        audit = read_json(done)
+        todo = [p for p in ctx.input.parts if not is_committed(ctx.dir, p)]
+        ctx.map(rewrite_part, todo, "rewrite", in_dir=ctx.input.dir, decisions_dir=decisions,
+                out_dir=ctx.dir, stage=self.name, splitter=self.splitter, joiner=self.joiner,
                 min_chars=self.params.min_chars_after_dedup)
-        add_into(ctx.stats, sum((StageStats.from_dict(read_json(stats_dir / f"{p}.json"))
-                                 for p in ctx.input.parts), StageStats()))
-        shutil.rmtree(ctx.dir / "_work")
+        records = commit_records(ctx.dir)
+        add_into(ctx.stats, sum((StageStats.from_dict(records[p]) for p in ctx.input.parts), StageStats()))
+        ctx.commit_parts(ctx.input.parts)
+        storage.rm(ctx.path("_work"))
         return {"audit": audit}
 
-    def _decide(self, ctx, out_dir: Path) -> dict:
+    def _decide(self, ctx, out_dir: str) -> dict:
         frame = ctx.client.persist(dd.from_map(
-            unit_frame, batches(ctx.input.parts, PARTS_PER_TASK), in_dir=str(ctx.input.dir), splitter=self.splitter,
+            unit_frame, batches(ctx.input.parts, PARTS_PER_TASK), in_dir=ctx.input.dir, splitter=self.splitter,
             norm=self.params.normalization, meta=UNIT_META, enforce_metadata=False))
         units = int(ctx.client.compute(frame.map_partitions(len).sum()).result())
         if not units:

@@ -20,20 +20,18 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import json
-import shutil
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import dask.dataframe as dd
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 from pydantic import Field
 
 from dedup.decide import GROUP_META, SUMMARY_META, apply_all, audit_from_summary, decide, rank_frame
 from dedup.exact import DONE, PARTS_PER_TASK, batches
+from pipeline import storage
 from pipeline.io import parquet_rows, read_json, write_json
 from pipeline.stage import GlobalStage, StageParams, register
 
@@ -90,8 +88,8 @@ def url_parts(batch: list[tuple[int, str]], in_dir: str, tracking: tuple[str, ..
     """Normalised-URL hash, ranking columns and crawl time of the rows with a URL (on a worker)."""
     frames = []
     for part_index, part in batch:
-        path = Path(in_dir) / part
-        table = pq.read_table(path, columns=[c for c in COLUMNS if c in pq.read_schema(path).names])
+        path = storage.join(in_dir, part)
+        table = storage.read_table(path, columns=[c for c in COLUMNS if c in storage.read_schema(path).names])
         keys = [normalize_url(u, tracking) for u in table["url"].to_pylist()]
         has_url = np.array([k is not None for k in keys], dtype=bool)
         dates = ([crawl_time(m, date_field) for m in table["metadata"].to_pylist()] if date_field
@@ -117,23 +115,24 @@ class UrlDedup(GlobalStage):
         date_field: str = Field("warc_date", description="metadata field holding the crawl date (for latest)")
 
     def run(self, ctx) -> dict:
-        work = ctx.dir / "_work"
-        decisions = work / "decisions"
-        if not (decisions / DONE).exists():
-            shutil.rmtree(decisions, ignore_errors=True)  # a killed attempt's partial decisions
-            decisions.mkdir(parents=True)
-            write_json(self._decide(ctx, decisions), decisions / DONE)
-        audit = read_json(decisions / DONE)
+        work = ctx.path("_work")
+        decisions = storage.join(work, "decisions")
+        done = storage.join(decisions, DONE)
+        if not storage.exists(done):  # written after every decision file: it commits the folder
+            storage.rm(decisions)  # a killed attempt's partial decisions
+            storage.makedirs(decisions)
+            write_json(self._decide(ctx, decisions), done)
+        audit = read_json(done)
         apply_all(ctx, decisions, self.name, f"{self.name}.duplicate_url")
-        shutil.rmtree(work)
+        storage.rm(work)
         return {"audit": audit}
 
-    def _decide(self, ctx, out_dir: Path) -> dict:
+    def _decide(self, ctx, out_dir: str) -> dict:
         rows = sum(parquet_rows(p) for p in ctx.input.paths())
         if not rows:
             return audit_from_summary(SUMMARY_META, 0)
         date_field = self.params.date_field if "latest" in self.params.representative else None
-        frame = dd.from_map(url_parts, batches(ctx.input.parts, PARTS_PER_TASK), in_dir=str(ctx.input.dir),
+        frame = dd.from_map(url_parts, batches(ctx.input.parts, PARTS_PER_TASK), in_dir=ctx.input.dir,
                             tracking=tuple(p.lower() for p in self.params.tracking_params), date_field=date_field,
                             meta=URL_META, enforce_metadata=False)
         return decide(ctx.client, frame, self.params.representative, ctx.input.parts, out_dir, rows)

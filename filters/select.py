@@ -21,16 +21,15 @@ Config: `- select: {column: quality_score, keep_top: 0.1}`
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from pydantic import Field, model_validator
 
 from filters.classifier import unit_hash
+from pipeline import storage
 from pipeline.io import write_parquet
 from pipeline.record import rejected_schema
 from pipeline.stage import GlobalStage, StageParams, register
@@ -69,7 +68,7 @@ class Select(GlobalStage):
         if p.column not in ctx.input.schema.names:
             raise ValueError(f"select.column: {p.column!r} is not a column of the input; "
                              f"columns are: {', '.join(ctx.input.schema.names)}")
-        paths = [str(path) for path in ctx.input.paths()]
+        paths = ctx.input.paths()
         selection: dict[str, Any] = {"column": p.column}
         rule = {"threshold": p.threshold, "tie_id": p.threshold_tie_id, "alpha": p.alpha, "seed": ctx.seed}
         if p.keep_top is not None:
@@ -78,7 +77,8 @@ class Select(GlobalStage):
             rule.update(threshold=cut["threshold"], tie_id=cut["threshold_tie_id"], keep_none=cut["kept"] == 0)
         else:
             selection.update(threshold=p.threshold, threshold_tie_id=p.threshold_tie_id, alpha=p.alpha)
-        results = ctx.map(apply_part, paths, "select", out_dir=str(ctx.dir), column=p.column, rule=rule)
+        results = ctx.map(apply_part, paths, "select", out_dir=ctx.dir, column=p.column, rule=rule)
+        ctx.commit_parts(ctx.input.parts)
         total = sum((StageStats.from_dict(r) for r in results), StageStats())
         vars(ctx.stats).update(vars(total + ctx.stats))  # the runner holds this object
         selection["kept"] = total.docs_out
@@ -102,7 +102,7 @@ def key_to_score(key: int) -> float:
 
 def _scored(path: str, column: str, with_ids: bool = False) -> tuple[np.ndarray, list[str] | None]:
     """Keys of the rows of `path` that have a score (and their ids)."""
-    table = pq.read_table(path, columns=[column, "id"] if with_ids else [column])
+    table = storage.read_table(path, columns=[column, "id"] if with_ids else [column])
     scores = table.column(column).cast(pa.float64()).to_numpy(zero_copy_only=False)
     has = ~np.isnan(scores)
     ids = None
@@ -183,7 +183,7 @@ def keep_mask(table: pa.Table, column: str, rule: dict[str, Any]) -> tuple[np.nd
 
 def apply_part(path: str, out_dir: str, column: str, rule: dict[str, Any]) -> dict:
     """Worker: write the kept rows of one part and its rejected rows; return its stats."""
-    table = pq.read_table(path)
+    table = storage.read_table(path)
     keep, scored = keep_mask(table, column, rule)
     nbytes = pc.binary_length(table.column("text")).fill_null(0).to_numpy(zero_copy_only=False)
     stats = StageStats(docs_in=table.num_rows, bytes_in=int(nbytes.sum()), docs_out=int(keep.sum()),
@@ -196,11 +196,11 @@ def apply_part(path: str, out_dir: str, column: str, rule: dict[str, Any]) -> di
         stats.docs_rejected, stats.bytes_rejected = stats.docs_rejected + n, stats.bytes_rejected + b
         stats.rejected[r] += n
         stats.rejected_bytes[r] += b
-    name = Path(path).name
+    name = storage.basename(path)
     rejected = table.filter(pa.array(dropped))
     if rejected.num_rows:
         rejected = rejected.append_column("stage", pa.array(["select"] * rejected.num_rows, pa.string()))
         rejected = rejected.append_column("reason", pa.array(reasons.tolist(), pa.string()))
-        write_parquet(rejected.cast(rejected_schema(table.schema)), Path(out_dir) / "rejected" / name)
-    write_parquet(table.filter(pa.array(keep)), Path(out_dir) / name)
+        write_parquet(rejected.cast(rejected_schema(table.schema)), storage.join(out_dir, "rejected", name))
+    write_parquet(table.filter(pa.array(keep)), storage.join(out_dir, name))
     return stats.to_dict()

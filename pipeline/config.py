@@ -37,6 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 from pipeline.stage import Scope, Stage, load_registry
 
 FORMATS = ("warc", "html", "jsonl", "parquet", "text")
+REDACTED = "<redacted>"
 
 
 class ConfigError(ValueError):
@@ -59,6 +60,8 @@ class InputSpec(Frozen):
     text_field: str = Field("text", description="jsonl/parquet: field holding the text")
     url_field: str = Field("url", description="jsonl/parquet: field holding the URL (dotted)")
     separator: str | None = Field(None, description="text: regex of the line that starts a new document")
+    storage_options: dict[str, Any] | None = Field(
+        None, description="fsspec options for this input's URL (never written out; default: the environment)")
 
     @field_validator("separator")
     @classmethod
@@ -132,12 +135,14 @@ class ClusterOptions(Frozen):
 
 
 class RunConfig(Frozen):
-    output: str
+    output: str = Field(description="local path or fsspec URL (s3://bucket/prefix)")
     seed: int = 0
     inputs: list[InputSpec] = Field(min_length=1)
     read: ReadOptions = ReadOptions()
     stages: list[StageSpec] = Field(default_factory=list)
     cluster: ClusterOptions | None = None
+    storage_options: dict[str, Any] | None = Field(
+        None, description="fsspec options for the output URL (never written out; default: the environment)")
 
     @field_validator("inputs")
     @classmethod
@@ -158,11 +163,17 @@ class RunConfig(Frozen):
         return stages
 
     def to_dict(self) -> dict[str, Any]:
+        """The resolved config as written next to the output: storage options (credentials)
+        show their keys only, never their values."""
         d = self.model_dump(mode="json")
         d["stages"] = [{s["name"]: {**s["params"], **Scope.model_validate(s["scope"]).model_dump(exclude_none=True)}}
                        for s in d["stages"]]
         if d["cluster"] is None:
             del d["cluster"]
+        for holder in [d, *d["inputs"]]:
+            options = holder.pop("storage_options", None)
+            if options:  # absent when unset, so a config without them writes what it always did
+                holder["storage_options"] = {k: REDACTED for k in options}
         return d
 
     def to_yaml(self) -> str:

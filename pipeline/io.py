@@ -1,20 +1,23 @@
-"""Atomic, deterministic file writes for every stage output.
+"""Atomic, deterministic file writes for every stage output, on local disk and object stores.
 
-Everything is written to a temporary name in the same directory and renamed into place, so
-a reader (or a resumed run) sees either the whole file or none of it. Parquet files are
-written with zstd and no timestamps, so the same table gives the same bytes on every run. A
-table with no rows is written as a file with its schema and no row group: pyarrow writes one
-empty row group otherwise, which `datasets.load_dataset("parquet")` refuses ("BatchSize must
-be greater than 0"), while pandas, DuckDB and pyarrow.dataset read both.
+Local disk: everything is written to a temporary name in the same directory and renamed into
+place, so a reader (or a resumed run) sees either the whole file or none of it. Object stores
+(any fsspec URL such as `s3://bucket/key`) have no rename: a file is uploaded as one object,
+which becomes visible whole when its upload completes, and a part counts only once a commit
+record lists it (see the runner). Parquet files are written with zstd and no timestamps, so
+the same table gives the same bytes on every run and on every store. A table with no rows is
+written as a file with its schema and no row group: pyarrow writes one empty row group
+otherwise, which `datasets.load_dataset("parquet")` refuses ("BatchSize must be greater than
+0"), while pandas, DuckDB and pyarrow.dataset read both.
 
-    write_parquet(table, out / "part-00000.parquet"); write_json({"a": 1}, out / "_manifest.json")
+    write_parquet(table, join(out, "part-00000.parquet")); write_json({"a": 1}, join(out, "_manifest.json"))
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
+import re
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
@@ -23,7 +26,19 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipeline import storage
+
 ROW_GROUP_ROWS = 4096
+
+
+_MANGLED_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:/[^/]")
+
+
+def _local(path: str | os.PathLike) -> Path:
+    """`path` as a local Path; a URL that went through pathlib (`s3:/bucket/key`) is a bug."""
+    if _MANGLED_URL.match(os.fspath(path)):
+        raise ValueError(f"{os.fspath(path)!r} is a URL mangled by pathlib; keep URLs as strings (pipeline.storage)")
+    return Path(path)
 
 
 def _temp_name(path: Path) -> Path:
@@ -34,45 +49,96 @@ def replace_atomically(tmp: Path, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def write_parquet(table: pa.Table, path: str | Path) -> None:
-    path = Path(path)
+def write_parquet(table: pa.Table, path: str | os.PathLike) -> None:
+    if not storage.is_local(path):
+        fs, key = storage.filesystem(path)
+        with fs.open(key, "wb") as f:
+            _write_table(table, f)
+        return
+    path = _local(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _temp_name(path)
-    if table.num_rows:
-        pq.write_table(table, tmp, compression="zstd", row_group_size=ROW_GROUP_ROWS)
-    else:
-        pq.ParquetWriter(tmp, table.schema, compression="zstd").close()  # schema only, no row group
+    _write_table(table, tmp)
     replace_atomically(tmp, path)
 
 
-def write_bytes(data: bytes, path: str | Path) -> None:
-    path = Path(path)
+def _write_table(table: pa.Table, where) -> None:
+    if table.num_rows:
+        pq.write_table(table, where, compression="zstd", row_group_size=ROW_GROUP_ROWS)
+    else:
+        pq.ParquetWriter(where, table.schema, compression="zstd").close()  # schema only, no row group
+
+
+def write_bytes(data: bytes, path: str | os.PathLike) -> None:
+    if not storage.is_local(path):
+        fs, key = storage.filesystem(path)
+        fs.pipe_file(key, data)
+        return
+    path = _local(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _temp_name(path)
     tmp.write_bytes(data)
     replace_atomically(tmp, path)
 
 
-def write_json(obj: Any, path: str | Path) -> None:
+def upload_file(local: str | os.PathLike, path: str | os.PathLike) -> None:
+    """Move a finished local file to `path`: a rename on local disk, one upload elsewhere."""
+    if storage.is_local(path):
+        _local(path).parent.mkdir(parents=True, exist_ok=True)
+        os.replace(local, path)
+        return
+    fs, key = storage.filesystem(path)
+    fs.put_file(os.fspath(local), key)
+    os.unlink(local)
+
+
+def write_json(obj: Any, path: str | os.PathLike) -> None:
     write_bytes((json.dumps(obj, indent=2, sort_keys=False, ensure_ascii=False, default=str) + "\n").encode(), path)
 
 
-def read_json(path: str | Path) -> Any:
-    return json.loads(Path(path).read_text())
+def read_json(path: str | os.PathLike) -> Any:
+    return json.loads(storage.read_bytes(path))
 
 
-def parquet_rows(path: str | Path) -> int:
-    return pq.ParquetFile(path).metadata.num_rows
+def parquet_rows(path: str | os.PathLike) -> int:
+    return storage.parquet_file(path).metadata.num_rows
 
 
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def file_sha256(path: str | os.PathLike) -> str:
+    return storage.sha256(path)
 
 
 def file_sizes(paths: Iterable[str | os.PathLike]) -> list[int]:
     """Sizes in bytes of `paths`, in order (a cost estimate for scheduling their tasks)."""
-    return [os.path.getsize(p) for p in paths]
+    return [os.path.getsize(p) if storage.is_local(p) else storage.size(p) for p in paths]
+
+
+# -- the commit protocol ----------------------------------------------------------------------
+# A task writes its files (immutable: never rewritten in place), then its commit record
+# `_stats/<name>.json` (its stats plus `files`: what it wrote, relative to the stage folder).
+# Only files a record lists count; the stage's `_manifest.json`, written last, lists the parts.
+
+COMMITS = "_stats"
+
+
+def commit(out_dir: str, name: str, stats: dict, files: Iterable[str]) -> dict:
+    """Write task `name`'s commit record, after every file in `files` has been written."""
+    record = {**stats, "files": sorted(files)}
+    write_json(record, storage.join(out_dir, COMMITS, f"{name}.json"))
+    return record
+
+
+def is_committed(out_dir: str, name: str) -> bool:
+    return storage.exists(storage.join(out_dir, COMMITS, f"{name}.json"))
+
+
+def commit_records(out_dir: str) -> dict[str, dict]:
+    """Every commit record under `out_dir`, by task name."""
+    folder = storage.join(out_dir, COMMITS)
+    return {n.removesuffix(".json"): read_json(storage.join(folder, n))
+            for n in storage.listdir(folder) if n.endswith(".json")}
+
+
+def committed_parts(records: Iterable[dict]) -> list[str]:
+    """The top-level `part-*.parquet` files the records list, sorted."""
+    return sorted({f for r in records for f in r.get("files", ()) if "/" not in f and f.startswith("part-")})

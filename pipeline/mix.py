@@ -27,14 +27,13 @@ import json
 import math
 import sys
 import zlib
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 from pydantic import Field, field_validator
 
+from pipeline import storage
 from pipeline.io import file_sha256, write_parquet
 from pipeline.record import metadata_to_json, rejected_schema
 from pipeline.stage import GlobalStage, StageParams, register
@@ -75,7 +74,7 @@ def leaf_targets(targets: dict) -> tuple[dict[str, float], dict[str, dict[str, f
 
 def count_part(in_path: str, tokenizer: str | None, bytes_per_token: float) -> dict[str, list]:
     """Domain, source and tokens (exact or estimated) of every row; runs on a Dask worker."""
-    table = pq.read_table(in_path, columns=["domain", "source", "text"])
+    table = storage.read_table(in_path, columns=["domain", "source", "text"])
     texts = table.column("text").to_pylist()
     n_bytes = [len(t.encode("utf-8")) if t else 0 for t in texts]
     if tokenizer:
@@ -130,18 +129,18 @@ class Mix(GlobalStage):
     Params = MixParams
 
     def check(self) -> None:
-        if self.params.tokenizer is not None and not Path(self.params.tokenizer).is_file():
+        if self.params.tokenizer is not None and not storage.isfile(self.params.tokenizer):
             raise ValueError(f"mix.tokenizer: {self.params.tokenizer!r} does not exist")
 
     def fingerprint_extra(self) -> str | None:
         """Exact token counts depend on the tokenizer's bytes, not only its path."""
         model = self.params.tokenizer
-        return file_sha256(model) if model is not None and Path(model).is_file() else None
+        return file_sha256(model) if model is not None and storage.isfile(model) else None
 
     def run(self, ctx) -> dict[str, Any]:
         p = self.params
         seed = ctx.seed if p.seed is None else p.seed
-        paths = [str(x) for x in ctx.input.paths()]
+        paths = ctx.input.paths()
         counted = ctx.map(count_part, paths, "count", tokenizer=p.tokenizer, bytes_per_token=p.bytes_per_token)
         docs = _Docs(counted)
         domain_targets, nested = leaf_targets(p.targets)
@@ -155,11 +154,12 @@ class Mix(GlobalStage):
             doc, epoch, rank = select(docs.tokens[index], epochs[key], _rng(seed, key))
             copies[key] = (index[doc], epoch, rank)  # global row index, epoch, rank
         work = docs.work_by_part(copies, len(paths))
-        ctx.client.gather(ctx.client.map(write_mix_part, paths, work, out_dir=str(ctx.dir), pure=False))
+        written = ctx.client.gather(ctx.client.map(write_mix_part, paths, work, out_dir=ctx.dir, pure=False))
+        ctx.commit_parts(name for names in written for name in names)
         report = _report(docs, copies, targets, available, total, p, seed, domain_targets, nested)
         _fill_stats(ctx.stats, docs, copies)
         for line in report["warnings"]:
-            print(f"[{ctx.dir.name}] warning: {line}", file=sys.stderr, flush=True)
+            print(f"[{ctx.name}] warning: {line}", file=sys.stderr, flush=True)
         return {"mixture": report}
 
 
@@ -234,10 +234,12 @@ class _Docs:
         return work
 
 
-def write_mix_part(in_path: str, work: dict, out_dir: str) -> None:
-    """Write one input part's chosen copies by epoch, and its rejected rows; on a worker."""
-    table = pq.read_table(in_path)
-    stem = Path(in_path).stem.removeprefix("part-")
+def write_mix_part(in_path: str, work: dict, out_dir: str) -> list[str]:
+    """Write one input part's chosen copies by epoch, and its rejected rows; on a worker.
+    Returns the names of the parts written."""
+    table = storage.read_table(in_path)
+    stem = storage.stem(in_path).removeprefix("part-")
+    names = []
     rows, epochs, ranks = (np.asarray(work[k], dtype=np.int64) for k in ("rows", "epochs", "ranks"))
     for epoch in sorted(set(epochs.tolist())):
         pick = epochs == epoch
@@ -252,13 +254,16 @@ def write_mix_part(in_path: str, work: dict, out_dir: str) -> None:
         part = part.set_column(part.schema.get_field_index("id"), part.schema.field("id"),
                                pa.array(new_ids, pa.string()))
         part = part.set_column(part.schema.get_field_index("metadata"), "metadata", pa.array(metas, pa.string()))
-        write_parquet(part, Path(out_dir) / f"part-e{epoch:03d}-{stem}.parquet")
+        names.append(f"part-e{epoch:03d}-{stem}.parquet")
+        write_parquet(part, storage.join(out_dir, names[-1]))
     if work["rejected"]:
         rejected = work["rejected"]
         part = table.take(pa.array([r for r, _ in rejected], type=pa.int64()))
         part = part.append_column("stage", pa.array(["mix"] * len(rejected), pa.string()))
         part = part.append_column("reason", pa.array([r for _, r in rejected], pa.string()))
-        write_parquet(part.select(rejected_schema(table.schema).names), Path(out_dir) / "rejected" / Path(in_path).name)
+        out = storage.join(out_dir, "rejected", storage.basename(in_path))
+        write_parquet(part.select(rejected_schema(table.schema).names), out)
+    return names
 
 
 def _entry(target: float, tokens: int, docs: int, available: int, total: int) -> dict:

@@ -3,18 +3,19 @@
 One task per WARC/JSONL/Parquet file (or per group of HTML files); a task writes its
 documents in chunks of at most `read.max_docs_per_part` documents / `max_bytes_per_part`
 bytes, its rejected records beside them, and its `StageStats` (skipped record kinds,
-quarantined files) last, which marks the task done for a resumed run.
+quarantined files) and the names of the files it wrote last: that commit record marks the task
+done for a resumed run, and only parts it lists count.
 """
 
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pyarrow as pa
 
+from pipeline import storage
 from pipeline.config import InputSpec, ReadOptions
-from pipeline.io import write_json, write_parquet
+from pipeline.io import commit, write_parquet
 from pipeline.readers import Quarantined, ReadTask, Rejected, Skipped, read_file
 from pipeline.record import (
     DOCUMENT_SCHEMA,
@@ -40,8 +41,9 @@ def doc_bytes(doc: Document) -> int:
 class _ChunkWriter:
     """Collects a task's documents and writes a part whenever a chunk is full."""
 
-    def __init__(self, task: ReadTask, out_dir: Path, schema: pa.Schema, options: ReadOptions):
+    def __init__(self, task: ReadTask, out_dir: str, schema: pa.Schema, options: ReadOptions):
         self.task, self.out_dir, self.schema, self.options = task, out_dir, schema, options
+        self.files: list[str] = []
         self.docs: list[Document] = []
         self.rejected: list[tuple[Document, str, str]] = []
         self.n_bytes = 0
@@ -62,8 +64,10 @@ class _ChunkWriter:
         name = f"part-{self.task.index:05d}-{self.chunk:04d}.parquet"
         if self.rejected:
             table = rejected_to_table(self.rejected, rejected_schema(self.schema))
-            write_parquet(table, self.out_dir / "rejected" / name)
-        write_parquet(documents_to_table(self.docs, self.schema), self.out_dir / name)
+            write_parquet(table, storage.join(self.out_dir, "rejected", name))
+            self.files.append(f"rejected/{name}")
+        write_parquet(documents_to_table(self.docs, self.schema), storage.join(self.out_dir, name))
+        self.files.append(name)
         self.docs, self.rejected, self.n_bytes = [], [], 0
         self.chunk += 1
 
@@ -71,9 +75,8 @@ class _ChunkWriter:
 def run_read_task(task: ReadTask, spec: InputSpec, options: ReadOptions, out_dir: str, schema: pa.Schema) -> dict:
     """Read every file of `task`; runs on a Dask worker. Returns the task's stats as a dict."""
     start = time.perf_counter()
-    out = Path(out_dir)
     stats = StageStats()
-    writer = _ChunkWriter(task, out, schema, options)
+    writer = _ChunkWriter(task, out_dir, schema, options)
     for file in task.files:
         stats.count("files")
         for item in read_file(file, spec, options):
@@ -81,7 +84,7 @@ def run_read_task(task: ReadTask, spec: InputSpec, options: ReadOptions, out_dir
     writer.flush(last=True)
     stats.seconds = time.perf_counter() - start
     result = stats.to_dict()
-    write_json(result, out / "_stats" / f"task-{task.index:05d}.json")
+    commit(out_dir, f"task-{task.index:05d}", result, writer.files)
     return result
 
 

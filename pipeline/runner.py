@@ -1,10 +1,17 @@
 """The runner: executes a `RunConfig`'s stages in order on a Dask client.
 
 Stage `i` writes `OUTPUT/<ii>-<name>/part-*.parquet` (+ `rejected/`, `_stats/`) and, last,
-`_manifest.json`. A stage whose manifest matches its fingerprint (its params, the seed and
-its input's fingerprint) is skipped on a rerun; inside an unfinished map stage, parts whose
-`_stats/` file exists are skipped, so a killed run resumes and produces the same bytes.
-A stage whose params changed is recomputed from scratch, and so is everything after it.
+`_manifest.json`; OUTPUT is any fsspec URL (`pipeline.storage`). A stage whose manifest matches
+its fingerprint (its params, the seed and its input's fingerprint) is skipped on a rerun.
+
+The commit protocol works without rename, so it holds on object stores: a part counts only
+once a commit record lists it. A map task writes its parts, then `_stats/<part>.json` (its
+stats and the files it wrote); a global stage declares its parts (`GlobalContext.write_part`,
+`commit_parts`); the manifest's part list comes from those records, never from a listing of
+part files. Inside an unfinished stage a rerun first deletes every part or rejected file that
+no record lists (what a killed task left), then skips committed tasks, so a killed run resumes
+and produces the same bytes. A stage whose params changed is recomputed from scratch, and so is
+everything after it.
 
     with open_client(workers=2) as client:
         Runner(load_config("configs/demo.yaml"), client).run()
@@ -16,24 +23,32 @@ import contextlib
 import dataclasses
 import logging
 import os
-import shutil
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
-from pathlib import Path
 from typing import Any
 
 import dask
 import pyarrow as pa
-import pyarrow.parquet as pq
 from distributed import Client, LocalCluster, wait
 from tqdm import tqdm
 
-from pipeline import __version__
+from pipeline import __version__, storage
 from pipeline.config import ClusterOptions, RunConfig, config_hash
-from pipeline.io import file_sizes, parquet_rows, read_json, write_bytes, write_json, write_parquet
+from pipeline.io import (
+    commit,
+    commit_records,
+    committed_parts,
+    file_sizes,
+    is_committed,
+    parquet_rows,
+    read_json,
+    write_bytes,
+    write_json,
+    write_parquet,
+)
 from pipeline.read import read_schema, run_read_task
-from pipeline.readers import list_tasks
+from pipeline.readers import list_tasks, static_prefix
 from pipeline.stage import GlobalStage, MapStage, Stage
 from pipeline.stats import StageStats
 
@@ -89,13 +104,20 @@ def open_client(scheduler: str | None = None, workers: int | None = None,
 class StageOutput:
     """What a finished stage hands to the next one."""
 
-    dir: Path
+    dir: str  # a URL (or local path), joined with `storage.join`
     fingerprint: str
     parts: tuple[str, ...]
     schema: pa.Schema
 
-    def paths(self) -> list[Path]:
-        return [self.dir / p for p in self.parts]
+    @property
+    def name(self) -> str:
+        return storage.basename(self.dir)
+
+    def path(self, *names: str) -> str:
+        return storage.join(self.dir, *names)
+
+    def paths(self) -> list[str]:
+        return [self.path(p) for p in self.parts]
 
 
 @dataclasses.dataclass
@@ -104,24 +126,38 @@ class GlobalContext:
 
     client: Client
     input: StageOutput
-    dir: Path
+    dir: str  # a URL (or local path), joined with `storage.join` / `path`
     seed: int
     stats: StageStats
     progress: bool = True
+    parts: set[str] = dataclasses.field(default_factory=set)  # this stage's committed parts
+
+    @property
+    def name(self) -> str:
+        return storage.basename(self.dir)
+
+    def path(self, *names: str) -> str:
+        return storage.join(self.dir, *names)
+
+    def commit_parts(self, names: Iterable[str]) -> None:
+        """Declare written `part-*.parquet` files as this stage's output (the manifest lists
+        only declared parts; call it once their writes have finished)."""
+        self.parts.update(names)
 
     def write_part(self, name: str, table: pa.Table) -> None:
-        write_parquet(table, self.dir / f"{name}.parquet")
+        write_parquet(table, self.path(f"{name}.parquet"))
+        self.commit_parts([f"{name}.parquet"])
 
     def write_rejected(self, name: str, table: pa.Table) -> None:
         if table.num_rows:
-            write_parquet(table, self.dir / "rejected" / f"{name}.parquet")
+            write_parquet(table, self.path("rejected", f"{name}.parquet"))
 
     def map(self, fn: Callable, items: list, desc: str, cost: list[float] | None = None, **kwargs: Any) -> list:
         """Run `fn(item, **kwargs)` on the cluster for every item; results in item order.
         With `cost` (e.g. input bytes), the costliest items are submitted first."""
         order = largest_first(cost) if cost is not None else list(range(len(items)))
         futures = self.client.map(fn, [items[i] for i in order], pure=False, **kwargs)
-        results = wait_all(futures, f"{self.dir.name}:{desc}", "task", self.progress)
+        results = wait_all(futures, f"{self.name}:{desc}", "task", self.progress)
         ordered: list = [None] * len(items)
         for i, result in zip(order, results):
             ordered[i] = result
@@ -190,15 +226,17 @@ class Progress:
 
 
 def run_map_part(in_path: str, out_dir: str, part: str, stage: MapStage) -> dict:
-    """Process one partition; runs on a Dask worker. Writes rejected, kept, then stats."""
-    out = Path(out_dir)
-    table = pq.read_table(in_path)
+    """Process one partition; runs on a Dask worker. Writes rejected, kept, then the commit
+    record (stats + the files written), which makes the part count."""
+    table = storage.read_table(in_path)
     result = stage.run_part(table)
+    files = [part]
     if result.rejected.num_rows:
-        write_parquet(result.rejected, out / "rejected" / part)
-    write_parquet(result.kept, out / part)
+        write_parquet(result.rejected, storage.join(out_dir, "rejected", part))
+        files.append(f"rejected/{part}")
+    write_parquet(result.kept, storage.join(out_dir, part))
     stats = result.stats.to_dict()
-    write_json(stats, out / "_stats" / f"{part}.json")
+    commit(out_dir, part, stats, files)
     return stats
 
 
@@ -207,63 +245,72 @@ class Runner:
         self.config = config
         self.client = client
         self.progress = progress
-        self.out = Path(config.output)
+        self.out = config.output
+        configure_storage(config)
+        storage.register_on(client)
 
     def run(self) -> dict[str, Any]:
         stages = self.config.build_stages()
         for stage in stages:
             stage.check()
-        self.out.mkdir(parents=True, exist_ok=True)
-        write_bytes(self.config.to_yaml().encode(), self.out / "config.yaml")
+        storage.makedirs(self.out)
+        write_bytes(self.config.to_yaml().encode(), storage.join(self.out, "config.yaml"))
         previous = self._run_read()
-        manifests = [read_json(previous.dir / MANIFEST)]
+        manifests = [read_json(previous.path(MANIFEST))]
         for index, stage in enumerate(stages, start=1):
             previous = self._run_stage(index, stage, previous)
-            manifests.append(read_json(previous.dir / MANIFEST))
+            manifests.append(read_json(previous.path(MANIFEST)))
         summary = summarize(self.config, manifests)
-        write_json(summary, self.out / "stats.json")
+        write_json(summary, storage.join(self.out, "stats.json"))
         return summary
 
     # -- stages ---------------------------------------------------------------------------
 
-    def _prepare(self, directory: Path, fingerprint: str) -> StageOutput | None:
+    def _prepare(self, directory: str, fingerprint: str) -> StageOutput | None:
         """Return the finished output if `directory` already holds it; otherwise make sure
-        the directory holds nothing from a different configuration."""
-        manifest = directory / MANIFEST
-        if manifest.exists():
+        the directory holds nothing from a different configuration and no uncommitted file."""
+        name = storage.basename(directory)
+        manifest = storage.join(directory, MANIFEST)
+        if storage.exists(manifest):
             done = read_json(manifest)
             if done.get("fingerprint") == fingerprint:
-                log(f"[{directory.name}] done already, skipped")
+                log(f"[{name}] done already, skipped")
                 return StageOutput(directory, fingerprint, tuple(done["parts"]), _schema_of(directory, done))
-        marker = directory / "_stage.json"
-        if directory.exists() and (not marker.exists() or read_json(marker).get("fingerprint") != fingerprint):
-            shutil.rmtree(directory)
-        directory.mkdir(parents=True, exist_ok=True)
+        marker = storage.join(directory, "_stage.json")
+        if storage.exists(marker) and read_json(marker).get("fingerprint") == fingerprint:
+            discard_uncommitted(directory)
+        else:
+            storage.rm(directory)
+        storage.makedirs(directory)
         write_json({"fingerprint": fingerprint}, marker)
         return None
 
     def _run_read(self) -> StageOutput:
-        directory = self.out / "00-read"
+        directory = storage.join(self.out, "00-read")
         tasks = list_tasks(self.config.inputs, self.config.read)
         files = [(f.relpath, f.size) for t in tasks for f in t.files]
-        inputs = [spec.model_dump() for spec in self.config.inputs]
+        # Storage options (credentials, endpoints) change where bytes come from, not which.
+        inputs = [spec.model_dump(exclude={"storage_options"}) for spec in self.config.inputs]
         fingerprint = config_hash([__version__, inputs, self.config.read.model_dump(), files])
         if (done := self._prepare(directory, fingerprint)) is not None:
             return done
         start = time.perf_counter()
         schema = read_schema(self.config.inputs)
-        todo = [t for t in tasks if not (directory / "_stats" / f"task-{t.index:05d}.json").exists()]
-        log(f"[{directory.name}] started: {len(files)} file(s) in {len(tasks)} task(s){_resumed(tasks, todo)}")
+        todo = [t for t in tasks if not is_committed(directory, f"task-{t.index:05d}")]
+        log(f"[{storage.basename(directory)}] started: {len(files)} file(s) in {len(tasks)} task(s)"
+            f"{_resumed(tasks, todo)}")
         specs = [self.config.inputs[t.input_index] for t in todo]
         futures = self.client.map(
-            run_read_task, todo, specs, options=self.config.read, out_dir=str(directory), schema=schema, pure=False,
+            run_read_task, todo, specs, options=self.config.read, out_dir=directory, schema=schema, pure=False,
         )
-        wait_all(futures, directory.name, "file", self.progress)
-        stats = _merge_stats(directory / "_stats")
-        return self._finish(directory, "read", "source", {}, fingerprint, stats, start, {}, schema)
+        wait_all(futures, storage.basename(directory), "file", self.progress)
+        records = commit_records(directory)
+        stats = _merge_stats(records)
+        return self._finish(directory, "read", "source", {}, fingerprint, stats, start, {}, schema,
+                            committed_parts(records.values()))
 
     def _run_stage(self, index: int, stage: Stage, previous: StageOutput) -> StageOutput:
-        directory = self.out / f"{index:02d}-{stage.name}"
+        directory = storage.join(self.out, f"{index:02d}-{stage.name}")
         params = stage.params.model_dump(mode="json")
         scope = stage.scope.model_dump(mode="json", exclude_none=True)  # {} for most stages: old fingerprints hold
         fingerprint = config_hash([__version__, stage.name, params, stage.fingerprint_extra(), self.config.seed,
@@ -273,30 +320,35 @@ class Runner:
         start = time.perf_counter()
         if isinstance(stage, MapStage):
             schema = stage.output_schema(previous.schema)
-            todo = [p for p in previous.parts if not (directory / "_stats" / f"{p}.json").exists()]
-            log(f"[{directory.name}] started: {len(previous.parts)} part(s){_resumed(previous.parts, todo)}")
-            todo = [todo[i] for i in largest_first(file_sizes(previous.dir / p for p in todo))]
+            todo = [p for p in previous.parts if not is_committed(directory, p)]
+            log(f"[{storage.basename(directory)}] started: {len(previous.parts)} part(s)"
+                f"{_resumed(previous.parts, todo)}")
+            todo = [todo[i] for i in largest_first(file_sizes(previous.path(p) for p in todo))]
             futures = self.client.map(
-                run_map_part, [str(previous.dir / p) for p in todo], [str(directory)] * len(todo), todo,
+                run_map_part, [previous.path(p) for p in todo], [directory] * len(todo), todo,
                 stage=stage, pure=False,
             )
-            wait_all(futures, directory.name, "part", self.progress)
-            stats, extra = _merge_stats(directory / "_stats"), {}
+            wait_all(futures, storage.basename(directory), "part", self.progress)
+            records = commit_records(directory)
+            stats, extra, parts = _merge_stats(records), {}, committed_parts(records.values())
         else:
             assert isinstance(stage, GlobalStage)
-            log(f"[{directory.name}] started: {len(previous.parts)} part(s), global")
+            log(f"[{storage.basename(directory)}] started: {len(previous.parts)} part(s), global")
             stats = StageStats()
             ctx = GlobalContext(self.client, previous, directory, self.config.seed, stats, self.progress)
             extra = stage.run(ctx) or {}
             stats.seconds = time.perf_counter() - start
-            schema = None
-        return self._finish(directory, stage.name, stage.kind, params, fingerprint, stats, start, extra, schema)
+            schema, parts = None, sorted(ctx.parts)
+        return self._finish(directory, stage.name, stage.kind, params, fingerprint, stats, start, extra, schema,
+                            parts)
 
-    def _finish(self, directory: Path, name: str, kind: str, params: dict, fingerprint: str,
-                stats: StageStats, start: float, extra: dict, schema: pa.Schema | None) -> StageOutput:
-        parts = tuple(sorted(p.name for p in directory.glob("part-*.parquet")))
+    def _finish(self, directory: str, name: str, kind: str, params: dict, fingerprint: str,
+                stats: StageStats, start: float, extra: dict, schema: pa.Schema | None,
+                committed: list[str]) -> StageOutput:
+        """Write the manifest (last: it marks the stage done) over the committed parts."""
+        parts = tuple(committed)
         if schema is None:
-            schema = pq.read_schema(directory / parts[0]) if parts else pa.schema([])
+            schema = storage.read_schema(storage.join(directory, parts[0])) if parts else pa.schema([])
         manifest = {
             "stage": name,
             "kind": kind,
@@ -305,16 +357,17 @@ class Runner:
             "thresher_version": __version__,
             "wall_seconds": round(time.perf_counter() - start, 3),
             "parts": list(parts),
-            "rows": {p: parquet_rows(directory / p) for p in parts},
+            "rows": {p: parquet_rows(storage.join(directory, p)) for p in parts},
             "stats": stats.to_dict(),
             **extra,
         }
-        write_json(manifest, directory / MANIFEST)
+        write_json(manifest, storage.join(directory, MANIFEST))
         s = stats
-        log(f"[{directory.name}] {s.docs_in} in -> {s.docs_out} kept, {s.docs_rejected} rejected "
+        name = storage.basename(directory)
+        log(f"[{name}] {s.docs_in} in -> {s.docs_out} kept, {s.docs_rejected} rejected "
             f"({manifest['wall_seconds']:.1f}s)")
         if errors := {k: v for k, v in s.rejected.items() if k.endswith(".error")}:
-            log(f"[{directory.name}] warning: documents raised errors and were set aside in rejected/: {errors}")
+            log(f"[{name}] warning: documents raised errors and were set aside in rejected/: {errors}")
         return StageOutput(directory, fingerprint, parts, schema)
 
 
@@ -322,14 +375,35 @@ def _resumed(items: list, todo: list) -> str:
     return f", {len(items) - len(todo)} done already" if len(todo) < len(items) else ""
 
 
-def _schema_of(directory: Path, manifest: dict) -> pa.Schema:
+def configure_storage(config: RunConfig) -> None:
+    """Make the config's storage options known to this process (see `storage.register_on`)."""
+    storage.configure(config.output, config.storage_options)
+    for spec in config.inputs:
+        storage.configure(static_prefix(spec.path) or spec.path, spec.storage_options)
+
+
+# Files a task writes and a commit record must list; everything else in a stage folder is the
+# stage's own bookkeeping (`_stats/`, `_stage.json`, work folders with their own markers).
+_TASK_OUTPUTS = ("part-", "rejected/", "signatures/")
+
+
+def discard_uncommitted(directory: str) -> None:
+    """Delete the part, rejected and signature files that no commit record lists (left by a
+    killed task), and local temp files, before an unfinished stage resumes."""
+    listed = {f for record in commit_records(directory).values() for f in record.get("files", ())}
+    for rel in storage.walk_files(directory):
+        temp = storage.basename(rel).startswith(".") and ".tmp-" in rel
+        if temp or (rel.startswith(_TASK_OUTPUTS) and rel not in listed):
+            storage.rm(storage.join(directory, rel), recursive=False)
+
+
+def _schema_of(directory: str, manifest: dict) -> pa.Schema:
     parts = manifest["parts"]
-    return pq.read_schema(directory / parts[0]) if parts else pa.schema([])
+    return storage.read_schema(storage.join(directory, parts[0])) if parts else pa.schema([])
 
 
-def _merge_stats(stats_dir: Path) -> StageStats:
-    files = sorted(stats_dir.glob("*.json")) if stats_dir.exists() else []
-    return sum((StageStats.from_dict(read_json(f)) for f in files), StageStats())
+def _merge_stats(records: dict[str, dict]) -> StageStats:
+    return sum((StageStats.from_dict(records[k]) for k in sorted(records)), StageStats())
 
 
 def summarize(config: RunConfig, manifests: Iterable[dict]) -> dict[str, Any]:

@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
+from pipeline import storage
 from pipeline.io import write_parquet
 from tokenization.indexed import IndexedWriter
 from tokenization.sample import doc_keys
@@ -46,7 +45,7 @@ def load_processor(model_path: str, sha256: str = ""):
     if key not in _PROCESSORS:
         import sentencepiece as spm
 
-        _PROCESSORS[key] = spm.SentencePieceProcessor(model_file=str(model_path))
+        _PROCESSORS[key] = spm.SentencePieceProcessor(model_file=storage.local_file(model_path))
     return _PROCESSORS[key]
 
 
@@ -67,7 +66,7 @@ def mix_fields(doc_id: str, metadata: str | None) -> tuple[str, int, int]:
 def count_part_tokens(in_path: str, model_path: str, sha256: str = "") -> list[int]:
     """Tokens (without EOS) of every row's text, in row order."""
     sp = load_processor(model_path, sha256)
-    texts = pq.read_table(in_path, columns=["text"]).column("text").to_pylist()
+    texts = storage.read_table(in_path, columns=["text"]).column("text").to_pylist()
     counts: list[int] = []
     for start in range(0, len(texts), BATCH_DOCS):
         batch = [t or "" for t in texts[start:start + BATCH_DOCS]]
@@ -78,14 +77,14 @@ def count_part_tokens(in_path: str, model_path: str, sha256: str = "") -> list[i
 class _DomainWriters:
     """One `IndexedWriter` per domain of a part, opened on first use."""
 
-    def __init__(self, out_dir: Path, dtype: np.dtype):
+    def __init__(self, out_dir: str, dtype: np.dtype):
         self.out_dir, self.dtype = out_dir, dtype
         self.writers: dict[str, IndexedWriter] = {}
 
     def add(self, domain: str, arrays: list[np.ndarray], eos: np.ndarray) -> int:
         """Write documents `arrays` (each + EOS); return the index of the first one."""
         if domain not in self.writers:
-            self.writers[domain] = IndexedWriter(self.out_dir / domain, dtype=self.dtype.type)
+            self.writers[domain] = IndexedWriter(storage.join(self.out_dir, domain), dtype=self.dtype.type)
         writer = self.writers[domain]
         first = len(writer.lengths)
         flat = np.concatenate([piece for a in arrays for piece in (a, eos)])
@@ -101,10 +100,10 @@ def encode_part(in_path: str, work_dir: str, model_path: str, sha256: str, dtype
     """Encode one part; runs on a Dask worker. Returns the table it wrote as docs.parquet,
     whose `valid_key` (what `tokenization.plan.choose_valid` sorts by) is hashed here, in
     parallel, rather than in the client."""
-    out_dir = Path(work_dir) / Path(in_path).stem
+    out_dir = storage.join(work_dir, storage.stem(in_path))
     sp = load_processor(model_path, sha256)
     eos = np.asarray([sp.eos_id()], dtype=np.int32)
-    table = pq.read_table(in_path, columns=["id", "text", "domain", "source", "metadata"])
+    table = storage.read_table(in_path, columns=["id", "text", "domain", "source", "metadata"])
     texts = table.column("text").to_pylist()
     raw_domains = table.column("domain").to_pylist()
     dir_names = {d: domain_dir_name(d) for d in set(raw_domains)}
@@ -129,5 +128,5 @@ def encode_part(in_path: str, work_dir: str, model_path: str, sha256: str, dtype
     text_bytes = pc.fill_null(pc.binary_length(table.column("text")), 0).cast(pa.int64())
     docs = pa.table([np.arange(n), ids, domains, table.column("source"), list(originals), list(epochs), list(ranks),
                      index, tokens, text_bytes, doc_keys(seed, originals, VALID_KEY_PREFIX)], schema=DOCS_SCHEMA)
-    write_parquet(docs, out_dir / "docs.parquet")
+    write_parquet(docs, storage.join(out_dir, "docs.parquet"))
     return docs

@@ -10,7 +10,10 @@ thresher's shards unchanged:
 
 thresher writes one sequence per document (its tokens followed by EOS), so the document
 indices are 0, 1, ..., n. Token ids are uint16 when the vocabulary fits, else int32
-(megatron-core has no uint32 code). Files are written under a temporary name and renamed.
+(megatron-core has no uint32 code). Files are written under a temporary name and renamed;
+a prefix on an object store (any fsspec URL) is written to a local temporary folder and each
+file uploaded whole on close (the `.idx` last), and read back from a local cached copy
+(`pipeline.storage.local_file`) so it can be memory-mapped.
 
     with IndexedWriter("out/financial/shard-00000", dtype=np.uint16) as w:
         w.add_document([5, 17, 2])
@@ -21,11 +24,16 @@ indices are 0, 1, ..., n. Token ids are uint16 when the vocabulary fits, else in
 from __future__ import annotations
 
 import os
+import shutil
 import struct
+import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
+
+from pipeline import storage
+from pipeline.io import upload_file
 
 HEADER = b"MMIDIDX\x00\x00"
 VERSION = 1
@@ -46,7 +54,11 @@ class IndexedWriter:
     def __init__(self, prefix: str | os.PathLike, dtype: type[np.integer] = np.uint16):
         if dtype not in DTYPE_CODES:
             raise ValueError(f"dtype {dtype} is not a megatron-core token dtype")
-        self.prefix = Path(prefix)
+        self.target = os.fspath(prefix)  # where the files go: a local prefix or a URL
+        self._staging = None if storage.is_local(self.target) else tempfile.mkdtemp(prefix="thresher-shard-")
+        self.prefix = Path(self._staging or self.target)
+        if self._staging:
+            self.prefix = self.prefix / storage.basename(self.target)
         self.dtype = np.dtype(dtype)
         self.lengths: list[int] = []
         self.prefix.parent.mkdir(parents=True, exist_ok=True)
@@ -88,8 +100,13 @@ class IndexedWriter:
             f.write(HEADER + struct.pack("<Q", VERSION) + struct.pack("<B", DTYPE_CODES[self.dtype.type]))
             f.write(struct.pack("<Q", len(lengths)) + struct.pack("<Q", len(documents)))
             f.write(lengths.tobytes() + pointers.tobytes() + documents.tobytes())
-        os.replace(self._bin_tmp, f"{self.prefix}.bin")
-        os.replace(idx_tmp, f"{self.prefix}.idx")
+        if self._staging is None:
+            os.replace(self._bin_tmp, f"{self.prefix}.bin")
+            os.replace(idx_tmp, f"{self.prefix}.idx")
+            return
+        upload_file(self._bin_tmp, f"{self.target}.bin")
+        upload_file(idx_tmp, f"{self.target}.idx")
+        shutil.rmtree(self._staging, ignore_errors=True)
 
     def __enter__(self) -> IndexedWriter:
         return self
@@ -100,14 +117,19 @@ class IndexedWriter:
         else:
             self._bin.close()
             self._bin_tmp.unlink(missing_ok=True)
+            if self._staging:
+                shutil.rmtree(self._staging, ignore_errors=True)
 
 
 class IndexedDataset:
     """Memory-mapped reader: random access by document and by token range."""
 
-    def __init__(self, prefix: str | os.PathLike):
-        self.prefix = Path(prefix)
-        idx = np.memmap(f"{self.prefix}.idx", dtype=np.uint8, mode="r")
+    def __init__(self, prefix: str | os.PathLike, cache: str | None = None):
+        self.prefix = Path(prefix) if storage.is_local(prefix) else os.fspath(prefix)
+        # A shard on an object store is memory-mapped from a local copy (`cache`: where).
+        idx_file = storage.local_file(f"{self.prefix}.idx", cache)
+        bin_file = storage.local_file(f"{self.prefix}.bin", cache)
+        idx = np.memmap(idx_file, dtype=np.uint8, mode="r")
         if bytes(idx[: len(HEADER)]) != HEADER:
             raise ValueError(f"{self.prefix}.idx is not a Megatron index file (bad header)")
         offset = len(HEADER)
@@ -123,8 +145,8 @@ class IndexedDataset:
         self.pointers = np.frombuffer(idx, dtype=np.int64, count=n_seq, offset=offset)
         offset += 8 * n_seq
         self.document_indices = np.frombuffer(idx, dtype=np.int64, count=n_doc, offset=offset)
-        size = os.path.getsize(f"{self.prefix}.bin")
-        self.tokens = np.memmap(f"{self.prefix}.bin", dtype=self.dtype, mode="r") if size else np.zeros(0, self.dtype)
+        size = os.path.getsize(bin_file)
+        self.tokens = np.memmap(bin_file, dtype=self.dtype, mode="r") if size else np.zeros(0, self.dtype)
 
     def __len__(self) -> int:
         return len(self.lengths)

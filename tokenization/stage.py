@@ -19,15 +19,13 @@ no `part-*.parquet`: it is meant to be the last one.
 from __future__ import annotations
 
 import hashlib
-import shutil
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 from pydantic import Field, model_validator
 
+from pipeline import storage
 from pipeline.io import file_sha256, file_sizes, read_json, write_bytes, write_parquet
 from pipeline.record import rejected_schema
 from pipeline.stage import GlobalStage, StageParams, register
@@ -65,7 +63,7 @@ class Tokenize(GlobalStage):
         import sentencepiece  # noqa: F401  (a missing dependency fails before the run)
 
         if self.params.model is not None:
-            if not Path(self.params.model).is_file():
+            if not storage.isfile(self.params.model):
                 raise ValueError(f"tokenize.model: {self.params.model!r} does not exist")
             if load_processor(self.params.model).eos_id() < 0:
                 raise ValueError(f"tokenize.model: {self.params.model!r} has no EOS piece; train it with eos_id >= 0")
@@ -73,68 +71,69 @@ class Tokenize(GlobalStage):
     def fingerprint_extra(self) -> str | None:
         """A retrained model at the same path must re-encode."""
         model = self.params.model
-        return file_sha256(model) if model is not None and Path(model).is_file() else None
+        return file_sha256(model) if model is not None and storage.isfile(model) else None
 
     def run(self, ctx) -> dict[str, Any]:
         info = self._tokenizer(ctx)
         work = _work_dir(ctx.dir, info["sha256"])
         dtype = np.dtype(token_dtype(info["vocab_size"])).name
-        paths = [str(p) for p in ctx.input.paths()]
-        todo = [p for p in paths if not (work / Path(p).stem / "docs.parquet").exists()]
-        encoded = ctx.map(encode_part, todo, "encode", cost=file_sizes(todo), work_dir=str(work),
+        paths = ctx.input.paths()
+        # A part's docs.parquet is written after its token files: it commits the part's work.
+        todo = [p for p in paths if not storage.exists(storage.join(work, storage.stem(p), "docs.parquet"))]
+        encoded = ctx.map(encode_part, todo, "encode", cost=file_sizes(todo), work_dir=work,
                           model_path=info["path"], sha256=info["sha256"], dtype=dtype, seed=ctx.seed)
-        stems = [Path(p).stem for p in paths]
-        docs = planning.Docs(_docs_table(work, stems, {Path(p).stem: t for p, t in zip(todo, encoded)}))
+        stems = [storage.stem(p) for p in paths]
+        docs = planning.Docs(_docs_table(work, stems, {storage.stem(p): t for p, t in zip(todo, encoded)}))
         planning.choose_valid(docs, self.params.valid_fraction)
-        upstream = ctx.input.dir / "_manifest.json"  # the mix stage's report, when it ran just before
-        mixture = read_json(upstream).get("mixture") if upstream.exists() else None
+        upstream = ctx.input.path("_manifest.json")  # the mix stage's report, when it ran just before
+        mixture = read_json(upstream).get("mixture") if storage.exists(upstream) else None
         correction = _correct(docs, mixture, ctx.seed)
         plans = planning.assign_shards(docs, stems, self.params.max_shard_tokens)
-        ctx.map(write_shard, plans, "shards", cost=[p["tokens"] for p in plans], work_dir=str(work),
-                out_dir=str(ctx.dir), dtype=dtype)
+        ctx.map(write_shard, plans, "shards", cost=[p["tokens"] for p in plans], work_dir=work,
+                out_dir=ctx.dir, dtype=dtype)
         _write_rejected(ctx, docs, paths)
         manifest = _manifest(info, dtype, plans, mixture)
         write_manifest(manifest, ctx.dir)
         _fill_stats(ctx.stats, docs)
-        shutil.rmtree(work)
+        storage.rm(work)
         return _summary(info, manifest, correction)
 
     def _tokenizer(self, ctx) -> dict[str, Any]:
         """Copy or train the model into the stage's folder; return its manifest entry."""
-        path = ctx.dir / MODEL_NAME
+        path = ctx.path(MODEL_NAME)
         if self.params.model is not None:
-            model = Path(self.params.model).read_bytes()
+            model = storage.read_bytes(self.params.model)
             write_bytes(model, path)
-            write_bytes(f"{hashlib.sha256(model).hexdigest()}  {MODEL_NAME}\n".encode(),
-                        path.with_name(MODEL_NAME + ".sha256"))
+            write_bytes(f"{hashlib.sha256(model).hexdigest()}  {MODEL_NAME}\n".encode(), f"{path}.sha256")
         elif not _finished(path):  # a resumed run keeps the model it already trained
             texts = sample_texts(iter_parquet_documents(ctx.input.paths()), ctx.seed,
                                  self.params.train.max_sample_bytes)
             train_tokenizer(texts, self.params.train, path)
         sha = file_sha256(path)
-        sp = load_processor(str(path), sha)
+        sp = load_processor(path, sha)
         if sp.eos_id() < 0:
             raise ValueError("tokenize: the tokenizer has no EOS piece; train it with eos_id >= 0")
-        return {"path": str(path.resolve()), "sha256": sha, "vocab_size": sp.get_piece_size(),
+        return {"path": storage.absolute(path), "sha256": sha, "vocab_size": sp.get_piece_size(),
                 "model_type": _model_type(sp.serialized_model_proto()), "eos_id": sp.eos_id(), "bos_id": sp.bos_id()}
 
 
-def _work_dir(directory: Path, sha256: str) -> Path:
+def _work_dir(directory: str, sha256: str) -> str:
     """Temporary per-part token files; parts encoded by another model (a file replaced at
     the same path between a killed run and its resumption) or written with other docs.parquet
     columns (by an older thresher) are thrown away."""
-    work = directory / "_work"
-    marker = work / "tokenizer.sha256"
+    work = storage.join(directory, "_work")
+    marker = storage.join(work, "tokenizer.sha256")
     expected = f"{sha256} {','.join(DOCS_SCHEMA.names)}"
-    if work.exists() and (not marker.exists() or marker.read_text() != expected):
-        shutil.rmtree(work)
+    if storage.exists(work) and (not storage.exists(marker) or storage.read_bytes(marker).decode() != expected):
+        storage.rm(work)
     write_bytes(expected.encode(), marker)
     return work
 
 
-def _finished(model: Path) -> bool:
-    sha = model.with_name(model.name + ".sha256")
-    return model.exists() and sha.exists() and sha.read_text().split()[0] == file_sha256(model)
+def _finished(model: str) -> bool:
+    sha = f"{model}.sha256"
+    return (storage.exists(model) and storage.exists(sha)
+            and storage.read_bytes(sha).decode().split()[0] == file_sha256(model))
 
 
 def _model_type(serialized: bytes) -> str:
@@ -177,14 +176,14 @@ def _proto_field(data: bytes, number: int) -> bytes | int | None:
     return None
 
 
-def _docs_table(work: Path, stems: list[str], encoded: dict[str, pa.Table]) -> pa.Table:
+def _docs_table(work: str, stems: list[str], encoded: dict[str, pa.Table]) -> pa.Table:
     """Every part's documents, in part order: the tables this run's tasks returned, and
     those of parts a killed run had finished read back from their docs.parquet."""
     tables = []
     for i, stem in enumerate(stems):
         table = encoded.get(stem)
         if table is None:
-            table = pq.read_table(work / stem / "docs.parquet")
+            table = storage.read_table(storage.join(work, stem, "docs.parquet"))
         tables.append(table.append_column("part", pa.array(np.full(table.num_rows, i, dtype=np.int32))))
     schema = DOCS_SCHEMA.append(pa.field("part", pa.int32()))
     return pa.concat_tables(tables) if tables else schema.empty_table()
@@ -219,10 +218,10 @@ def _correct(docs: planning.Docs, mixture: dict | None, seed: int) -> dict:
 def write_shard(plan: dict, work_dir: str, out_dir: str, dtype: str) -> dict:
     """Copy a shard's runs of documents from the temporary files; runs on a Dask worker."""
     opened: dict[str, IndexedDataset] = {}
-    with IndexedWriter(Path(out_dir) / plan["prefix"], dtype=np.dtype(dtype).type) as writer:
+    with IndexedWriter(storage.join(out_dir, plan["prefix"]), dtype=np.dtype(dtype).type) as writer:
         for stem, start, stop in plan["runs"]:
             if stem not in opened:
-                opened[stem] = IndexedDataset(Path(work_dir) / stem / plan["domain"])
+                opened[stem] = IndexedDataset(storage.join(work_dir, stem, plan["domain"]))
             ds = opened[stem]
             first = int(ds.pointers[start]) // ds.dtype.itemsize
             lengths = ds.lengths[start:stop]
@@ -232,7 +231,7 @@ def write_shard(plan: dict, work_dir: str, out_dir: str, dtype: str) -> dict:
 
 
 def write_rejected_rows(in_path: str, rows: list[int], reasons: list[str], out_path: str) -> None:
-    table = pq.read_table(in_path).take(pa.array(rows, type=pa.int64()))
+    table = storage.read_table(in_path).take(pa.array(rows, type=pa.int64()))
     schema = rejected_schema(table.schema)
     table = table.append_column("stage", pa.array(["tokenize"] * len(rows), pa.string()))
     table = table.append_column("reason", pa.array(reasons, pa.string()))
@@ -247,7 +246,7 @@ def _write_rejected(ctx, docs: planning.Docs, paths: list[str]) -> None:
     items = [paths[p] for p in sorted(by_part)]
     rows = [[int(docs.row[r]) for r in by_part[p]] for p in sorted(by_part)]
     reasons = [[f"tokenize.{docs.fate[r]}" for r in by_part[p]] for p in sorted(by_part)]
-    outs = [str(ctx.dir / "rejected" / Path(p).name) for p in items]
+    outs = [ctx.path("rejected", storage.basename(p)) for p in items]
     futures = ctx.client.map(write_rejected_rows, items, rows, reasons, outs, pure=False)
     ctx.client.gather(futures)
 

@@ -18,12 +18,15 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
+import os
+import posixpath
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
 
+from pipeline import storage
 from pipeline.io import write_bytes
 from pipeline.stage import StageParams
 
@@ -133,13 +136,13 @@ def train_tokenizer(texts: Iterable[str], options: TokenizerOptions, model_path:
     if sentences.sentences == 0:
         raise ValueError("tokenizer training: the sample has no text; check the documents or inputs")
     model = buffer.getvalue()
-    path = Path(model_path)
+    path = os.fspath(model_path)
     write_bytes(model, path)
     sha = hashlib.sha256(model).hexdigest()
-    write_bytes(f"{sha}  {path.name}\n".encode(), path.with_name(path.name + ".sha256"))
+    write_bytes(f"{sha}  {storage.basename(path)}\n".encode(), f"{path}.sha256")
     processor = spm.SentencePieceProcessor(model_proto=model)
     vocab = "".join(f"{processor.id_to_piece(i)}\t{processor.get_score(i):g}\n"
                     for i in range(processor.get_piece_size()))
-    write_bytes(vocab.encode("utf-8"), path.with_suffix(".vocab"))
+    write_bytes(vocab.encode("utf-8"), posixpath.splitext(path)[0] + ".vocab")
     return TokenizerInfo(str(path), sha, processor.get_piece_size(), options.model_type, processor.eos_id(),
                          processor.bos_id(), sentences.documents, sentences.bytes, sentences.sentences)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 import fsspec
 
+from pipeline import storage
 from pipeline.record import Document
 
 if TYPE_CHECKING:
@@ -61,7 +62,7 @@ class ReadTask:
     files: tuple[InputFile, ...]
 
 
-def _static_prefix(pattern: str) -> str:
+def static_prefix(pattern: str) -> str:
     """The directory part of `pattern` before its first glob character."""
     cut = min((i for i, ch in enumerate(pattern) if ch in "*?["), default=len(pattern))
     head = pattern[:cut]
@@ -69,8 +70,9 @@ def _static_prefix(pattern: str) -> str:
 
 
 def list_files(spec: InputSpec) -> list[InputFile]:
-    fs, _, paths = fsspec.core.get_fs_token_paths(spec.path)
-    prefix = fs._strip_protocol(_static_prefix(spec.path)) if _static_prefix(spec.path) else ""
+    options = spec.storage_options or storage.options_for(spec.path)
+    fs, _, paths = fsspec.core.get_fs_token_paths(spec.path, storage_options=options)
+    prefix = fs._strip_protocol(static_prefix(spec.path)) if static_prefix(spec.path) else ""
     files = []
     for path in sorted(paths):
         if fs.isdir(path):

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import fsspec
-
+from pipeline import storage
 from pipeline.readers import InputFile, Quarantined, ReadItem, Rejected, base_document
 
 
 def read(file: InputFile, spec, options) -> Iterator[ReadItem]:
     try:
-        with fsspec.open(file.path, "rb", compression="infer") as f:
+        with storage.open(file.path, "rb", compression="infer", **(spec.storage_options or {})) as f:
             body = f.read(options.max_record_bytes + 1)
     except (OSError, EOFError, ValueError) as error:
         yield Quarantined("read.unreadable_file", f"{file.relpath}: {type(error).__name__}: {error}")

@@ -11,8 +11,7 @@ import zlib
 from collections.abc import Iterator
 from typing import Any
 
-import fsspec
-
+from pipeline import storage
 from pipeline.readers import InputFile, Quarantined, ReadItem, Rejected, Skipped, base_document
 from pipeline.record import Document
 
@@ -39,7 +38,7 @@ def record_to_document(record: dict[str, Any], doc_id: str, spec) -> Document | 
 def read(file: InputFile, spec, options) -> Iterator[ReadItem]:
     line_no = 0
     try:
-        with fsspec.open(file.path, "rb", compression="infer") as f:
+        with storage.open(file.path, "rb", compression="infer", **(spec.storage_options or {})) as f:
             for line_no, line in enumerate(f, start=1):
                 yield _parse_line(line, f"{spec.source}/{file.relpath}:{line_no}", spec, options)
     except (OSError, EOFError, zlib.error, ValueError) as error:

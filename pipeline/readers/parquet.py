@@ -7,10 +7,10 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
-import fsspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipeline import storage
 from pipeline.readers import InputFile, Quarantined, ReadItem
 from pipeline.readers.jsonl import record_to_document
 
@@ -22,7 +22,7 @@ def _json_safe(record: dict) -> dict:
 def read(file: InputFile, spec, options) -> Iterator[ReadItem]:
     row = 0
     try:
-        with fsspec.open(file.path, "rb") as f:
+        with storage.open(file.path, "rb", **(spec.storage_options or {})) as f:
             for batch in pq.ParquetFile(f).iter_batches(batch_size=1024):
                 for record in batch.to_pylist():
                     yield record_to_document(_json_safe(record), f"{spec.source}/{file.relpath}:{row}", spec)

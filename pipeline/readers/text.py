@@ -10,8 +10,7 @@ import re
 import zlib
 from collections.abc import Iterator
 
-import fsspec
-
+from pipeline import storage
 from pipeline.readers import InputFile, Quarantined, ReadItem, base_document
 
 
@@ -20,7 +19,7 @@ def read(file: InputFile, spec, options) -> Iterator[ReadItem]:
     lines: list[str] = []
     start = 1
     try:
-        with fsspec.open(file.path, "rb", compression="infer") as f:
+        with storage.open(file.path, "rb", compression="infer", **(spec.storage_options or {})) as f:
             for line_no, raw in enumerate(f, start=1):
                 line = raw.decode("utf-8", "replace")
                 if pattern is not None and pattern.match(line.rstrip("\r\n")) and lines:

@@ -14,11 +14,11 @@ import zlib
 from collections.abc import Iterator
 
 import brotli
-import fsspec
 from warcio.archiveiterator import ArchiveIterator
 from warcio.bufferedreaders import BufferedReader
 from warcio.exceptions import ArchiveLoadFailed
 
+from pipeline import storage
 from pipeline.readers import InputFile, Quarantined, ReadItem, Rejected, Skipped, base_document
 
 HTML_TYPES = ("text/html", "application/xhtml+xml")
@@ -47,7 +47,7 @@ BufferedReader.DECOMPRESSORS["br"] = _BrotliDecompressor
 
 def read(file: InputFile, spec, options) -> Iterator[ReadItem]:
     magic = _GZIP_MAGIC if file.path.endswith(".gz") else _WARC_MAGIC
-    with fsspec.open(file.path, "rb") as stream:
+    with storage.open(file.path, "rb", **(spec.storage_options or {})) as stream:
         offset = 0
         while offset is not None:
             offset = yield from _read_from(stream, offset, magic, file, spec, options)

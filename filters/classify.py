@@ -17,6 +17,7 @@ Config:
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -26,7 +27,8 @@ import pyarrow.compute as pc
 from pydantic import Field, model_validator
 
 from filters.classifier import ModelBundle, bounded_prefix, load_bundle, normalize
-from pipeline.io import file_sha256
+from pipeline import storage
+from pipeline.io import file_sha256, write_bytes
 from pipeline.record import ensure_schema, rejected_schema
 from pipeline.stage import MapStage, PartResult, StageParams, register
 from pipeline.stats import StageStats
@@ -35,8 +37,8 @@ _BUNDLES: dict[tuple, ModelBundle] = {}
 
 
 def cached_bundle(path: str, positive_label: str | None, threshold: float | None) -> ModelBundle:
-    """The model at `path`, loaded once per process (reloaded if the file changes)."""
-    resolved = Path(path).resolve()
+    """The model at `path` (local or a URL), loaded once per process (reloaded if the file changes)."""
+    resolved = Path(local_model(path)).resolve()
     if not resolved.is_file():
         raise ValueError(f"model {path!r} does not exist; train one with `thresher classifier train`")
     stat = resolved.stat()
@@ -44,6 +46,19 @@ def cached_bundle(path: str, positive_label: str | None, threshold: float | None
     if key not in _BUNDLES:
         _BUNDLES[key] = load_bundle(resolved, positive_label, threshold)
     return _BUNDLES[key]
+
+
+def local_model(path: str) -> str:
+    """`path` itself when local; for a URL, a cached local copy of the model with its
+    config.yaml and report.json beside it (fastText loads only local files)."""
+    if storage.is_local(path) or not storage.isfile(path):
+        return path
+    local = storage.local_file(path)
+    for sibling in ("config.yaml", "report.json"):
+        url, copy = storage.join(storage.parent(path), sibling), os.path.join(os.path.dirname(local), sibling)
+        if not os.path.exists(copy) and storage.isfile(url):
+            write_bytes(storage.read_bytes(url), copy)
+    return local
 
 
 @register
@@ -76,7 +91,7 @@ class Classify(MapStage):
     def fingerprint_extra(self) -> dict[str, str]:
         """The models' bytes decide the scores: a retrained model at the same path reruns."""
         paths = {"quality": self.params.quality_model, "domain": self.params.domain_model}
-        return {k: file_sha256(v) for k, v in paths.items() if v is not None and Path(v).is_file()}
+        return {k: file_sha256(v) for k, v in paths.items() if v is not None and storage.isfile(v)}
 
     def _quality(self) -> ModelBundle:
         return cached_bundle(self.params.quality_model, self.params.quality_label, None)

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field
 
+from pipeline import storage
 from pipeline.record import Document
 from pipeline.stage import Filter, StageParams, register
 
@@ -35,7 +36,7 @@ def read_list(path: str) -> frozenset[str]:
     """Entries of a list file: lowercased, comments (`#`) and blank lines skipped, a leading
     `www.` or `*.` removed."""
     entries = set()
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
+    for line in storage.read_bytes(path).decode("utf-8").splitlines():
         entry = line.split("#", 1)[0].strip().lower()
         for prefix in ("*.", "www."):
             entry = entry.removeprefix(prefix)
@@ -73,7 +74,7 @@ class UrlBlocklist(Filter):
     def check(self) -> None:
         for key in ("domains_file", "banned_words_file"):
             path = getattr(self.params, key)
-            if path is not None and not Path(path).is_file():
+            if path is not None and not storage.isfile(path):
                 raise ValueError(f"url_blocklist.{key}: file {path!r} does not exist; give a text file "
                                  "with one entry per line (relative paths are from the working directory)")
 

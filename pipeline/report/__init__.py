@@ -19,21 +19,27 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
+
+from pipeline import storage
 
 REPORT_DIR = "report"
 FILES = ("stats.json", "report.html", "DATASET_CARD.md")
 
 
-def default_output(path: Path) -> Path:
-    return path / REPORT_DIR if path.is_dir() else path.with_name(path.name.split(".")[0] + "-report")
+def default_output(path: str) -> str:
+    if storage.isdir(path):
+        return storage.join(path, REPORT_DIR)
+    return storage.join(storage.parent(path), storage.basename(path).split(".")[0] + "-report")
 
 
 def write_report(run_dir: str | Path, output_dir: str | Path | None = None, *, client=None,
                  workers: int | None = None, scheduler: str | None = None, text_field: str = "text",
-                 tokenizer: str | None = None) -> Path:
+                 tokenizer: str | None = None) -> Path | str:
     """Measure `run_dir` (a run, documents or shards) and write stats.json, report.html and
-    DATASET_CARD.md to `output_dir`; return the HTML's path. Uses `client` if given, else
+    DATASET_CARD.md to `output_dir`; return the HTML's path (a Path, or a URL string for an
+    fsspec URL such as `s3://bucket/out/report`). Uses `client` if given, else
     starts a local Dask cluster (or connects to `scheduler`) for the measurement."""
     from pipeline.io import write_bytes, write_json
     from pipeline.report.build import build_stats
@@ -42,7 +48,7 @@ def write_report(run_dir: str | Path, output_dir: str | Path | None = None, *, c
     from pipeline.report.sources import detect
 
     target = detect(run_dir)
-    out = Path(output_dir) if output_dir is not None else default_output(Path(run_dir))
+    out = os.fspath(output_dir) if output_dir is not None else default_output(os.fspath(run_dir))
     if client is None:
         from pipeline.runner import open_client
 
@@ -50,11 +56,11 @@ def write_report(run_dir: str | Path, output_dir: str | Path | None = None, *, c
             stats = build_stats(target, own, text_field, tokenizer)
     else:
         stats = build_stats(target, client, text_field, tokenizer)
-    write_json(stats, out / "stats.json")
-    write_bytes(render_card(stats).encode(), out / "DATASET_CARD.md")
-    html_path = out / "report.html"
+    write_json(stats, storage.join(out, "stats.json"))
+    write_bytes(render_card(stats).encode(), storage.join(out, "DATASET_CARD.md"))
+    html_path = storage.join(out, "report.html")
     write_bytes(render_html(stats).encode(), html_path)
-    return html_path
+    return Path(html_path) if storage.is_local(html_path) else html_path
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
@@ -67,8 +73,8 @@ def cmd_stats(args: argparse.Namespace) -> int:
         raise ValueError("PATH: give a run's output folder, a documents file or folder, or a shard folder")
     html_path = write_report(args.path, args.output, workers=args.workers, scheduler=args.scheduler,
                              text_field=args.text_field, tokenizer=args.tokenizer)
-    print(f"stats:   {html_path.parent / 'stats.json'}")
-    print(f"card:    {html_path.parent / 'DATASET_CARD.md'}")
+    print(f"stats:   {storage.join(storage.parent(html_path), 'stats.json')}")
+    print(f"card:    {storage.join(storage.parent(html_path), 'DATASET_CARD.md')}")
     print(f"report:  {html_path}")
     return 0
 

@@ -15,11 +15,11 @@ collected on Dask in one go (`collect.py`); everything else is copied from the m
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
 
 import yaml
 
-from pipeline import __version__
+from pipeline import __version__, storage
 from pipeline.io import read_json
 from pipeline.report import sections
 from pipeline.report.collect import TokenCounter, compute_all, document_stats, examples_of, lengths_of
@@ -37,20 +37,21 @@ def build_stats(target: Target, client, text_field: str = "text", tokenizer: str
     return validate(stats)
 
 
-def token_counter(tokenizer: str | None, shard_dir: Path | None) -> TokenCounter:
+def token_counter(tokenizer: str | None, shard_dir: str | None) -> TokenCounter:
     """Count tokens with `tokenizer` if given, else with the run's own tokenizer (named by
     its shard manifest), else estimate them from bytes."""
     if tokenizer:
-        if not Path(tokenizer).is_file():
+        if not storage.isfile(tokenizer):
             raise ValueError(f"--tokenizer: {tokenizer!r} does not exist")
-        return TokenCounter(str(Path(tokenizer).resolve()))
+        return TokenCounter(storage.absolute(tokenizer))
     if shard_dir is None:
         return TokenCounter(None)
-    entry = read_json(shard_dir / SHARD_MANIFEST).get("tokenizer", {})
-    path = Path(entry.get("path", ""))
-    path = path if path.is_absolute() else shard_dir / path
-    path = path if path.is_file() else shard_dir / path.name  # the output folder was moved
-    return TokenCounter(str(path), entry.get("sha256", "")) if path.is_file() else TokenCounter(None)
+    entry = read_json(storage.join(shard_dir, SHARD_MANIFEST)).get("tokenizer", {})
+    path = entry.get("path", "")
+    path = path if not storage.is_local(path) or os.path.isabs(path) else storage.join(shard_dir, path)
+    if not path or not storage.isfile(path):  # the output folder was moved
+        path = storage.join(shard_dir, storage.basename(path))
+    return TokenCounter(path, entry.get("sha256", "")) if storage.isfile(path) else TokenCounter(None)
 
 
 def choose_sets(stages: list[StageDir]) -> dict[str, StageDir]:
@@ -65,20 +66,20 @@ def choose_sets(stages: list[StageDir]) -> dict[str, StageDir]:
     return roles
 
 
-def _shard_prefixes(shard_dir: Path, manifest: dict) -> list[str]:
-    return [str(shard_dir / s["prefix"]) for d in manifest.get("domains", {}).values() for s in d["shards"]]
+def _shard_prefixes(shard_dir: str, manifest: dict) -> list[str]:
+    return [storage.join(shard_dir, s["prefix"]) for d in manifest.get("domains", {}).values() for s in d["shards"]]
 
 
 def _run(target: Target, client, text_field: str, tokenizer: str | None) -> dict:
     stages = target.stages
-    tokenize = next((s for s in reversed(stages) if (s.dir / SHARD_MANIFEST).is_file()), None)
-    shard_manifest = read_json(tokenize.dir / SHARD_MANIFEST) if tokenize else None
+    tokenize = next((s for s in reversed(stages) if storage.isfile(s.path(SHARD_MANIFEST))), None)
+    shard_manifest = read_json(tokenize.path(SHARD_MANIFEST)) if tokenize else None
     counter = token_counter(tokenizer, tokenize.dir if tokenize else None)
     roles = choose_sets(stages)
     text = [s for s in stages if s.manifest.get("parts") and not s.has_raw_pages()]
-    docs = document_stats({s.dir.name: s.files() for s in text}, "text", counter, SAMPLES_PER_DOMAIN)
+    docs = document_stats({s.dir_name: s.files() for s in text}, "text", counter, SAMPLES_PER_DOMAIN)
     lazy: dict = {("docs", d): v for d, v in docs.items()}
-    lazy.update({("rejected", s.dir.name): examples_of(s.rejected_files()) for s in stages})
+    lazy.update({("rejected", s.dir_name): examples_of(s.rejected_files()) for s in stages})
     if shard_manifest:
         lazy["lengths"] = lengths_of(_shard_prefixes(tokenize.dir, shard_manifest))
     results = compute_all(client, lazy)
@@ -86,13 +87,13 @@ def _run(target: Target, client, text_field: str, tokenizer: str | None) -> dict
     shards = None
     if shard_manifest:
         lengths = results["lengths"]
-        shards = sections.shard_summary(shard_manifest, tokenize.dir.name, tokenize.manifest,
+        shards = sections.shard_summary(shard_manifest, tokenize.dir_name, tokenize.manifest,
                                         lengths.to_dict(lengths.digest.n_values) if lengths else None)
-    examples = {s.dir.name: results[("rejected", s.dir.name)] for s in stages}
+    examples = {s.dir_name: results[("rejected", s.dir_name)] for s in stages}
     mix, dedups = sections.mixture(stages), sections.dedup(stages)
     config_text, planned = _config(target.path)
     funnel = sections.funnel(stages, measured, counter.model is not None, shards)
-    names = {role: s.dir.name for role, s in roles.items()}
+    names = {role: s.dir_name for role, s in roles.items()}
     return {
         "overview": _overview(funnel, measured, names, shards),
         "warnings": sections.warnings(stages, planned, mix, dedups),
@@ -114,7 +115,7 @@ def _run(target: Target, client, text_field: str, tokenizer: str | None) -> dict
 
 def _documents(target: Target, client, text_field: str, tokenizer: str | None) -> dict:
     counter = token_counter(tokenizer, None)
-    name = target.path.name or str(target.path)
+    name = target.name
     results = compute_all(client, document_stats({name: target.files}, text_field, counter, SAMPLES_PER_DOMAIN))
     measured = {name: results[name].to_dict()}
     doc = measured[name]
@@ -133,13 +134,13 @@ def _documents(target: Target, client, text_field: str, tokenizer: str | None) -
 
 
 def _shards(target: Target, client, text_field: str, tokenizer: str | None) -> dict:
-    manifest = read_json(target.path / SHARD_MANIFEST)
+    manifest = read_json(storage.join(target.path, SHARD_MANIFEST))
     lengths = compute_all(client, {"lengths": lengths_of(_shard_prefixes(target.path, manifest))})["lengths"]
-    run_manifest = target.path / "_manifest.json"
-    summary = read_json(run_manifest) if run_manifest.is_file() else None
-    shards = sections.shard_summary(manifest, target.path.name, summary,
+    run_manifest = storage.join(target.path, "_manifest.json")
+    summary = read_json(run_manifest) if storage.isfile(run_manifest) else None
+    shards = sections.shard_summary(manifest, target.name, summary,
                                     lengths.to_dict(lengths.digest.n_values) if lengths else None)
-    row = {"step": "training shards", "dir": target.path.name, "documents": shards["documents"], "bytes": None,
+    row = {"step": "training shards", "dir": target.name, "documents": shards["documents"], "bytes": None,
            "tokens": shards["tokens"], "tokens_method": "shards", "documents_removed": 0,
            "pct_documents": 100.0 if shards["documents"] else None, "pct_bytes": None,
            "pct_tokens": 100.0 if shards["tokens"] else None}
@@ -176,11 +177,11 @@ def _plan(shards: dict | None, after: dict | None, counter: TokenCounter | None)
     return None
 
 
-def _config(path: Path) -> tuple[str | None, int | None]:
-    file = path / "config.yaml"
-    if not file.is_file():
+def _config(path: str) -> tuple[str | None, int | None]:
+    file = storage.join(path, "config.yaml")
+    if not storage.isfile(file):
         return None, None
-    text = file.read_text()
+    text = storage.read_bytes(file).decode()
     try:
         stages = (yaml.safe_load(text) or {}).get("stages") or []
     except yaml.YAMLError:
@@ -188,6 +189,6 @@ def _config(path: Path) -> tuple[str | None, int | None]:
     return text, len(stages)
 
 
-def _config_hash(path: Path) -> str | None:
-    file = path / "stats.json"
-    return read_json(file).get("config_hash") if file.is_file() else None
+def _config_hash(path: str) -> str | None:
+    file = storage.join(path, "stats.json")
+    return read_json(file).get("config_hash") if storage.isfile(file) else None

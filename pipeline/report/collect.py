@@ -19,9 +19,9 @@ import os
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from dask import delayed
 
+from pipeline import storage
 from pipeline.report.docstats import DocStats, Lengths, estimate_tokens, snippet, stable_hash
 from pipeline.report.sources import BATCH_ROWS, DocFile, iter_batches
 
@@ -76,7 +76,7 @@ def add_all(items) -> DocStats:
 def rejected_examples(path: str, k: int = EXAMPLES_PER_REASON) -> dict[str, list]:
     """Per reason, the `k` rejected rows of one file with the smallest hash of their id, as
     (hash, id, url, snippet, details) tuples."""
-    parquet = pq.ParquetFile(path)
+    parquet = storage.parquet_file(path)
     names = parquet.schema_arrow.names
     columns = [c for c in ("id", "url", "text", "raw", "reason", *DETAIL_COLUMNS) if c in names]
     best: dict[str, list] = {}
@@ -141,8 +141,11 @@ def tree_sum(items: list, add):
 
 
 def _file_key(path: str) -> tuple:
-    """The same file under several names (the dedup stages hard-link their input parts)
-    is measured once."""
+    """The same file under several names (the dedup stages hard-link their input parts, or
+    copy them on an object store) is measured once."""
+    if not storage.is_local(path):
+        info = storage.filesystem(path)[0].info(storage.filesystem(path)[1])
+        return info.get("ETag") or path, info.get("size")
     st = os.stat(path)
     return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
 

@@ -30,16 +30,16 @@ def funnel(stages: list[StageDir], measured: dict[str, dict], counted: bool, sha
     rejects, whose tokens are not counted)."""
     read = stages[0]
     raw = _stats(read)
-    rows = [_row("raw records", read.dir.name, raw.get("docs_in", 0), raw.get("bytes_in", 0), None, 0)]
+    rows = [_row("raw records", read.dir_name, raw.get("docs_in", 0), raw.get("bytes_in", 0), None, 0)]
     for stage in stages:
         s = _stats(stage)
         tokens = None
-        if stage.dir.name in measured:
-            tokens = (measured[stage.dir.name]["tokens"], "counted" if counted else "estimated")
+        if stage.dir_name in measured:
+            tokens = (measured[stage.dir_name]["tokens"], "counted" if counted else "estimated")
         elif stage.name == "tokenize":
             counters = s.get("counters", {})
             tokens = (counters.get("tokens_train", 0) + counters.get("tokens_valid", 0), "shards")
-        rows.append(_row(stage.name, stage.dir.name, s.get("docs_out", 0), s.get("bytes_out", 0), tokens,
+        rows.append(_row(stage.name, stage.dir_name, s.get("docs_out", 0), s.get("bytes_out", 0), tokens,
                          s.get("docs_rejected", 0)))
     if shards:
         rows.append(_row("training shards", shards["dir"], shards["documents"], None, (shards["tokens"], "shards"), 0))
@@ -63,12 +63,12 @@ def removals(stages: list[StageDir], examples: dict[str, dict]) -> list[dict]:
         s = _stats(stage)
         if not s.get("docs_rejected") and not s.get("quarantine"):
             continue
-        found = examples.get(stage.dir.name) or {}
+        found = examples.get(stage.dir_name) or {}
         reasons = [{"reason": r, "documents": n, "bytes": s.get("rejected_bytes", {}).get(r, 0),
                     "pct_of_input": _pct(n, s.get("docs_in")),
                     "examples": [{"id": e[1], "url": e[2], "snippet": e[3], "details": e[4]} for e in found.get(r, [])]}
                    for r, n in sorted(s.get("rejected", {}).items(), key=lambda kv: (-kv[1], kv[0]))]
-        out.append({"stage": stage.name, "dir": stage.dir.name, "documents_in": s.get("docs_in", 0),
+        out.append({"stage": stage.name, "dir": stage.dir_name, "documents_in": s.get("docs_in", 0),
                     "documents_rejected": s.get("docs_rejected", 0), "bytes_rejected": s.get("bytes_rejected", 0),
                     "reasons": reasons, "quarantine": s.get("quarantine", [])})
     return out
@@ -82,7 +82,7 @@ def mixture(stages: list[StageDir]) -> dict | None:
     mix = _find(stages, "mix")
     if mix is None or "mixture" not in mix.manifest:
         return None
-    return {"dir": mix.dir.name, **mix.manifest["mixture"]}
+    return {"dir": mix.dir_name, **mix.manifest["mixture"]}
 
 
 def selection(stages: list[StageDir]) -> dict | None:
@@ -93,7 +93,7 @@ def selection(stages: list[StageDir]) -> dict | None:
     chosen = select.manifest.get("selection", {})
     s = _stats(select)
     position = stages.index(select)
-    return {"dir": select.dir.name, "input_dir": stages[position - 1].dir.name if position else None,
+    return {"dir": select.dir_name, "input_dir": stages[position - 1].dir_name if position else None,
             "column": chosen.get("column", select.manifest["params"].get("column")),
             "threshold": chosen.get("threshold"), "threshold_tie_id": chosen.get("threshold_tie_id"),
             "keep_top": chosen.get("keep_top"), "alpha": chosen.get("alpha"), "scored": chosen.get("scored"),
@@ -110,7 +110,7 @@ def dedup(stages: list[StageDir]) -> list[dict]:
         if stage.name not in DEDUP_STAGES and "audit" not in m and "lsh" not in m:
             continue
         s = _stats(stage)
-        out.append({"stage": stage.name, "dir": stage.dir.name, "documents_in": s.get("docs_in", 0),
+        out.append({"stage": stage.name, "dir": stage.dir_name, "documents_in": s.get("docs_in", 0),
                     "documents_removed": s.get("docs_rejected", 0),
                     "pct_removed": _pct(s.get("docs_rejected", 0), s.get("docs_in")),
                     "params": m.get("params", {}), "lsh": m.get("lsh"), "audit": m.get("audit")})
@@ -157,13 +157,13 @@ def plan_for(tokens: int) -> dict | None:
 
 
 def timings(stages: list[StageDir]) -> list[dict]:
-    return [{"stage": s.name, "dir": s.dir.name, "kind": s.manifest.get("kind"),
+    return [{"stage": s.name, "dir": s.dir_name, "kind": s.manifest.get("kind"),
              "wall_seconds": s.manifest.get("wall_seconds", 0.0), "worker_seconds": _stats(s).get("seconds", 0.0)}
             for s in stages]
 
 
 def processing(stages: list[StageDir]) -> list[dict]:
-    return [{"stage": s.name, "dir": s.dir.name, "kind": s.manifest.get("kind"), "params": s.manifest.get("params", {}),
+    return [{"stage": s.name, "dir": s.dir_name, "kind": s.manifest.get("kind"), "params": s.manifest.get("params", {}),
              "fingerprint": s.manifest.get("fingerprint")} for s in stages]
 
 
@@ -175,10 +175,10 @@ def warnings(stages: list[StageDir], planned: int | None, mix: dict | None, dedu
     for stage in stages:
         s = _stats(stage)
         if s.get("quarantine"):
-            out.append(f"{stage.dir.name}: {len(s['quarantine'])} input file(s) quarantined (unreadable or truncated)")
+            out.append(f"{stage.dir_name}: {len(s['quarantine'])} input file(s) quarantined (unreadable or truncated)")
         errors = {r: n for r, n in s.get("rejected", {}).items() if r.endswith(".error")}
         if errors:
-            out.append(f"{stage.dir.name}: {sum(errors.values())} document(s) raised errors: {errors}")
+            out.append(f"{stage.dir_name}: {sum(errors.values())} document(s) raised errors: {errors}")
     out += [f"mix: {w}" for w in (mix or {}).get("warnings", [])]
     for i, d in enumerate(dedups):
         audit = d.get("audit") or {}

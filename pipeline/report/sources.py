@@ -7,7 +7,8 @@
   never its `rejected/`).
 
 Documents are read in bounded Arrow batches (`iter_batches`): Parquet by record batch, JSONL
-by groups of lines, so a file larger than memory streams.
+by groups of lines, so a file larger than memory streams. PATH may be an fsspec URL
+(`s3://bucket/out`): folders are listed and files read through `pipeline.storage`.
 
     target = detect("out/demo"); target.kind, [s.dir.name for s in target.stages]
 """
@@ -16,15 +17,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import posixpath
 import re
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
-import fsspec
 import pyarrow as pa
-import pyarrow.parquet as pq
 
+from pipeline import storage
 from pipeline.io import read_json
 
 BATCH_ROWS = 8192
@@ -46,54 +48,68 @@ class StageDir:
     """One finished stage of a run: its folder and its `_manifest.json`."""
 
     index: int
-    dir: Path
+    dir: str
     manifest: dict
 
     @property
     def name(self) -> str:
         return self.manifest["stage"]
 
+    @property
+    def dir_name(self) -> str:
+        return storage.basename(self.dir)
+
+    def path(self, *names: str) -> str:
+        return storage.join(self.dir, *names)
+
     def files(self) -> list[DocFile]:
-        return [DocFile(str(self.dir / p), "parquet") for p in self.manifest.get("parts", [])]
+        return [DocFile(self.path(p), "parquet") for p in self.manifest.get("parts", [])]
 
     def rejected_files(self) -> list[str]:
-        return [str(p) for p in sorted((self.dir / "rejected").glob("part-*.parquet"))]
+        folder = self.path("rejected")
+        return [storage.join(folder, n) for n in storage.listdir(folder) if n.startswith("part-")
+                and n.endswith(".parquet")]
 
     def has_raw_pages(self) -> bool:
         """True when the documents still carry raw page bytes (HTML/WARC input before
         extraction): their byte counts are page bytes, not text bytes."""
         parts = self.manifest.get("parts", [])
-        return bool(parts) and "raw" in pq.read_schema(self.dir / parts[0]).names
+        return bool(parts) and "raw" in storage.read_schema(self.path(parts[0])).names
 
 
 @dataclasses.dataclass
 class Target:
     kind: str  # "run" | "documents" | "shards"
-    path: Path
+    path: str
     stages: list[StageDir] = dataclasses.field(default_factory=list)
     files: list[DocFile] = dataclasses.field(default_factory=list)
-    shard_dir: Path | None = None
+    shard_dir: str | None = None
+
+    @property
+    def name(self) -> str:
+        return storage.basename(self.path) or self.path
 
 
 def detect(path: str | Path) -> Target:
     """What PATH is; raises ValueError (naming PATH) when it is none of the three."""
-    path = Path(path)
-    if not path.exists():
-        raise ValueError(f"PATH {str(path)!r} does not exist")
-    if path.is_dir() and is_shard_dir(path):
+    path = os.fspath(path)
+    if not storage.exists(path):
+        raise ValueError(f"PATH {path!r} does not exist")
+    is_dir = storage.isdir(path)
+    if is_dir and is_shard_dir(path):
         return Target("shards", path, shard_dir=path)
-    if path.is_dir() and (stages := run_stages(path)):
+    if is_dir and (stages := run_stages(path)):
         return Target("run", path, stages=stages)
     files = document_files(path)
     if not files:
-        raise ValueError(f"PATH {str(path)!r}: no run output (NN-stage/_manifest.json), shard manifest.json, "
+        raise ValueError(f"PATH {path!r}: no run output (NN-stage/_manifest.json), shard manifest.json, "
                          "or Parquet/JSONL documents found there")
     return Target("documents", path, files=files)
 
 
-def is_shard_dir(path: Path) -> bool:
-    file = path / SHARD_MANIFEST
-    if not file.is_file():
+def is_shard_dir(path: str) -> bool:
+    file = storage.join(path, SHARD_MANIFEST)
+    if not storage.isfile(file):
         return False
     try:
         return read_json(file).get("format") == "megatron-indexed"
@@ -101,33 +117,37 @@ def is_shard_dir(path: Path) -> bool:
         return False
 
 
-def run_stages(path: Path) -> list[StageDir]:
+def run_stages(path: str) -> list[StageDir]:
     """The finished stages of a run folder, in order (a stage without a manifest did not
     finish and is left out)."""
     stages = []
-    for child in sorted(path.iterdir()):
-        match = STAGE_DIR.match(child.name)
-        if match and (child / MANIFEST).is_file():
-            stages.append(StageDir(int(match.group(1)), child, read_json(child / MANIFEST)))
+    for name in storage.listdir(path):
+        child = storage.join(path, name)
+        match = STAGE_DIR.match(name)
+        if match and storage.isfile(storage.join(child, MANIFEST)):
+            stages.append(StageDir(int(match.group(1)), child, read_json(storage.join(child, MANIFEST))))
     return stages
 
 
-def doc_format(path: Path) -> str | None:
-    suffixes = [s for s in path.suffixes if s not in (".gz", ".zst")]
+def doc_format(path: str) -> str | None:
+    suffixes = ["." + s for s in storage.basename(path).split(".")[1:] if s not in ("gz", "zst")]
     last = suffixes[-1] if suffixes else ""
     return {".parquet": "parquet", ".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl"}.get(last)
 
 
-def document_files(path: Path) -> list[DocFile]:
-    if path.is_file():
-        return [DocFile(str(path), doc_format(path))] if doc_format(path) else []
-    if (path / MANIFEST).is_file():  # one stage's output: its parts, not rejected/
-        return StageDir(0, path, read_json(path / MANIFEST)).files()
+def document_files(path: str) -> list[DocFile]:
+    if storage.isfile(path):
+        return [DocFile(path, doc_format(path))] if doc_format(path) else []
+    if storage.isfile(storage.join(path, MANIFEST)):  # one stage's output: its parts, not rejected/
+        return StageDir(0, path, read_json(storage.join(path, MANIFEST))).files()
+    files = storage.walk_files(path)
     # A report written into the folder earlier (its stats.json is JSON, not documents) is skipped.
-    reports = {p.parent for p in path.rglob("report.html") if (p.parent / "stats.json").is_file()}
-    found = (p for p in sorted(path.rglob("*")) if p.is_file() and not p.name.startswith(".")
-             and not reports.intersection(p.parents))
-    return [DocFile(str(p), doc_format(p)) for p in found if doc_format(p)]
+    present = set(files)
+    reports = {posixpath.dirname(f) for f in files if posixpath.basename(f) == "report.html"
+               and posixpath.join(posixpath.dirname(f), "stats.json") in present}
+    found = (f for f in files if not posixpath.basename(f).startswith(".")
+             and not any(f.startswith(r + "/") if r else True for r in reports))
+    return [DocFile(storage.join(path, f), doc_format(f)) for f in found if doc_format(f)]
 
 
 def iter_batches(file: DocFile, text_field: str = "text") -> Iterator[tuple[pa.Table, int]]:
@@ -140,7 +160,7 @@ def iter_batches(file: DocFile, text_field: str = "text") -> Iterator[tuple[pa.T
 
 
 def _parquet_batches(path: str, text_field: str) -> Iterator[tuple[pa.Table, int]]:
-    parquet = pq.ParquetFile(path)
+    parquet = storage.parquet_file(path)
     names = parquet.schema_arrow.names
     if text_field not in names:
         raise ValueError(f"--text-field: {path} has no column {text_field!r}; its columns are {', '.join(names)}")
@@ -157,7 +177,7 @@ def _jsonl_batches(path: str, text_field: str) -> Iterator[tuple[pa.Table, int]]
 
     rows: list[dict] = []
     bad = 0
-    with fsspec.open(path, "rb", compression="infer") as f:
+    with storage.open(path, "rb", compression="infer") as f:
         try:
             for line in f:
                 if not line.strip():

@@ -127,8 +127,8 @@ class IndexedDataset:
     def __init__(self, prefix: str | os.PathLike, cache: str | None = None):
         self.prefix = Path(prefix) if storage.is_local(prefix) else os.fspath(prefix)
         # A shard on an object store is memory-mapped from a local copy (`cache`: where).
-        idx_file = storage.local_file(f"{self.prefix}.idx", cache)
-        bin_file = storage.local_file(f"{self.prefix}.bin", cache)
+        self.idx_file = idx_file = storage.local_file(f"{self.prefix}.idx", cache)
+        self.bin_file = bin_file = storage.local_file(f"{self.prefix}.bin", cache)
         idx = np.memmap(idx_file, dtype=np.uint8, mode="r")
         if bytes(idx[: len(HEADER)]) != HEADER:
             raise ValueError(f"{self.prefix}.idx is not a Megatron index file (bad header)")

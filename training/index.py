@@ -34,8 +34,9 @@ def shards_key(shards: list[IndexedDataset]) -> list[list]:
     rewritten shard gets a new index)."""
     key = []
     for shard in shards:
-        stat = os.stat(f"{shard.prefix}.idx")
-        key.append([str(Path(shard.prefix).resolve()), stat.st_size, stat.st_mtime_ns, len(shard)])
+        stat = os.stat(shard.idx_file)  # a shard on an object store: its local cached copy
+        where = str(Path(shard.prefix).resolve()) if isinstance(shard.prefix, Path) else shard.prefix
+        key.append([where, stat.st_size, stat.st_mtime_ns, len(shard)])
     return key
 
 

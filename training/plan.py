@@ -56,12 +56,13 @@ def parse_count(text: str | float, setting: str = "value") -> float:
 
 def manifest_tokens(path: str | Path) -> float:
     """Training tokens in a tokenize stage's manifest (the file, its folder, or the run's output)."""
+    from pipeline import storage
     from training.shards import find_manifest
 
-    path = find_manifest(path)
-    if not path.is_file():
+    path = find_manifest(path)  # a local path or a URL
+    if not storage.isfile(path):
         raise FileNotFoundError(f"--manifest: {path} does not exist")
-    domains = json.loads(path.read_text()).get("domains", {})
+    domains = json.loads(storage.read_bytes(path)).get("domains", {})
     return float(sum(d.get("tokens", 0) for d in domains.values()))
 
 

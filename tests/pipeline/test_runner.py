@@ -122,6 +122,42 @@ def test_rerun_skips_finished_stages_and_recomputes_changed_ones(client, tmp_pat
     assert not (tmp_path / "01-language" / "rejected").exists() or digest_tree(tmp_path) != before
 
 
+def test_only_committed_parts_count_and_a_rerun_deletes_the_rest(client, tmp_path):
+    docs = tmp_path / "docs.jsonl"
+    docs.write_text("".join(json.dumps({"text": "word " * (i % 7), "url": f"https://x.org/{i}"}) + "\n"
+                            for i in range(40)))
+    inputs = [{"path": str(docs), "format": "jsonl", "source": "s"}]
+    stages = [{"min_chars": {"min_chars": 10}}]
+    run(client, tmp_path / "reference", inputs, stages, read={"max_docs_per_part": 10})
+    out = tmp_path / "out"
+    run(client, out, inputs, stages, read={"max_docs_per_part": 10})
+    # What a kill leaves: no manifest, a part written but not committed, stray uncommitted files.
+    stage = out / "01-min_chars"
+    (stage / "_manifest.json").unlink()
+    first = sorted(stage.glob("part-*.parquet"))[0].name
+    (stage / "_stats" / f"{first}.json").unlink()
+    (stage / first).write_bytes(b"half a part")
+    for stray in (stage / "part-99999-0000.parquet", stage / "rejected" / "part-99999-0000.parquet"):
+        stray.write_bytes(b"never committed")
+    run(client, out, inputs, stages, read={"max_docs_per_part": 10})
+    assert digest_tree(out) == digest_tree(tmp_path / "reference")
+    manifest = json.loads((stage / "_manifest.json").read_text())
+    assert manifest["parts"] == json.loads((tmp_path / "reference" / "01-min_chars" / "_manifest.json").read_text())[
+        "parts"]
+    record = json.loads((stage / "_stats" / f"{first}.json").read_text())
+    assert first in record["files"] and record["docs_in"] == 10
+
+
+def test_storage_options_are_redacted_in_the_written_config():
+    config = parse_config({"output": "s3://b/out", "storage_options": {"secret": "s3cr3t"},
+                           "inputs": [{"path": "x.jsonl", "format": "jsonl", "source": "s",
+                                       "storage_options": {"key": "k3y"}}]})
+    text = config.to_yaml()
+    assert "s3cr3t" not in text and "k3y" not in text and text.count("<redacted>") == 2
+    assert "storage_options" not in parse_config({"output": "o", "inputs": [
+        {"path": "x.jsonl", "format": "jsonl", "source": "s"}]}).to_yaml()
+
+
 def _cleaneval_config(tmp_path: Path, output: Path) -> Path:
     html = shared_path("extraction_cleaneval", "html")
     config = {"output": str(output), "read": {"files_per_task": 4},

@@ -36,6 +36,7 @@ from tqdm import tqdm
 from pipeline import __version__, storage
 from pipeline.config import ClusterOptions, RunConfig, config_hash
 from pipeline.io import (
+    COMMITS,
     commit,
     commit_records,
     committed_parts,
@@ -389,8 +390,12 @@ _TASK_OUTPUTS = ("part-", "rejected/", "signatures/")
 
 def discard_uncommitted(directory: str) -> None:
     """Delete the part, rejected and signature files that no commit record lists (left by a
-    killed task), and local temp files, before an unfinished stage resumes."""
-    listed = {f for record in commit_records(directory).values() for f in record.get("files", ())}
+    killed task), and local temp files, before an unfinished stage resumes. A record without a
+    file list (from an older thresher) is dropped too, so its task runs again."""
+    records = commit_records(directory)
+    for name in [n for n, r in records.items() if "files" not in r]:  # written before records named files
+        storage.rm(storage.join(directory, COMMITS, f"{name}.json"), recursive=False)
+    listed = {f for record in records.values() for f in record.get("files", ())}
     for rel in storage.walk_files(directory):
         temp = storage.basename(rel).startswith(".") and ".tmp-" in rel
         if temp or (rel.startswith(_TASK_OUTPUTS) and rel not in listed):

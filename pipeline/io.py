@@ -31,7 +31,7 @@ from pipeline import storage
 ROW_GROUP_ROWS = 4096
 
 
-_MANGLED_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:/[^/]")
+_MANGLED_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:/[^/]")  # s3:/bucket/key (not a drive letter)
 
 
 def _local(path: str | os.PathLike) -> Path:

@@ -226,6 +226,11 @@ def test_train_reads_shards_from_s3(server, s3_run, tmp_path):
     env = {**server, "THRESHER_CACHE_DIR": str(tmp_path / "cache")}
     thresher(["train", str(REPO / "configs" / "train-tiny.yaml"), "--nproc", "1", "--output", str(tmp_path / "train"),
               *(f"--set={s}" for s in sets)], env)
+    planned = subprocess.run([sys.executable, "-m", "pipeline.cli", "plan", "--manifest", f"s3://{BUCKET}/out",
+                              "--json"], cwd=REPO, env=server, capture_output=True, text=True, timeout=60)
+    plan = json.loads(planned.stdout)
+    shards = json.loads(s3_run[0]["13-tokenize/manifest.json"])
+    assert plan["tokens"] == sum(d["tokens"] for d in shards["domains"].values())
     metrics = (tmp_path / "train" / "metrics.jsonl").read_text().splitlines()
     assert any('"loss"' in line for line in metrics)
     assert any(p.suffix == ".bin" for p in (tmp_path / "cache").rglob("*"))  # shards were staged locally

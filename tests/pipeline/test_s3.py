@@ -109,7 +109,9 @@ def data(fs, tmp_path_factory):
     root = tmp_path_factory.mktemp("s3-data")
     sample = write_sample(root / "sample")
     raw = classifier_configs(sample)["domain"]
-    raw["fasttext"] = {**raw["fasttext"], "bucket": 20000}  # a 1 MB model, not the default 120 MB
+    # The default 2M hash buckets, as the demo trains it: a small matrix can come from reused heap
+    # memory, and single-thread fastText leaves most of it uninitialised ("Encountered NaN" once
+    # other tests had run in this process); a >32 MB one is always fresh, zeroed pages.
     train_classifier(ClassifierConfig.model_validate(raw), root / "models" / "domain")
     fs.mkdir(BUCKET)
     fs.put(str(sample), f"{BUCKET}/sample", recursive=True)

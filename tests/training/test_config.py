@@ -40,7 +40,7 @@ def test_overrides_parse_yaml_values_at_dotted_keys():
 @pytest.mark.parametrize("change, message", [
     ({"train": {"stepz": 3}}, "train.stepz: unknown key; valid keys are: steps,"),
     ({"train": {"steps": 0}}, "train.steps: Input should be greater than 0"),
-    ({"train": {"steps": 10, "warmup_steps": 10}}, "train: Value error, warmup_steps must be smaller than steps"),
+    ({"train": {"steps": 10, "warmup_steps": 10}}, "train: warmup_steps must be smaller than steps"),
     ({"train": {"global_batch_size": 10, "micro_batch_size": 4}},
      "global_batch_size must be a multiple of micro_batch_size"),
     ({"data": {}}, "data.manifest: required key is missing"),

@@ -145,9 +145,11 @@ def release_dtensor_caches() -> None:
     for name, module in list(sys.modules.items()):
         if name.startswith("torch.distributed") and module is not None:
             for value in list(vars(module).values()):
-                for item in (value, *(vars(value).values() if isinstance(value, type) else ())):
-                    item = getattr(item, "__func__", item)  # staticmethod / classmethod
-                    if isinstance(item, LRU_CACHE):
+                # type(), not isinstance(): some module attributes warn when their class is asked for
+                for item in (value, *(vars(value).values() if type(value) is type else ())):
+                    if type(item) in (staticmethod, classmethod):
+                        item = item.__func__
+                    if type(item) is LRU_CACHE:
                         item.cache_clear()
 
 

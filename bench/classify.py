@@ -33,8 +33,9 @@ import pyarrow.parquet as pq
 
 from filters.classifier import ClassifierConfig, train_classifier
 from filters.classify import Classify
+from pipeline.cluster import open_client
 from pipeline.record import DOCUMENT_SCHEMA
-from pipeline.runner import open_client, run_map_part
+from pipeline.runner import run_map_part
 
 DATA = REPO.parent / "shared" / "data"
 

@@ -36,8 +36,9 @@ from collections import Counter
 import pyarrow.parquet as pq
 import trafilatura
 
+from pipeline.cluster import open_client
 from pipeline.config import parse_config
-from pipeline.runner import Runner, open_client
+from pipeline.runner import Runner
 
 DATA = REPO.parent / "shared" / "data"
 TOKEN = re.compile(r"\w+", re.UNICODE)

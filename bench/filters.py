@@ -42,8 +42,9 @@ INPUTS = [
 
 def extracted_documents() -> list[tuple[str, str]]:
     """(id, text) of every document thresher's extract stage keeps; extracts once into CACHE."""
+    from pipeline.cluster import open_client
     from pipeline.config import parse_config
-    from pipeline.runner import Runner, open_client
+    from pipeline.runner import Runner
 
     directory = CACHE / "01-extract"
     if not (directory / "_manifest.json").exists():

@@ -45,9 +45,10 @@ import pyarrow.parquet as pq
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from pipeline.cluster import open_client
+from pipeline.context import GlobalContext, StageOutput
 from pipeline.io import write_parquet
 from pipeline.record import DOCUMENT_SCHEMA, Document, documents_to_table
-from pipeline.runner import GlobalContext, StageOutput, open_client
 from pipeline.stats import StageStats
 from tokenization.stage import Tokenize, TokenizeParams
 from tokenization.train import TokenizerOptions, train_tokenizer

@@ -14,14 +14,14 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
-import json
 import os
 import sys
 from collections.abc import Callable
 
 from pydantic import ValidationError
 
-from pipeline.config import CLUSTER_KINDS, ClusterError, ConfigError, RunConfig, load_config
+from pipeline.config import RunConfig, load_config
+from pipeline.options import CLUSTER_KINDS, ClusterError, ConfigError
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
@@ -32,7 +32,8 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from pipeline.runner import Runner, open_client
+    from pipeline.cluster import open_client
+    from pipeline.runner import Runner, print_summary
 
     if args.cluster and args.scheduler:
         raise ConfigError("--cluster and --scheduler: give one (--scheduler uses a running cluster, "
@@ -55,14 +56,6 @@ def _check_workers(args: argparse.Namespace, config: RunConfig) -> None:
     if args.workers and kind != "local" and not args.scheduler:
         raise ConfigError(f"--workers: sizes a local cluster; for cluster.kind {kind} set cluster.jobs "
                           "and cluster.processes")
-
-
-def print_summary(summary: dict) -> None:
-    print(f"output:  {summary['output']}")
-    for s in summary["stages"]:
-        print(f"  {s['dir']:<24} in {s['docs_in']:>8}  kept {s['docs_out']:>8}  rejected {s['docs_rejected']:>7}")
-    print(f"stats:   {summary['output']}/stats.json")
-    print("summary: " + json.dumps(summary["summary"]))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -14,8 +14,8 @@ import time
 import pyarrow as pa
 
 from pipeline import storage
-from pipeline.config import InputSpec, ReadOptions
 from pipeline.io import commit, write_parquet
+from pipeline.options import InputSpec, ReadOptions
 from pipeline.readers import Quarantined, ReadTask, Rejected, Skipped, read_file
 from pipeline.record import (
     DOCUMENT_SCHEMA,

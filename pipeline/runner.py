@@ -13,28 +13,23 @@ no record lists (what a killed task left), then skips committed tasks, so a kill
 and produces the same bytes. A stage whose params changed is recomputed from scratch, and so is
 everything after it.
 
-    with open_client(workers=2) as client:
+    with open_client(workers=2) as client:          # pipeline/cluster.py
         Runner(load_config("configs/demo.yaml"), client).run()
 """
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
-import logging
-import os
-import sys
+import json
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 
-import dask
 import pyarrow as pa
-from distributed import Client, LocalCluster, wait
-from tqdm import tqdm
+from distributed import Client
 
 from pipeline import __version__, storage
-from pipeline.config import ClusterOptions, RunConfig, config_hash
+from pipeline.config import RunConfig, config_hash
+from pipeline.context import GlobalContext, StageOutput
 from pipeline.io import (
     COMMITS,
     commit,
@@ -48,184 +43,13 @@ from pipeline.io import (
     write_json,
     write_parquet,
 )
+from pipeline.progress import largest_first, log, wait_all
 from pipeline.read import read_schema, run_read_task
 from pipeline.readers import list_tasks, static_prefix
 from pipeline.stage import GlobalStage, MapStage, Stage
 from pipeline.stats import StageStats
 
 MANIFEST = "_manifest.json"
-# The local cluster's housekeeping, made quieter: no statistical profiler (it samples every
-# task's stack 100 times a second for the dashboard, which the local cluster doesn't start;
-# ~15% of a CPU-bound task), and the event-loop tick (a blocked-loop warning), the system
-# monitor (dashboard metrics) and the memory monitor (spill/pause/terminate) less often. An
-# idle 2-worker cluster then takes ~3% of a core instead of ~12% (measured with psutil),
-# CPU that a busy 2-core machine would otherwise take from the tasks.
-LOCAL_WORKER_CONFIG = {
-    "distributed.worker.profile.enabled": False,
-    "distributed.admin.tick.interval": "500ms",
-    "distributed.admin.system-monitor.interval": "5s",
-    "distributed.worker.memory.monitor-interval": "500ms",
-}
-
-POLL_SECONDS = 0.5  # how often a map's progress bar is brought up to date
-LOG_EVERY_SECONDS = 60.0  # progress lines in a log file (stderr not a terminal)
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-@contextlib.contextmanager
-def open_client(scheduler: str | None = None, workers: int | None = None,
-                cluster: ClusterOptions | None = None) -> Iterator[Client]:
-    """A Dask client: on `scheduler` if given, else on batch jobs if `cluster.kind` is a batch
-    system (pipeline/cluster.py), else on a LocalCluster of worker processes (one thread each:
-    stages are CPU-bound Python)."""
-    if scheduler:
-        with Client(scheduler, set_as_default=False) as client:
-            yield client
-        return
-    if cluster is not None and cluster.kind != "local":
-        from pipeline.cluster import job_queue_client  # imports dask-jobqueue only when used
-
-        with job_queue_client(cluster) as client:
-            yield client
-        return
-    n = workers or os.cpu_count() or 1
-    # No dashboard; the scheduler's small HTTP server (health, metrics) takes a free port
-    # instead of 8787, so parallel runs on one machine don't warn about each other.
-    with dask.config.set(LOCAL_WORKER_CONFIG), LocalCluster(
-        n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
-        scheduler_kwargs={"dashboard_address": "127.0.0.1:0"}, silence_logs=logging.ERROR,
-    ) as cluster, Client(cluster, set_as_default=False) as client:
-        yield client
-
-
-@dataclasses.dataclass(frozen=True)
-class StageOutput:
-    """What a finished stage hands to the next one."""
-
-    dir: str  # a URL (or local path), joined with `storage.join`
-    fingerprint: str
-    parts: tuple[str, ...]
-    schema: pa.Schema
-
-    @property
-    def name(self) -> str:
-        return storage.basename(self.dir)
-
-    def path(self, *names: str) -> str:
-        return storage.join(self.dir, *names)
-
-    def paths(self) -> list[str]:
-        return [self.path(p) for p in self.parts]
-
-
-@dataclasses.dataclass
-class GlobalContext:
-    """What a global stage gets: the client, its input, its directory and the seed."""
-
-    client: Client
-    input: StageOutput
-    dir: str  # a URL (or local path), joined with `storage.join` / `path`
-    seed: int
-    stats: StageStats
-    progress: bool = True
-    parts: set[str] = dataclasses.field(default_factory=set)  # this stage's committed parts
-
-    @property
-    def name(self) -> str:
-        return storage.basename(self.dir)
-
-    def path(self, *names: str) -> str:
-        return storage.join(self.dir, *names)
-
-    def commit_parts(self, names: Iterable[str]) -> None:
-        """Declare written `part-*.parquet` files as this stage's output (the manifest lists
-        only declared parts; call it once their writes have finished)."""
-        self.parts.update(names)
-
-    def write_part(self, name: str, table: pa.Table) -> None:
-        write_parquet(table, self.path(f"{name}.parquet"))
-        self.commit_parts([f"{name}.parquet"])
-
-    def write_rejected(self, name: str, table: pa.Table) -> None:
-        if table.num_rows:
-            write_parquet(table, self.path("rejected", f"{name}.parquet"))
-
-    def map(self, fn: Callable, items: list, desc: str, cost: list[float] | None = None, **kwargs: Any) -> list:
-        """Run `fn(item, **kwargs)` on the cluster for every item; results in item order.
-        With `cost` (e.g. input bytes), the costliest items are submitted first."""
-        order = largest_first(cost) if cost is not None else list(range(len(items)))
-        futures = self.client.map(fn, [items[i] for i in order], pure=False, **kwargs)
-        results = wait_all(futures, f"{self.name}:{desc}", "task", self.progress)
-        ordered: list = [None] * len(items)
-        for i, result in zip(order, results):
-            ordered[i] = result
-        return ordered
-
-
-def largest_first(cost: list[float]) -> list[int]:
-    """Positions by descending cost (ties in order). Dask runs a map's tasks in submission
-    order, so the last tasks are the shortest and no worker waits long at the end for
-    another's big one (LPT scheduling)."""
-    return sorted(range(len(cost)), key=lambda i: (-cost[i], i))
-
-
-def wait_all(futures: list, desc: str, unit: str, progress: bool) -> list:
-    """Results of `futures` in their order, with progress; a task's exception is re-raised
-    here within a poll. The futures' states are polled every half second and the results
-    fetched in one gather: waking this thread and asking for each result separately cost the
-    client process ~2.5 ms of CPU per task, time taken from the workers when they are as many
-    as the cores. Progress is a bar on a terminal and, in a log file, a line every
-    `LOG_EVERY_SECONDS` (no carriage returns)."""
-    if not futures:
-        return []
-    client = futures[0].client
-    pending = list(futures)
-    with client.as_current(), Progress(len(futures), desc, unit, progress) as bar:
-        while pending:
-            try:
-                wait(pending, timeout=POLL_SECONDS)
-            except TimeoutError:
-                pass
-            for future in pending:
-                if future.status in ("error", "cancelled"):
-                    future.result()  # raises the task's exception
-            still = [f for f in pending if f.status != "finished"]
-            bar.update(len(pending) - len(still))
-            pending = still
-    return client.gather(futures)
-
-
-class Progress:
-    """A tqdm bar when stderr is a terminal; otherwise a plain line every `LOG_EVERY_SECONDS`
-    while work remains, so a batch job's log gets no carriage-return floods."""
-
-    def __init__(self, total: int, desc: str, unit: str, enabled: bool):
-        self.total, self.desc, self.unit, self.done = total, desc, unit, 0
-        self.start = self.last_line = time.monotonic()
-        terminal = enabled and sys.stderr.isatty()
-        self.bar = tqdm(total=total, desc=desc, unit=unit, file=sys.stderr) if terminal else None
-        self.lines = enabled and not terminal
-
-    def update(self, n: int) -> None:
-        self.done += n
-        if self.bar is not None:
-            self.bar.update(n)
-        now = time.monotonic()
-        if self.lines and self.done < self.total and now - self.last_line >= LOG_EVERY_SECONDS:
-            self.last_line = now
-            log(f"[{self.desc}] {self.done}/{self.total} {self.unit}s done, {now - self.start:.0f}s")
-
-    def __enter__(self) -> Progress:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
 def run_map_part(in_path: str, out_dir: str, part: str, stage: MapStage) -> dict:
     """Process one partition; runs on a Dask worker. Writes rejected, kept, then the commit
     record (stats + the files written), which makes the part count."""
@@ -431,3 +255,11 @@ def summarize(config: RunConfig, manifests: Iterable[dict]) -> dict[str, Any]:
         },
         "stages": stages,
     }
+
+
+def print_summary(summary: dict) -> None:
+    print(f"output:  {summary['output']}")
+    for s in summary["stages"]:
+        print(f"  {s['dir']:<24} in {s['docs_in']:>8}  kept {s['docs_out']:>8}  rejected {s['docs_rejected']:>7}")
+    print(f"stats:   {summary['output']}/stats.json")
+    print("summary: " + json.dumps(summary["summary"]))

@@ -46,7 +46,7 @@ from pipeline.record import (
 from pipeline.stats import StageStats
 
 if TYPE_CHECKING:
-    from pipeline.runner import GlobalContext
+    from pipeline.context import GlobalContext
 
 REGISTRY: dict[str, type[Stage]] = {}
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.runner import open_client
+from pipeline.cluster import open_client
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("THRESHER_SHARED_DATA", REPO.parent / "shared" / "data")).resolve()

@@ -16,11 +16,11 @@ DEMO_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "demo.yaml"
 
 
 def run_demo(output: str, workers: int | None = None, progress: bool = True, scheduler: str | None = None) -> int:
-    from pipeline.cli import print_summary
+    from pipeline.cluster import open_client
     from pipeline.demo.crawl import write_sample
     from pipeline.demo.models import train_demo_models
     from pipeline.report import write_report
-    from pipeline.runner import Runner, open_client
+    from pipeline.runner import Runner, print_summary
 
     sample = write_sample(Path(output) / "sample")
     print(f"sample crawl written to {sample}")

@@ -25,7 +25,7 @@ from pipeline import storage
 from pipeline.record import Document
 
 if TYPE_CHECKING:
-    from pipeline.config import InputSpec, ReadOptions
+    from pipeline.options import InputSpec, ReadOptions
 
 
 @dataclasses.dataclass(frozen=True)

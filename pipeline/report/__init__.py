@@ -50,7 +50,7 @@ def write_report(run_dir: str | Path, output_dir: str | Path | None = None, *, c
     target = detect(run_dir)
     out = os.fspath(output_dir) if output_dir is not None else default_output(os.fspath(run_dir))
     if client is None:
-        from pipeline.runner import open_client
+        from pipeline.cluster import open_client
 
         with open_client(scheduler, workers) as own:
             stats = build_stats(target, own, text_field, tokenizer)

@@ -14,9 +14,10 @@ import pyarrow.parquet as pq
 import yaml
 
 from pipeline.config import parse_config
+from pipeline.context import GlobalContext, StageOutput
 from pipeline.io import write_parquet
 from pipeline.record import DOCUMENT_SCHEMA, Document, documents_to_table
-from pipeline.runner import GlobalContext, Runner, StageOutput
+from pipeline.runner import Runner
 from pipeline.stats import StageStats
 from tests.conftest import REPO, shared_path
 

@@ -15,8 +15,8 @@ import pytest
 
 from dedup.decontaminate import Decontaminate, build_and_save
 from dedup.evalsets import EvalSet, eval_items, load_index, ngram_hashes, normalized_words, word_hashes
+from pipeline.context import GlobalContext, StageOutput
 from pipeline.record import DOCUMENT_SCHEMA, Document
-from pipeline.runner import GlobalContext, StageOutput
 from pipeline.stats import StageStats
 from tests.conftest import REPO
 from tests.dedup.conftest import digest_outputs, manifest, rows, run, run_global, stage_dir, write_jsonl

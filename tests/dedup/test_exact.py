@@ -57,8 +57,8 @@ def test_resume_after_partial_apply_gives_the_same_bytes(client, tmp_path):
 
 
 def _context(client, out, input_dir):
+    from pipeline.context import GlobalContext, StageOutput
     from pipeline.record import DOCUMENT_SCHEMA
-    from pipeline.runner import GlobalContext, StageOutput
     from pipeline.stats import StageStats
 
     names = tuple(sorted(p.name for p in input_dir.glob("part-*.parquet")))

@@ -93,7 +93,8 @@ def test_params_errors(model_dir, tmp_path):
 
 @pytest.mark.slow
 def test_classify_then_select_through_the_runner(model_dir, tmp_path):
-    from pipeline.runner import Runner, open_client
+    from pipeline.cluster import open_client
+    from pipeline.runner import Runner
 
     rows = [{"id": i, "text": f"{(FINANCE + SPORT)[i % 8]} {i}"} for i in range(200)]
     (tmp_path / "in.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))

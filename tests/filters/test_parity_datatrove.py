@@ -15,9 +15,10 @@ from __future__ import annotations
 import pyarrow.parquet as pq
 import pytest
 
+from pipeline.cluster import open_client
 from pipeline.config import parse_config
 from pipeline.record import Document
-from pipeline.runner import Runner, open_client
+from pipeline.runner import Runner
 from pipeline.stage import Reject, build_stage
 from pipeline.stats import StageStats
 from tests.conftest import shared_path

@@ -15,8 +15,8 @@ from pydantic import ValidationError
 
 import filters.select as select_module
 from filters.select import Select, key_to_score, sort_keys
+from pipeline.context import GlobalContext, StageOutput
 from pipeline.record import DOCUMENT_SCHEMA
-from pipeline.runner import GlobalContext, StageOutput
 from pipeline.stats import StageStats
 
 

@@ -16,7 +16,8 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.cluster import job_config, job_queue_client, make_cluster
-from pipeline.config import ClusterError, parse_config
+from pipeline.config import parse_config
+from pipeline.options import ClusterError
 from tests.conftest import REPO
 
 BASE = {"output": "out/x", "inputs": [{"path": "data/*.jsonl", "format": "jsonl", "source": "web"}]}

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import yaml
 from datasets import load_dataset
 
-from pipeline import runner
+from pipeline import progress as progress_module
 from pipeline.config import parse_config
 from pipeline.runner import Runner
 from tests.conftest import REPO
@@ -84,12 +84,12 @@ def test_a_run_logged_to_a_file_has_one_line_per_stage_and_no_carriage_returns(t
 
 
 def test_progress_off_a_terminal_is_a_line_now_and_then(monkeypatch, capsys):
-    monkeypatch.setattr(runner, "LOG_EVERY_SECONDS", 0.0)
-    with runner.Progress(3, "01-extract", "part", enabled=True) as progress:
+    monkeypatch.setattr(progress_module, "LOG_EVERY_SECONDS", 0.0)
+    with progress_module.Progress(3, "01-extract", "part", enabled=True) as progress:
         progress.update(1)
         progress.update(2)  # all done: no line, the stage's summary line follows
     err = capsys.readouterr().err
     assert err == "[01-extract] 1/3 parts done, 0s\n"
-    with runner.Progress(3, "01-extract", "part", enabled=False) as progress:
+    with progress_module.Progress(3, "01-extract", "part", enabled=False) as progress:
         progress.update(1)
     assert capsys.readouterr().err == ""

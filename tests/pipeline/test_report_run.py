@@ -14,11 +14,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from pipeline.cluster import open_client
 from pipeline.config import load_config
 from pipeline.io import read_json
 from pipeline.report import write_report
 from pipeline.report.html import SECTIONS
-from pipeline.runner import Runner, open_client
+from pipeline.runner import Runner
 from tests.conftest import REPO, shared_path
 from tests.pipeline.report_browser import Chromium
 

@@ -19,8 +19,10 @@ import pytest
 import yaml
 
 from pipeline.config import parse_config
+from pipeline.context import GlobalContext
 from pipeline.demo.warcs import Page, write_warc
-from pipeline.runner import GlobalContext, Runner, largest_first
+from pipeline.progress import largest_first
+from pipeline.runner import Runner
 from tests.conftest import REPO, shared_path
 from tests.pipeline.test_readers import _members
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from pipeline.config import InputSpec, ReadOptions
+from pipeline.context import GlobalContext, StageOutput
 from pipeline.readers import list_tasks, read_file
 from pipeline.record import DOCUMENT_SCHEMA, Document, documents_to_table
-from pipeline.runner import GlobalContext, StageOutput
 from pipeline.stats import StageStats
 from tests.conftest import shared_path
 from tokenization.train import TokenizerOptions, train_tokenizer

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import yaml
 
+from pipeline.cluster import open_client
 from pipeline.config import load_config
-from pipeline.runner import Runner, open_client
+from pipeline.runner import Runner
 from tests.conftest import shared_path
 
 REUTERS_STORIES = 700

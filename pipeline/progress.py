@@ -1,0 +1,85 @@
+"""Progress of a map on the cluster, for a terminal and for a batch job's log file.
+
+`wait_all` waits for a map's futures and fetches their results in one gather; `Progress` shows
+a tqdm bar when stderr is a terminal and otherwise writes a plain line every
+`LOG_EVERY_SECONDS`; `log` writes one line to stderr; `largest_first` orders a map's items
+costliest first.
+
+    results = wait_all(client.map(fn, items), "03-extract", "part", progress=True)
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from distributed import wait
+from tqdm import tqdm
+
+POLL_SECONDS = 0.5  # how often a map's progress bar is brought up to date
+LOG_EVERY_SECONDS = 60.0  # progress lines in a log file (stderr not a terminal)
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def largest_first(cost: list[float]) -> list[int]:
+    """Positions by descending cost (ties in order). Dask runs a map's tasks in submission
+    order, so the last tasks are the shortest and no worker waits long at the end for
+    another's big one (LPT scheduling)."""
+    return sorted(range(len(cost)), key=lambda i: (-cost[i], i))
+
+
+def wait_all(futures: list, desc: str, unit: str, progress: bool) -> list:
+    """Results of `futures` in their order, with progress; a task's exception is re-raised
+    here within a poll. The futures' states are polled every half second and the results
+    fetched in one gather: waking this thread and asking for each result separately cost the
+    client process ~2.5 ms of CPU per task, time taken from the workers when they are as many
+    as the cores. Progress is a bar on a terminal and, in a log file, a line every
+    `LOG_EVERY_SECONDS` (no carriage returns)."""
+    if not futures:
+        return []
+    client = futures[0].client
+    pending = list(futures)
+    with client.as_current(), Progress(len(futures), desc, unit, progress) as bar:
+        while pending:
+            try:
+                wait(pending, timeout=POLL_SECONDS)
+            except TimeoutError:
+                pass
+            for future in pending:
+                if future.status in ("error", "cancelled"):
+                    future.result()  # raises the task's exception
+            still = [f for f in pending if f.status != "finished"]
+            bar.update(len(pending) - len(still))
+            pending = still
+    return client.gather(futures)
+
+
+class Progress:
+    """A tqdm bar when stderr is a terminal; otherwise a plain line every `LOG_EVERY_SECONDS`
+    while work remains, so a batch job's log gets no carriage-return floods."""
+
+    def __init__(self, total: int, desc: str, unit: str, enabled: bool):
+        self.total, self.desc, self.unit, self.done = total, desc, unit, 0
+        self.start = self.last_line = time.monotonic()
+        terminal = enabled and sys.stderr.isatty()
+        self.bar = tqdm(total=total, desc=desc, unit=unit, file=sys.stderr) if terminal else None
+        self.lines = enabled and not terminal
+
+    def update(self, n: int) -> None:
+        self.done += n
+        if self.bar is not None:
+            self.bar.update(n)
+        now = time.monotonic()
+        if self.lines and self.done < self.total and now - self.last_line >= LOG_EVERY_SECONDS:
+            self.last_line = now
+            log(f"[{self.desc}] {self.done}/{self.total} {self.unit}s done, {now - self.start:.0f}s")
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.close()

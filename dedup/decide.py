@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable
 from typing import Literal
 
 import numpy as np
@@ -25,9 +26,24 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline import storage
-from pipeline.io import commit, commit_records, is_committed, write_parquet
+from pipeline.io import commit, commit_records, is_committed, read_json, write_json, write_parquet
 from pipeline.record import metadata_to_json, rejected_schema
 from pipeline.stats import StageStats
+
+DONE = "_done.json"
+
+
+def decided_once(folder: str, decide: Callable[[str], dict]) -> dict:
+    """`decide(folder)`'s summary, computed unless an earlier attempt finished it. `folder` holds
+    a global stage's decision files; `_done.json`, written after all of them, commits the folder,
+    and a killed attempt's partial files are removed before deciding again."""
+    done = storage.join(folder, DONE)
+    if not storage.exists(done):
+        storage.rm(folder)
+        storage.makedirs(folder)
+        write_json(decide(folder), done)
+    return read_json(done)
+
 
 RankKey = Literal["quality_score", "length", "id", "order"]
 DEFAULT_RANKING: tuple[RankKey, ...] = ("quality_score", "length", "id")

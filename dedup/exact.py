@@ -29,14 +29,14 @@ from dedup.decide import (
     apply_all,
     audit_from_summary,
     decide,
+    decided_once,
     rank_frame,
 )
 from dedup.normalize import Normalization, normalize
 from pipeline import storage
-from pipeline.io import parquet_rows, read_json, write_json
+from pipeline.io import parquet_rows
 from pipeline.stage import GlobalStage, StageParams, register
 
-DONE = "_done.json"
 PARTS_PER_TASK = 16
 
 
@@ -76,14 +76,7 @@ class ExactDedup(GlobalStage):
     def run(self, ctx) -> dict:
         work = ctx.path("_work")
         decisions = storage.join(work, "decisions")
-        done = storage.join(decisions, DONE)
-        if not storage.exists(done):
-            # A killed earlier attempt may have left some decision files: start this phase clean.
-            # The done marker, written after every decision file, commits the whole folder.
-            storage.rm(decisions)
-            storage.makedirs(decisions)
-            write_json(self._decide(ctx, decisions), done)
-        audit = read_json(done)
+        audit = decided_once(decisions, lambda folder: self._decide(ctx, folder))
         apply_all(ctx, decisions, self.name, f"{self.name}.duplicate")
         storage.rm(work)
         return {"audit": audit}

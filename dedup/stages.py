@@ -36,16 +36,25 @@ from pydantic import Field
 
 from dedup import audit as audits
 from dedup.components import connected_components
-from dedup.decide import DEFAULT_RANKING, GROUP_META, RankKey, add_into, apply_all, decide, n_partitions, rank_frame
+from dedup.decide import (
+    DEFAULT_RANKING,
+    GROUP_META,
+    RankKey,
+    add_into,
+    apply_all,
+    decide,
+    decided_once,
+    n_partitions,
+    rank_frame,
+)
 from dedup.jaccard import sample_edges, sample_similarities, verify_edges
 from dedup.lsh import EDGE_META, write_edges
 from dedup.minhash import MinHashParams, document_shingle_hashes, get_hasher
 from pipeline import storage
-from pipeline.io import commit, commit_records, is_committed, parquet_rows, read_json, write_json, write_parquet
+from pipeline.io import commit, commit_records, is_committed, parquet_rows, read_json, write_parquet
 from pipeline.stage import GlobalStage, StageParams, register
 from pipeline.stats import StageStats
 
-DONE = "_done.json"
 MANIFEST = "_manifest.json"
 DOCINFO_META = GROUP_META.drop(columns=["group"])
 
@@ -196,11 +205,7 @@ class DuplicateClusters(GlobalStage):
 
     def run(self, ctx) -> dict:
         block = minhash_block(ctx, "edges")
-        out = ctx.path("clusters")
-        done = storage.join(out, DONE)
-        if not storage.exists(done):  # written after every decision file: it commits the folder
-            write_json(self._cluster(ctx, block, fresh(out)), done)
-        audit = read_json(done)
+        audit = decided_once(ctx.path("clusters"), lambda folder: self._cluster(ctx, block, folder))
         link_parts(ctx)
         pass_through_stats(ctx)
         ctx.stats.count("documents_to_remove", audit["documents_removed"])

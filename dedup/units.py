@@ -31,11 +31,20 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field
 
-from dedup.decide import add_into, n_partitions, node_ids, replace_column, shuffle_method, text_bytes, with_reason
-from dedup.exact import DONE, PARTS_PER_TASK, batches, text_hashes
+from dedup.decide import (
+    add_into,
+    decided_once,
+    n_partitions,
+    node_ids,
+    replace_column,
+    shuffle_method,
+    text_bytes,
+    with_reason,
+)
+from dedup.exact import PARTS_PER_TASK, batches, text_hashes
 from dedup.normalize import Normalization, normalize
 from pipeline import storage
-from pipeline.io import commit, commit_records, is_committed, read_json, write_json, write_parquet
+from pipeline.io import commit, commit_records, is_committed, write_parquet
 from pipeline.record import metadata_to_json
 from pipeline.stage import GlobalStage, StageParams, register
 from pipeline.stats import StageStats
@@ -137,12 +146,7 @@ class UnitDedup(GlobalStage):
 
     def run(self, ctx) -> dict:
         decisions = ctx.path("_work", "decisions")
-        done = storage.join(decisions, DONE)
-        if not storage.exists(done):  # written after every decision file: it commits the folder
-            storage.rm(decisions)  # a killed attempt's partial decisions
-            storage.makedirs(decisions)
-            write_json(self._decide(ctx, decisions), done)
-        audit = read_json(done)
+        audit = decided_once(decisions, lambda folder: self._decide(ctx, folder))
         todo = [p for p in ctx.input.parts if not is_committed(ctx.dir, p)]
         ctx.map(rewrite_part, todo, "rewrite", in_dir=ctx.input.dir, decisions_dir=decisions,
                 out_dir=ctx.dir, stage=self.name, splitter=self.splitter, joiner=self.joiner,

@@ -29,10 +29,10 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from dedup.decide import GROUP_META, SUMMARY_META, apply_all, audit_from_summary, decide, rank_frame
-from dedup.exact import DONE, PARTS_PER_TASK, batches
+from dedup.decide import GROUP_META, SUMMARY_META, apply_all, audit_from_summary, decide, decided_once, rank_frame
+from dedup.exact import PARTS_PER_TASK, batches
 from pipeline import storage
-from pipeline.io import parquet_rows, read_json, write_json
+from pipeline.io import parquet_rows
 from pipeline.stage import GlobalStage, StageParams, register
 
 TRACKING_PARAMS = ("utm_*", "fbclid", "gclid", "dclid", "msclkid", "mc_cid", "mc_eid", "_ga", "_gl", "igshid")
@@ -117,12 +117,7 @@ class UrlDedup(GlobalStage):
     def run(self, ctx) -> dict:
         work = ctx.path("_work")
         decisions = storage.join(work, "decisions")
-        done = storage.join(decisions, DONE)
-        if not storage.exists(done):  # written after every decision file: it commits the folder
-            storage.rm(decisions)  # a killed attempt's partial decisions
-            storage.makedirs(decisions)
-            write_json(self._decide(ctx, decisions), done)
-        audit = read_json(done)
+        audit = decided_once(decisions, lambda folder: self._decide(ctx, folder))
         apply_all(ctx, decisions, self.name, f"{self.name}.duplicate_url")
         storage.rm(work)
         return {"audit": audit}

@@ -6,7 +6,8 @@
 Steps: (1) the tokenizer: copy the given model, or train one on a deterministic sample of
 the stage's input (`tokenization.sample`, `tokenization.train`), as `tokenizer.model`;
 (2) encode every input part in parallel on Dask (`tokenization.encode`: the model is loaded
-once per worker, tasks only get its path); (3) plan in the client (`tokenization.plan`):
+once per worker, tasks only get its path); (3) plan in the client (`tokenization.plan`, on
+numeric columns only: ~75 bytes a document in the client):
 hold out a validation shard per domain, correct the mix stage's token estimate by the real
 counts, fill bounded shards in input order; (4) copy the planned runs into
 `<domain>/shard-NNNNN.bin|.idx` and `<domain>/valid-00000.bin|.idx` in parallel, route dropped
@@ -81,10 +82,10 @@ class Tokenize(GlobalStage):
         dtype = np.dtype(token_dtype(info["vocab_size"])).name
         paths = [str(p) for p in ctx.input.paths()]
         todo = [p for p in paths if not (work / Path(p).stem / "docs.parquet").exists()]
-        encoded = ctx.map(encode_part, todo, "encode", cost=file_sizes(todo), work_dir=str(work),
-                          model_path=info["path"], sha256=info["sha256"], dtype=dtype, seed=ctx.seed)
+        ctx.map(encode_task, todo, "encode", cost=file_sizes(todo), work_dir=str(work),
+                model_path=info["path"], sha256=info["sha256"], dtype=dtype, seed=ctx.seed)
         stems = [Path(p).stem for p in paths]
-        docs = planning.Docs(_docs_table(work, stems, {Path(p).stem: t for p, t in zip(todo, encoded)}))
+        docs = planning.Docs(_docs_table(work, stems), ctx.seed)
         planning.choose_valid(docs, self.params.valid_fraction)
         upstream = ctx.input.dir / "_manifest.json"  # the mix stage's report, when it ran just before
         mixture = read_json(upstream).get("mixture") if upstream.exists() else None
@@ -177,16 +178,22 @@ def _proto_field(data: bytes, number: int) -> bytes | int | None:
     return None
 
 
-def _docs_table(work: Path, stems: list[str], encoded: dict[str, pa.Table]) -> pa.Table:
-    """Every part's documents, in part order: the tables this run's tasks returned, and
-    those of parts a killed run had finished read back from their docs.parquet."""
+def encode_task(in_path: str, **kwargs: Any) -> int:
+    """`encode_part` on a worker; only its row count comes back (the client reads what it
+    needs from docs.parquet: no strings)."""
+    return encode_part(in_path, **kwargs).num_rows
+
+
+PLAN_COLUMNS = [c for c in DOCS_SCHEMA.names if c not in ("id", "original_id")]
+
+
+def _docs_table(work: Path, stems: list[str]) -> pa.Table:
+    """Every part's documents, in part order, without the ids (planning needs numbers only)."""
     tables = []
     for i, stem in enumerate(stems):
-        table = encoded.get(stem)
-        if table is None:
-            table = pq.read_table(work / stem / "docs.parquet")
+        table = pq.read_table(work / stem / "docs.parquet", columns=PLAN_COLUMNS)
         tables.append(table.append_column("part", pa.array(np.full(table.num_rows, i, dtype=np.int32))))
-    schema = DOCS_SCHEMA.append(pa.field("part", pa.int32()))
+    schema = pa.schema([DOCS_SCHEMA.field(c) for c in PLAN_COLUMNS]).append(pa.field("part", pa.int32()))
     return pa.concat_tables(tables) if tables else schema.empty_table()
 
 

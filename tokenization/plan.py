@@ -14,8 +14,8 @@ vectorised with numpy (the client runs them while the workers wait):
    target key (domain, or domain/source for nested targets) still has enough tokens is
    kept, and each key drops its excess, highest mix rank first (the last sampled copies).
 3. `assign_shards`: training documents in input order (part, row) fill shards of at most
-   `max_shard_tokens` tokens; each shard is a list of runs of consecutive documents in
-   the per-part temporary files.
+   `max_shard_tokens` tokens; each shard is a list of spans of the per-part temporary
+   files, whose documents of the shard's fate it takes.
 """
 
 from __future__ import annotations
@@ -150,15 +150,18 @@ def _drop_excess(docs: Docs, rows: np.ndarray, keep_fraction: float) -> None:
 
 
 def _runs(docs: Docs, rows: np.ndarray, stems: list[str]) -> list[tuple[str, int, int]]:
-    """Consecutive documents of one temporary file as (part stem, start, stop) runs."""
+    """The span (part stem, first index, last index + 1) of the shard's documents in each
+    temporary file. A span may hold documents of other fates (validation, dropped) between
+    the shard's; the shard writer skips them by the part's fate file, so a plan grows with
+    the parts it spans, not with the documents dropped inside them."""
     part, index = docs.part[rows], docs.index[rows]
-    breaks = np.flatnonzero((part[1:] != part[:-1]) | (index[1:] != index[:-1] + 1)) + 1
+    breaks = np.flatnonzero(part[1:] != part[:-1]) + 1
     starts, stops = np.r_[0, breaks], np.r_[breaks, len(rows)]
     return [(stems[part[a]], int(index[a]), int(index[b - 1]) + 1) for a, b in zip(starts, stops)]
 
 
 def _shard(docs: Docs, rows: np.ndarray, prefix: str, domain: str, stems: list[str]) -> dict:
-    return {"prefix": prefix, "domain": domain, "runs": _runs(docs, rows, stems),
+    return {"prefix": prefix, "domain": domain, "runs": _runs(docs, rows, stems), "fate": docs.fate[rows[0]],
             "documents": len(rows), "tokens": int(docs.tokens[rows].sum())}
 
 

@@ -32,6 +32,7 @@ sys.path = [p for p in sys.path if Path(p or ".").resolve() != BENCH] + [str(BEN
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import threading
@@ -210,7 +211,7 @@ def measure(n_docs: int, workers: int) -> dict:
 
     register_score_stage()
     data, model = generate(n_docs), tokenizer_model()
-    out = CACHE / f"run-{n_docs}"
+    out = CACHE / f"run-{n_docs}-{os.getpid()}"  # concurrent runs (other code) must not share it
     shutil.rmtree(out, ignore_errors=True)
     config = parse_config(__import__("yaml").safe_load(CONFIG.format(out=out, data=data, model=model)))
     sampler = Sampler()

@@ -34,7 +34,7 @@ NUMERIC = ("row", "epoch", "rank", "index", "tokens", "bytes", "valid_key", "par
 class Docs:
     """The encoded-documents table as numpy arrays, strings (domain, source) as codes into
     sorted name lists: the planning steps run in the client, which holds one row per document,
-    so only numbers (~75 bytes a document). The ids are not needed: copies of an original share
+    so only numbers (~80 bytes a document). The ids are not needed: copies of an original share
     its `valid_key`, and `trim_key` (the trim order's hash of the id) comes from the encode
     tasks; a table without it (tests) gets it here from `id`."""
 

@@ -274,7 +274,9 @@ def main() -> None:
     for n in args.docs:
         generate(n)
         done = subprocess.run([sys.executable, __file__, "--one", str(n), "--workers", str(args.workers)],
-                              check=True, capture_output=True, text=True)
+                              capture_output=True, text=True)
+        if done.returncode:
+            sys.exit(f"the run at {n:,} documents failed (status {done.returncode}):\n{done.stderr[-4000:]}")
         line = next(x for x in done.stdout.splitlines() if x.startswith("RESULT "))
         results.append(json.loads(line.removeprefix("RESULT ")))
         print_run(results[-1])

@@ -2,8 +2,8 @@
 component, so the result does not depend on how the edges are partitioned or processed.
 
 Two ways to the same labels:
-- `local_components`: when the edges fit (`max_local_edges`), gather them and run scipy's
-  connected components (fast, one process);
+- `local_components`: when the edges fit (`max_local_edges`), gather them in one worker and run
+  scipy's connected components there (fast, one process; never in the client);
 - `dask_components`: otherwise, iterative min-label propagation with pointer jumping over
   Dask DataFrames — each round every node takes the smallest label among itself and its
   neighbours, then the label of its label — so no process ever holds all edges. Edges (keyed
@@ -17,6 +17,7 @@ Two ways to the same labels:
 
 from __future__ import annotations
 
+import dask
 import dask.dataframe as dd
 import numpy as np
 import pandas as pd
@@ -43,11 +44,24 @@ def label_arrays(u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return nodes, smallest[component]
 
 
-def local_components(client, edges: dd.DataFrame) -> dd.DataFrame:
-    frame = client.compute(edges).result()
-    nodes, labels = label_arrays(frame["u"].to_numpy(), frame["v"].to_numpy())
-    result = pd.DataFrame({"node": nodes, "label": labels})
-    return dd.from_pandas(result, npartitions=n_partitions(len(result)), sort=False)
+def _label_frame(*frames: pd.DataFrame) -> pd.DataFrame:
+    """(node, label) of the graph of all the edge `frames`; runs on a worker."""
+    edges = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame({"u": [], "v": []}, dtype="int64")
+    nodes, labels = label_arrays(edges["u"].to_numpy(), edges["v"].to_numpy())
+    return pd.DataFrame({"node": nodes, "label": labels})
+
+
+def _slice(frame: pd.DataFrame, i: int, n: int) -> pd.DataFrame:
+    size = -(-len(frame) // n)
+    return frame.iloc[i * size:(i + 1) * size].reset_index(drop=True)
+
+
+def local_components(client, edges: dd.DataFrame, n_edges: int) -> dd.DataFrame:
+    """Components in one worker process: its edges are gathered there, not in the client."""
+    whole = dask.delayed(_label_frame)(*edges.to_delayed())
+    n = n_partitions(2 * n_edges)  # at most this many rows' worth of nodes
+    return client.persist(dd.from_delayed([dask.delayed(_slice)(whole, i, n) for i in range(n)], meta=LABEL_META,
+                                          verify_meta=False))
 
 
 def _initial(by_a: pd.DataFrame) -> pd.DataFrame:
@@ -113,5 +127,5 @@ def dask_components(client, edges: dd.DataFrame, n_edges: int) -> dd.DataFrame:
 def connected_components(client, edges: dd.DataFrame, n_edges: int, max_local_edges: int) -> dd.DataFrame:
     """(node, label) for every node that has an edge; label = smallest node of its component."""
     if n_edges <= max_local_edges:
-        return local_components(client, edges)
+        return local_components(client, edges, n_edges)
     return dask_components(client, edges, n_edges)

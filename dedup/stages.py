@@ -200,7 +200,7 @@ class DuplicateClusters(GlobalStage):
         verify_threshold: float | None = Field(
             None, gt=0, le=1, description="drop candidate pairs whose true Jaccard is below this (slower)")
         max_local_edges: int = Field(
-            20_000_000, ge=0, description="up to this many edges, components in one process; above, on Dask")
+            20_000_000, ge=0, description="up to this many edges, components in one worker process; above, on Dask")
         audit_pairs: int = Field(500, ge=0, description="candidate pairs sampled to estimate false positives")
 
     def run(self, ctx) -> dict:

@@ -30,6 +30,7 @@ from pydantic import Field, model_validator
 
 from filters.classifier import unit_hash
 from pipeline import storage
+from pipeline.aggregate import map_reduce
 from pipeline.io import write_parquet
 from pipeline.record import rejected_schema
 from pipeline.stage import GlobalStage, StageParams, register
@@ -131,15 +132,22 @@ def candidates(path: str, column: str, prefix: int, bits: int) -> list[tuple[int
     return [(int(k), i) for k, i, m in zip(keys.tolist(), ids, match) if m]
 
 
+def add_counts(*hists: dict[int, int]) -> dict[int, int]:
+    """The sum of digit histograms (merged in a tree on the workers: one part's histogram
+    has up to 2^16 entries, so the client must not receive them side by side)."""
+    out: dict[int, int] = {}
+    for hist in hists:
+        for digit, count in hist.items():
+            out[digit] = out.get(digit, 0) + count
+    return out
+
+
 def exact_cut(ctx, paths: list[str], column: str, keep_top: float) -> dict[str, Any]:
     """The score (and tie-breaking id) of the round(keep_top * N)-th best scored document."""
     prefix, bits, need, scored = 0, 0, None, 0
     while True:
-        hist: dict[int, int] = {}
-        for part in ctx.map(digit_counts, paths, f"cut-pass-{bits // DIGIT_BITS}", column=column,
-                            prefix=prefix, bits=bits):
-            for digit, count in part.items():
-                hist[digit] = hist.get(digit, 0) + count
+        hist = map_reduce(ctx, digit_counts, paths, add_counts, f"cut-pass-{bits // DIGIT_BITS}", column=column,
+                          prefix=prefix, bits=bits) or {}
         if need is None:
             scored = sum(hist.values())
             need = round(keep_top * scored)

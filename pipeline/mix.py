@@ -11,7 +11,8 @@ estimated as UTF-8 bytes / `bytes_per_token` (fast; real tokens per byte differ 
 ~20%), and the `tokenize` stage corrects the estimate with the real counts
 (`tokenization.plan.trim_to_mixture`). Per source (domain, source): target tokens =
 share x total; needing `e` epochs of its tokens it gets floor(e) whole epochs plus a seeded
-sample of documents for the fraction (e < 1 down-samples), at most `max_epochs`. Without a
+sample of documents for the fraction (e < 1 down-samples), at most `max_epochs`: the
+documents in order of a seeded hash of their id until their tokens reach the fraction's. Without a
 budget the total is the largest at which every document is used at least once, lowered when
 that would need more than `max_epochs` of a source. A target the cap keeps from being met
 gives a warning naming the share achieved instead. Repeated copies get ids `<id>#epoch<k>`,
@@ -19,6 +20,11 @@ and every output row records `metadata.mix = {original_id, epoch, rank}`. Epoch 
 go to `part-e<kkk>-*.parquet`, so repeats are far apart in input order. The report (targets
 vs achieved per domain and source, epochs, documents, tokens, warnings) is the stage's
 `_manifest.json` field `mixture`.
+
+The client plans from per-key sums only (`pipeline.mix_parts` does the per-document work on
+the workers, part by part, and the sums are merged in a tree there): it holds a few numbers
+per (domain, source) and, while a pass runs, one future per part, whatever the number of
+documents.
 """
 
 from __future__ import annotations
@@ -26,17 +32,18 @@ from __future__ import annotations
 import json
 import math
 import sys
-import zlib
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 from pydantic import Field, field_validator
 
+from pipeline import mix_parts as parts
 from pipeline import storage
-from pipeline.io import file_sha256, write_parquet
-from pipeline.record import metadata_to_json, rejected_schema
+from pipeline.aggregate import map_reduce
+from pipeline.io import file_sha256
 from pipeline.stage import GlobalStage, StageParams, register
+
+COLLECT_LIMIT = 200_000  # candidates sorted on the client once a key's digit holds this few
 
 
 class MixParams(StageParams):
@@ -72,21 +79,6 @@ def leaf_targets(targets: dict) -> tuple[dict[str, float], dict[str, dict[str, f
     return domains, nested
 
 
-def count_part(in_path: str, tokenizer: str | None, bytes_per_token: float) -> dict[str, list]:
-    """Domain, source and tokens (exact or estimated) of every row; runs on a Dask worker."""
-    table = storage.read_table(in_path, columns=["domain", "source", "text"])
-    texts = table.column("text").to_pylist()
-    n_bytes = [len(t.encode("utf-8")) if t else 0 for t in texts]
-    if tokenizer:
-        from tokenization.encode import count_part_tokens
-
-        tokens = count_part_tokens(in_path, tokenizer)
-    else:
-        tokens = [math.ceil(b / bytes_per_token) for b in n_bytes]
-    return {"domain": table.column("domain").to_pylist(), "source": table.column("source").to_pylist(),
-            "tokens": tokens, "bytes": n_bytes}
-
-
 def allocate(available: dict, targets: dict, total: float | None, max_epochs: float) -> tuple[float, dict]:
     """(total tokens, {key: epochs}) for sources with `available` tokens and target shares."""
     present = {k: t for k, t in targets.items() if t > 0 and available.get(k, 0) > 0}
@@ -96,29 +88,6 @@ def allocate(available: dict, targets: dict, total: float | None, max_epochs: fl
         use_all = max(available[k] / t for k, t in present.items())
         total = min(use_all, min(available[k] * max_epochs / t for k, t in present.items()))
     return total, {k: min(t * total / available[k], max_epochs) for k, t in present.items()}
-
-
-def select(tokens: np.ndarray, epochs: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Copies as (document, epoch, rank) arrays: whole epochs, then a sampled prefix of one
-    seeded permutation for the fraction; rank orders copies by priority (lowest first)."""
-    n = len(tokens)
-    order = rng.permutation(n)
-    position = np.empty(n, dtype=np.int64)
-    position[order] = np.arange(n)
-    full = math.floor(epochs + 1e-9)
-    doc = [np.tile(np.arange(n), full)]
-    epoch = [np.repeat(np.arange(full), n)]
-    wanted = (epochs - full) * tokens.sum()
-    if wanted > 0:
-        cumulative = np.cumsum(tokens[order])
-        m = int(np.searchsorted(cumulative, wanted))  # m + 1 documents reach `wanted`
-        below = cumulative[m - 1] if m else 0
-        if m < n and cumulative[m] - wanted <= wanted - below:
-            m += 1
-        doc.append(order[:m])
-        epoch.append(np.full(m, full))
-    doc_a, epoch_a = np.concatenate(doc).astype(np.int64), np.concatenate(epoch).astype(np.int64)
-    return doc_a, epoch_a, epoch_a * n + position[doc_a]
 
 
 @register
@@ -141,129 +110,102 @@ class Mix(GlobalStage):
         p = self.params
         seed = ctx.seed if p.seed is None else p.seed
         paths = ctx.input.paths()
-        counted = ctx.map(count_part, paths, "count", tokenizer=p.tokenizer, bytes_per_token=p.bytes_per_token)
-        docs = _Docs(counted)
+        work = [ctx.path("_work", storage.basename(x)) for x in paths]
         domain_targets, nested = leaf_targets(p.targets)
-        docs.classify(domain_targets, nested)
-        targets = docs.source_targets(domain_targets, nested)
-        available = {k: int(docs.tokens[docs.members(k)].sum()) for k in targets}
+        counted = map_reduce(ctx, parts.count_part, list(zip(paths, work)), parts.add_counts, "count",
+                             domain_targets=domain_targets, nested=nested, tokenizer=p.tokenizer,
+                             bytes_per_token=p.bytes_per_token, seed=seed) or parts.add_counts()
+        docs = {tuple(json.loads(k)): v for k, v in counted["keys"].items()}  # key -> [docs, tokens, bytes]
+        targets = source_targets(docs, domain_targets, nested)
+        available = {k: docs[k][1] if k in docs else 0 for k in targets}
         total, epochs = allocate(available, targets, p.total_tokens, p.max_epochs)
-        copies = {}
-        for key in sorted(epochs, key=str):
-            index = docs.members(key)
-            doc, epoch, rank = select(docs.tokens[index], epochs[key], _rng(seed, key))
-            copies[key] = (index[doc], epoch, rank)  # global row index, epoch, rank
-        work = docs.work_by_part(copies, len(paths))
-        written = ctx.client.gather(ctx.client.map(write_mix_part, paths, work, out_dir=ctx.dir, pure=False))
-        ctx.commit_parts(name for names in written for name in names)
-        report = _report(docs, copies, targets, available, total, p, seed, domain_targets, nested)
-        _fill_stats(ctx.stats, docs, copies)
+        plans = plan_copies(ctx, work, epochs, available)
+        items = [(i, path, w) for i, (path, w) in enumerate(zip(paths, work))]
+        written = map_reduce(ctx, parts.write_part, items, parts.add_written, "write", plans=plans,
+                             out_dir=ctx.dir) or parts.add_written()
+        ctx.commit_parts(written["parts"])
+        storage.rm(ctx.path("_work"))
+        chosen = {tuple(json.loads(k)): tuple(v) for k, v in written["keys"].items()}
+        report = _report(docs, chosen, targets, available, total, p, seed, domain_targets, nested)
+        _fill_stats(ctx.stats, counted, written, bool(epochs))
         for line in report["warnings"]:
             print(f"[{ctx.name}] warning: {line}", file=sys.stderr, flush=True)
         return {"mixture": report}
 
 
-def _rng(seed: int, key: tuple) -> np.random.Generator:
-    return np.random.default_rng([seed & 0xFFFFFFFF, zlib.crc32(f"{key[0]}/{key[1]}".encode())])
+def source_targets(docs: dict, domain_targets: dict, nested: dict) -> dict[tuple, float]:
+    """Share per (domain, source): nested shares as given; inside a flat domain, each
+    source's share of the domain's available tokens (`docs`: key -> [documents, tokens, bytes])."""
+    targets = {(d, s): share for d, sources in nested.items() for s, share in sources.items()}
+    for domain, share in domain_targets.items():
+        if domain in nested:
+            continue
+        sizes = {k[1]: v[1] for k, v in docs.items() if k[0] == domain}
+        whole = sum(sizes.values())
+        targets.update({(domain, s): share * n / whole for s, n in sizes.items()} if whole else {(domain, None): share})
+    return targets
 
 
-class _Docs:
-    """Every input row (in part, row order) with its key (domain, source) or its reason."""
+def plan_copies(ctx, work: list[str], epochs: dict, available: dict) -> dict[str, dict]:
+    """Per key (as `parts.key_name`): whole epochs, and where its seeded sample for the
+    fraction of an epoch stops. The sample is the documents in order of sampling key (then
+    part, row) until their tokens reach the fraction's; the document that crosses it is
+    taken when that lands closer to the wanted tokens (a tie takes it)."""
+    plans, wanted = {}, {}
+    for key in sorted(epochs, key=str):
+        full = math.floor(epochs[key] + 1e-9)
+        name = parts.key_name(*key)
+        plans[name] = {"full": full, "take": "none", "cut": None}
+        if (epochs[key] - full) * available[key] > 0:
+            wanted[name] = (epochs[key] - full) * available[key]
+    for name, cut in find_cuts(ctx, work, wanted).items():
+        plans[name].update(cut)
+    return plans
 
-    def __init__(self, counted: list[dict]):
-        self.part = np.concatenate([np.full(len(c["tokens"]), i) for i, c in enumerate(counted)]
-                                   + [[]]).astype(np.int64)
-        self.row = np.concatenate([np.arange(len(c["tokens"])) for c in counted] + [[]]).astype(np.int64)
-        self.domain = [d for c in counted for d in c["domain"]]
-        self.source = [s for c in counted for s in c["source"]]
-        self.tokens = np.asarray([t for c in counted for t in c["tokens"]], dtype=np.int64)
-        self.bytes = np.asarray([b for c in counted for b in c["bytes"]], dtype=np.int64)
-        self.key_id = np.full(len(self.tokens), -1, dtype=np.int64)  # index into self.key_names
-        self.key_names: list[tuple] = []
-        self.reason = np.full(len(self.tokens), "", dtype=object)
 
-    def classify(self, domain_targets: dict, nested: dict) -> None:
-        codes: dict[tuple, int] = {}
-        for i, (domain, source) in enumerate(zip(self.domain, self.source)):
-            if domain is None:
-                self.reason[i] = "missing_domain"
-            elif domain not in domain_targets:
-                self.reason[i] = "domain_not_in_targets"
-            elif domain in nested and source not in nested[domain]:
-                self.reason[i] = "source_not_in_targets"
-            elif self.tokens[i] == 0:
-                self.reason[i] = "empty_text"
-            else:
-                self.key_id[i] = codes.setdefault((domain, source), len(codes))
-        self.key_names = list(codes)
-
-    def members(self, key: tuple) -> np.ndarray:
-        if key not in self.key_names:
-            return np.zeros(0, np.int64)
-        return np.flatnonzero(self.key_id == self.key_names.index(key))
-
-    def source_targets(self, domain_targets: dict, nested: dict) -> dict[tuple, float]:
-        """Share per (domain, source): nested shares as given; inside a flat domain, each
-        source's share of the domain's available tokens."""
-        targets = {(d, s): share for d, sources in nested.items() for s, share in sources.items()}
-        for domain, share in domain_targets.items():
-            if domain in nested:
+def find_cuts(ctx, work: list[str], wanted: dict[str, float]) -> dict[str, dict]:
+    """A token-weighted radix select on the sampling keys, all keys at once: each pass
+    histograms the next 8 bits of the keys still in play (documents and tokens per digit,
+    summed in a tree on the workers) and narrows every key to the digit where its running
+    tokens reach what it wants; once a digit holds at most COLLECT_LIMIT documents (or all
+    64 bits are fixed) its documents are fetched and the cut is found among them."""
+    states = {name: (0, 0) for name in wanted}  # prefix, bits
+    need, cuts = dict(wanted), {}
+    while states:
+        hists = map_reduce(ctx, parts.digit_hist, work, parts.add_hists, "cut-pass", states=states)
+        collect = {}
+        for name, (prefix, bits) in states.items():
+            counts, tokens = hists[name]
+            before = np.concatenate([[0], np.cumsum(tokens)])
+            digit = int(np.searchsorted(before[1:], need[name]))  # the first digit reaching it
+            if digit == parts.DIGITS:  # rounding left the want above every token: take all
+                cuts[name] = {"take": "all"}
                 continue
-            sizes = {k[1]: int(self.tokens[self.members(k)].sum()) for k in self.key_names if k[0] == domain}
-            whole = sum(sizes.values())
-            targets.update({(domain, s): share * n / whole for s, n in sizes.items()}
-                           if whole else {(domain, None): share})
-        return targets
-
-    def work_by_part(self, copies: dict, n_parts: int) -> list[dict]:
-        """Per input part: its copies (row, epoch, rank) and its rejected rows (row, reason)."""
-        glob, epoch, rank = (np.concatenate([c[j] for c in copies.values()] + [[]]).astype(np.int64) for j in range(3))
-        order = np.lexsort((epoch, self.row[glob], self.part[glob]))
-        glob, epoch, rank = glob[order], epoch[order], rank[order]
-        used = np.zeros(len(self.tokens), dtype=bool)
-        used[glob] = True
-        self.reason[~used & (self.reason == "")] = "not_sampled"
-        work = [{"rows": [], "epochs": [], "ranks": [], "rejected": []} for _ in range(n_parts)]
-        for g, e, r in zip(glob.tolist(), epoch.tolist(), rank.tolist()):
-            w = work[self.part[g]]
-            w["rows"].append(int(self.row[g]))
-            w["epochs"].append(e)
-            w["ranks"].append(r)
-        for i in np.flatnonzero(~used):
-            work[self.part[i]]["rejected"].append((int(self.row[i]), f"mix.{self.reason[i]}"))
-        return work
+            need[name] -= float(before[digit])
+            states[name] = ((prefix << parts.DIGIT_BITS) | digit, bits + parts.DIGIT_BITS)
+            if counts[digit] <= COLLECT_LIMIT or bits + parts.DIGIT_BITS == 64:
+                collect[name] = states[name]
+        if collect:
+            items = list(enumerate(work))
+            pool = map_reduce(ctx, parts.candidates, items, parts.concat_candidates, "cut-candidates",
+                              states=collect)
+            for name in collect:
+                cuts[name] = _cut(pool[name], need[name])
+        states = {n: s for n, s in states.items() if n not in cuts}
+    return cuts
 
 
-def write_mix_part(in_path: str, work: dict, out_dir: str) -> list[str]:
-    """Write one input part's chosen copies by epoch, and its rejected rows; on a worker.
-    Returns the names of the parts written."""
-    table = storage.read_table(in_path)
-    stem = storage.stem(in_path).removeprefix("part-")
-    names = []
-    rows, epochs, ranks = (np.asarray(work[k], dtype=np.int64) for k in ("rows", "epochs", "ranks"))
-    for epoch in sorted(set(epochs.tolist())):
-        pick = epochs == epoch
-        part = table.take(pa.array(rows[pick]))
-        ids = part.column("id").to_pylist()
-        metas = []
-        for doc_id, meta, rank in zip(ids, part.column("metadata").to_pylist(), ranks[pick].tolist()):
-            metadata = json.loads(meta) if meta else {}
-            metadata["mix"] = {"original_id": doc_id, "epoch": epoch, "rank": rank}
-            metas.append(metadata_to_json(metadata))
-        new_ids = ids if epoch == 0 else [f"{i}#epoch{epoch}" for i in ids]
-        part = part.set_column(part.schema.get_field_index("id"), part.schema.field("id"),
-                               pa.array(new_ids, pa.string()))
-        part = part.set_column(part.schema.get_field_index("metadata"), "metadata", pa.array(metas, pa.string()))
-        names.append(f"part-e{epoch:03d}-{stem}.parquet")
-        write_parquet(part, storage.join(out_dir, names[-1]))
-    if work["rejected"]:
-        rejected = work["rejected"]
-        part = table.take(pa.array([r for r, _ in rejected], type=pa.int64()))
-        part = part.append_column("stage", pa.array(["mix"] * len(rejected), pa.string()))
-        part = part.append_column("reason", pa.array([r for _, r in rejected], pa.string()))
-        out = storage.join(out_dir, "rejected", storage.basename(in_path))
-        write_parquet(part.select(rejected_schema(table.schema).names), out)
-    return names
+def _cut(pool: np.ndarray, want: float) -> dict:
+    """The cut among candidates (sampling key, part, row, tokens) that want `want` tokens."""
+    order = np.lexsort((pool[2], pool[1], pool[0]))
+    cumulative = np.cumsum(pool[3][order].astype(np.int64))
+    m = int(np.searchsorted(cumulative, want))  # taking m + 1 documents reaches `want`
+    if m >= len(order):
+        return {"take": "all"}
+    below = cumulative[m - 1] if m else 0
+    include = bool(cumulative[m] - want <= want - below)
+    k, part, row = (int(pool[j][order[m]]) for j in range(3))
+    return {"take": "cut", "cut": (k, part, row, include)}
 
 
 def _entry(target: float, tokens: int, docs: int, available: int, total: int) -> dict:
@@ -272,8 +214,9 @@ def _entry(target: float, tokens: int, docs: int, available: int, total: int) ->
             "epochs": round(tokens / available, 4) if available else 0.0}
 
 
-def _report(docs, copies, targets, available, total, p, seed, domain_targets, nested) -> dict:
-    chosen = {k: (int(docs.tokens[c[0]].sum()), len(c[0]), len(set(c[0].tolist()))) for k, c in copies.items()}
+def _report(docs, chosen, targets, available, total, p, seed, domain_targets, nested) -> dict:
+    """`chosen`: key -> (tokens, copies, unique documents) written; `docs`: key -> [documents,
+    tokens, bytes] available."""
     achieved_total = sum(c[0] for c in chosen.values())
     domains: dict[str, dict] = {}
     for d, share in domain_targets.items():
@@ -296,7 +239,7 @@ def _source_entry(key, target, chosen, available, docs, total) -> dict:
     tokens, n, unique = chosen.get(key, (0, 0, 0))
     entry = _entry(target, tokens, n, available.get(key, 0), total)
     entry["unique_documents"] = unique
-    entry["available_documents"] = len(docs.members(key))
+    entry["available_documents"] = docs[key][0] if key in docs else 0
     e = entry["epochs"]
     entry["full_epochs"] = math.floor(tokens / available[key] + 1e-9) if available.get(key) else 0
     entry["decision"] = ("absent" if not available.get(key) else "repeat" if e > 1.0001
@@ -322,15 +265,14 @@ def _warnings(domains, targets, available, total, max_epochs) -> list[str]:
     return out
 
 
-def _fill_stats(stats, docs: _Docs, copies: dict) -> None:
-    stats.docs_in = len(docs.tokens)
-    stats.bytes_in = int(docs.bytes.sum())
-    used = np.zeros(len(docs.tokens), dtype=bool)
-    for index, epoch, _ in copies.values():
-        used[index] = True
-        stats.docs_out += len(index)
-        stats.bytes_out += int(docs.bytes[index].sum())
-        stats.count("repeated_copies", int((epoch > 0).sum()))
-        stats.count("tokens_out", int(docs.tokens[index].sum()))
-    for i in np.flatnonzero(~used):
-        stats.reject(f"mix.{docs.reason[i]}", int(docs.bytes[i]))
+def _fill_stats(stats, counted: dict, written: dict, any_copies: bool) -> None:
+    stats.docs_in, stats.bytes_in = counted["docs_in"], counted["bytes_in"]
+    stats.docs_out, stats.bytes_out = written["docs_out"], written["bytes_out"]
+    if any_copies:
+        stats.count("repeated_copies", written["repeated"])
+        stats.count("tokens_out", written["tokens_out"])
+    for reason, (n, n_bytes) in written["rejected"].items():
+        stats.docs_rejected += n
+        stats.bytes_rejected += n_bytes
+        stats.rejected[reason] += n
+        stats.rejected_bytes[reason] += n_bytes

@@ -5,7 +5,7 @@ The sentencepiece model is loaded once per worker process (`load_processor` cach
 path and sha256); tasks receive only the model's path, never the model. `encode_part` writes
 `WORK/<part>/<domain>.bin|.idx` (every non-empty document's tokens followed by EOS, in row
 order) and then `WORK/<part>/docs.parquet`, one row per input row, which marks the part done
-(a resumed run skips it) and is also returned, so the client need not read it back.
+(a resumed run skips it); the client reads back only its numeric columns.
 `count_part_tokens` only counts (the mix stage's exact mode).
 
     encode_part("OUT/05-mix/part-e000-00000-0000.parquet", "OUT/06-tokenize/_work",
@@ -36,6 +36,7 @@ DOCS_SCHEMA = pa.schema([
     ("row", pa.int64()), ("id", pa.string()), ("domain", pa.string()), ("source", pa.string()),
     ("original_id", pa.string()), ("epoch", pa.int32()), ("rank", pa.int64()),
     ("index", pa.int64()), ("tokens", pa.int64()), ("bytes", pa.int64()), ("valid_key", pa.uint64()),
+    ("trim_key", pa.uint64()),
 ])
 
 
@@ -98,8 +99,8 @@ class _DomainWriters:
 
 def encode_part(in_path: str, work_dir: str, model_path: str, sha256: str, dtype: str, seed: int = 0) -> pa.Table:
     """Encode one part; runs on a Dask worker. Returns the table it wrote as docs.parquet,
-    whose `valid_key` (what `tokenization.plan.choose_valid` sorts by) is hashed here, in
-    parallel, rather than in the client."""
+    whose `valid_key` (what `tokenization.plan.choose_valid` sorts by) and `trim_key` (what
+    `trim_to_mixture` drops by) are hashed here, in parallel, rather than in the client."""
     out_dir = storage.join(work_dir, storage.stem(in_path))
     sp = load_processor(model_path, sha256)
     eos = np.asarray([sp.eos_id()], dtype=np.int32)
@@ -127,6 +128,7 @@ def encode_part(in_path: str, work_dir: str, model_path: str, sha256: str, dtype
     originals, epochs, ranks = zip(*map(mix_fields, ids, table.column("metadata").to_pylist())) if n else ((), (), ())
     text_bytes = pc.fill_null(pc.binary_length(table.column("text")), 0).cast(pa.int64())
     docs = pa.table([np.arange(n), ids, domains, table.column("source"), list(originals), list(epochs), list(ranks),
-                     index, tokens, text_bytes, doc_keys(seed, originals, VALID_KEY_PREFIX)], schema=DOCS_SCHEMA)
+                     index, tokens, text_bytes, doc_keys(seed, originals, VALID_KEY_PREFIX), doc_keys(seed, ids)],
+                    schema=DOCS_SCHEMA)
     write_parquet(docs, storage.join(out_dir, "docs.parquet"))
     return docs

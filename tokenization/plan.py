@@ -14,8 +14,8 @@ vectorised with numpy (the client runs them while the workers wait):
    target key (domain, or domain/source for nested targets) still has enough tokens is
    kept, and each key drops its excess, highest mix rank first (the last sampled copies).
 3. `assign_shards`: training documents in input order (part, row) fill shards of at most
-   `max_shard_tokens` tokens; each shard is a list of runs of consecutive documents in
-   the per-part temporary files.
+   `max_shard_tokens` tokens; each shard is a list of spans of the per-part temporary
+   files, whose documents of the shard's fate it takes.
 """
 
 from __future__ import annotations
@@ -28,33 +28,69 @@ from tokenization.sample import doc_keys
 VALID, COPY_OF_VALID, TRIMMED, EMPTY = "valid", "copy_of_valid_document", "trimmed_to_mixture", "empty_text"
 
 
-class Docs:
-    """Columns of the encoded-documents table as numpy arrays (strings as object arrays)."""
+NUMERIC = ("row", "epoch", "rank", "index", "tokens", "bytes", "valid_key", "part")
 
-    def __init__(self, table: pa.Table):
-        for name in table.column_names:
-            setattr(self, name, table.column(name).to_numpy(zero_copy_only=False))
+
+class Docs:
+    """The encoded-documents table as numpy arrays, strings (domain, source) as codes into
+    sorted name lists: the planning steps run in the client, which holds one row per document,
+    so only numbers (~80 bytes a document). The ids are not needed: copies of an original share
+    its `valid_key`, and `trim_key` (the trim order's hash of the id) comes from the encode
+    tasks; a table without it (tests) gets it here from `id`."""
+
+    def __init__(self, table: pa.Table, seed: int = 0):
+        for name in NUMERIC:
+            setattr(self, name, table.column(name).to_numpy())
         self.n = table.num_rows
+        self.domain_names, self.domain_code = _codes(table.column("domain"))
+        self.source_names, self.source_code = _codes(table.column("source"))
+        if "id" in table.column_names:
+            self.id = table.column("id").to_numpy(zero_copy_only=False)
+        if "trim_key" in table.column_names and table.column("trim_key").null_count == 0:
+            self.trim_key = table.column("trim_key").to_numpy()
+        else:
+            self.trim_key = doc_keys(seed, table.column("id").to_pylist())
         # Set by the planning steps: "" = training, else VALID or a rejection reason.
         self.fate = np.where(self.tokens > 0, "", EMPTY).astype(object)
+
+    @property
+    def domain(self) -> np.ndarray:
+        return np.asarray(self.domain_names, dtype=object)[self.domain_code]
+
+    @property
+    def source(self) -> np.ndarray:
+        return np.asarray(self.source_names, dtype=object)[self.source_code]
 
     def rows(self, mask: np.ndarray) -> np.ndarray:
         return np.flatnonzero(mask)
 
 
+def _codes(column: pa.ChunkedArray) -> tuple[list, np.ndarray]:
+    """(names sorted by str, each row's position in them) of a string column (nulls allowed)."""
+    values = column.combine_chunks() if column.num_chunks else pa.array([], column.type)
+    encoded = values.dictionary_encode()
+    names = encoded.dictionary.to_pylist() + ([None] if encoded.null_count else [])
+    if not names:
+        return [], np.zeros(len(values), dtype=np.int32)
+    order = sorted(range(len(names)), key=lambda i: str(names[i]))
+    position = np.empty(len(names), dtype=np.int32)
+    position[order] = np.arange(len(names), dtype=np.int32)
+    return [names[i] for i in order], position[encoded.indices.fill_null(len(names) - 1).to_numpy()]
+
+
 def choose_valid(docs: Docs, fraction: float) -> None:
     train = docs.fate == ""
-    for domain in sorted(set(docs.domain[train])):
-        rows = docs.rows(train & (docs.domain == domain))
-        originals, first, inverse = np.unique(docs.original_id[rows], return_index=True, return_inverse=True)
+    for code in np.unique(docs.domain_code[train]):  # names are sorted, so codes are in name order
+        rows = docs.rows(train & (docs.domain_code == code))
+        # The originals, by key: the key, a seeded hash of the original id computed by the
+        # encode tasks, stands for the id (equal keys = one original; 64 bits: at 10^9
+        # originals the chance that two share a key is ~3%, and then they count as one).
+        originals, inverse = np.unique(docs.valid_key[rows], return_inverse=True)
         if len(originals) < 2:
             continue
         n_valid = min(len(originals) - 1, max(1, round(fraction * len(originals))))
-        # By (key, original id): `originals` is sorted, so its position breaks key ties. The
-        # key, a seeded hash of the original id, was computed by the encode tasks.
-        by_key = np.lexsort((np.arange(len(originals)), docs.valid_key[rows[first]]))
         chosen = np.zeros(len(originals), dtype=bool)
-        chosen[by_key[:n_valid]] = True
+        chosen[:n_valid] = True
         members, member_original = rows[chosen[inverse]], inverse[chosen[inverse]]
         # The lowest (epoch, rank, input position) copy is the one kept for validation.
         order = np.lexsort((docs.row[members], docs.part[members], docs.rank[members], docs.epoch[members]))
@@ -67,15 +103,22 @@ def target_key(domain: str, source: str | None, nested: set[str]) -> str:
     return f"{domain}/{source}" if domain in nested else domain
 
 
+def _key_codes(docs: Docs, nested: set[str]) -> tuple[list[str], np.ndarray]:
+    """(target key names, each row's position in them) of every row."""
+    pairs, inverse = np.unique(np.stack([docs.domain_code, docs.source_code]), axis=1, return_inverse=True)
+    names = [target_key(docs.domain_names[d], docs.source_names[s], nested) for d, s in pairs.T.tolist()]
+    unique = sorted(set(names))
+    code = np.asarray([unique.index(n) for n in names], dtype=np.int32)
+    return unique, code[inverse.reshape(-1)] if len(code) else np.zeros(0, np.int32)
+
+
 def trim_to_mixture(docs: Docs, targets: dict[str, float], nested: set[str], seed: int) -> dict[str, dict]:
     """Drop training documents so token shares match `targets` ({key: share}); return
-    {key: {target, tokens_before, tokens_after}}."""
+    {key: {target, tokens_before, tokens_after}}. (`seed` chose the encode tasks' trim keys.)"""
     train = docs.fate == ""
-    if nested:
-        keys = np.asarray([target_key(d, s, nested) for d, s in zip(docs.domain, docs.source)], dtype=object)
-    else:
-        keys = docs.domain
-    have = {k: int(docs.tokens[train & (keys == k)].sum()) for k in targets}
+    names, keys = _key_codes(docs, nested)
+    code = {name: i for i, name in enumerate(names)}
+    have = {k: int(docs.tokens[train & (keys == code.get(k, -1))].sum()) for k in targets}
     usable = {k: t for k, t in targets.items() if t > 0 and have[k] > 0}
     if not usable:
         return {}
@@ -83,21 +126,20 @@ def trim_to_mixture(docs: Docs, targets: dict[str, float], nested: set[str], see
     report = {}
     for key, share in usable.items():
         fraction = share * total / have[key]
-        in_key = train & (keys == key)
+        in_key = train & (keys == code[key])
         # Within a flat domain every source keeps the same fraction (its natural share).
-        for source in sorted(set(docs.source[in_key]), key=str):
-            _drop_excess(docs, docs.rows(in_key & (docs.source == source)), fraction, seed)
+        for source in np.unique(docs.source_code[in_key]):  # in the order of their names
+            _drop_excess(docs, docs.rows(in_key & (docs.source_code == source)), fraction)
         report[key] = {"target": share, "tokens_before": have[key],
-                       "tokens_after": int(docs.tokens[(docs.fate == "") & (keys == key)].sum())}
+                       "tokens_after": int(docs.tokens[(docs.fate == "") & (keys == code[key])].sum())}
     return report
 
 
-def _drop_excess(docs: Docs, rows: np.ndarray, keep_fraction: float, seed: int) -> None:
+def _drop_excess(docs: Docs, rows: np.ndarray, keep_fraction: float) -> None:
     if keep_fraction >= 1 or not len(rows):
         return
     # Highest rank first, then highest key; ties (none in practice) keep input order.
-    keys = doc_keys(seed, docs.id[rows])
-    order = rows[np.lexsort((np.arange(len(rows)), ~keys, -docs.rank[rows]))]
+    order = rows[np.lexsort((np.arange(len(rows)), ~docs.trim_key[rows], -docs.rank[rows]))]
     cumulative = np.cumsum(docs.tokens[order])
     excess = cumulative[-1] * (1 - keep_fraction)
     m = int(np.searchsorted(cumulative, excess))  # dropping m+1 rows reaches the excess
@@ -108,15 +150,18 @@ def _drop_excess(docs: Docs, rows: np.ndarray, keep_fraction: float, seed: int) 
 
 
 def _runs(docs: Docs, rows: np.ndarray, stems: list[str]) -> list[tuple[str, int, int]]:
-    """Consecutive documents of one temporary file as (part stem, start, stop) runs."""
+    """The span (part stem, first index, last index + 1) of the shard's documents in each
+    temporary file. A span may hold documents of other fates (validation, dropped) between
+    the shard's; the shard writer skips them by the part's fate file, so a plan grows with
+    the parts it spans, not with the documents dropped inside them."""
     part, index = docs.part[rows], docs.index[rows]
-    breaks = np.flatnonzero((part[1:] != part[:-1]) | (index[1:] != index[:-1] + 1)) + 1
+    breaks = np.flatnonzero(part[1:] != part[:-1]) + 1
     starts, stops = np.r_[0, breaks], np.r_[breaks, len(rows)]
     return [(stems[part[a]], int(index[a]), int(index[b - 1]) + 1) for a, b in zip(starts, stops)]
 
 
 def _shard(docs: Docs, rows: np.ndarray, prefix: str, domain: str, stems: list[str]) -> dict:
-    return {"prefix": prefix, "domain": domain, "runs": _runs(docs, rows, stems),
+    return {"prefix": prefix, "domain": domain, "runs": _runs(docs, rows, stems), "fate": docs.fate[rows[0]],
             "documents": len(rows), "tokens": int(docs.tokens[rows].sum())}
 
 
@@ -125,8 +170,9 @@ def assign_shards(docs: Docs, stems: list[str], max_shard_tokens: int) -> list[d
     plans = []
     in_order = np.lexsort((docs.row, docs.part))
     fate = docs.fate[in_order]
-    for domain in sorted(set(docs.domain[(docs.fate == "") | (docs.fate == VALID)])):
-        in_domain = docs.domain[in_order] == domain
+    for code in np.unique(docs.domain_code[(docs.fate == "") | (docs.fate == VALID)]):
+        domain = docs.domain_names[code]
+        in_domain = docs.domain_code[in_order] == code
         train = in_order[in_domain & (fate == "")]
         cumulative = np.cumsum(docs.tokens[train])
         start = n = 0

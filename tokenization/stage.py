@@ -6,7 +6,8 @@
 Steps: (1) the tokenizer: copy the given model, or train one on a deterministic sample of
 the stage's input (`tokenization.sample`, `tokenization.train`), as `tokenizer.model`;
 (2) encode every input part in parallel on Dask (`tokenization.encode`: the model is loaded
-once per worker, tasks only get its path); (3) plan in the client (`tokenization.plan`):
+once per worker, tasks only get its path); (3) plan in one worker task (`tokenization.plan`, on
+numeric columns only, ~80 bytes a document in that worker; the client gets the shard plans):
 hold out a validation shard per domain, correct the mix stage's token estimate by the real
 counts, fill bounded shards in input order; (4) copy the planned runs into
 `<domain>/shard-NNNNN.bin|.idx` and `<domain>/valid-00000.bin|.idx` in parallel, route dropped
@@ -23,12 +24,15 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import Field, model_validator
 
 from pipeline import storage
 from pipeline.io import file_sha256, file_sizes, read_json, write_bytes, write_parquet
+from pipeline.progress import wait_all
 from pipeline.record import rejected_schema
 from pipeline.stage import GlobalStage, StageParams, register
+from pipeline.stats import StageStats
 from tokenization import plan as planning
 from tokenization.encode import DOCS_SCHEMA, domain_dir_name, encode_part, load_processor
 from tokenization.indexed import IndexedDataset, IndexedWriter, token_dtype
@@ -80,22 +84,24 @@ class Tokenize(GlobalStage):
         paths = ctx.input.paths()
         # A part's docs.parquet is written after its token files: it commits the part's work.
         todo = [p for p in paths if not storage.exists(storage.join(work, storage.stem(p), "docs.parquet"))]
-        encoded = ctx.map(encode_part, todo, "encode", cost=file_sizes(todo), work_dir=work,
-                          model_path=info["path"], sha256=info["sha256"], dtype=dtype, seed=ctx.seed)
+        ctx.map(encode_task, todo, "encode", cost=file_sizes(todo), work_dir=work,
+                model_path=info["path"], sha256=info["sha256"], dtype=dtype, seed=ctx.seed)
         stems = [storage.stem(p) for p in paths]
-        docs = planning.Docs(_docs_table(work, stems, {storage.stem(p): t for p, t in zip(todo, encoded)}))
-        planning.choose_valid(docs, self.params.valid_fraction)
         upstream = ctx.input.path("_manifest.json")  # the mix stage's report, when it ran just before
         mixture = read_json(upstream).get("mixture") if storage.exists(upstream) else None
-        correction = _correct(docs, mixture, ctx.seed)
-        plans = planning.assign_shards(docs, stems, self.params.max_shard_tokens)
+        planned = ctx.client.submit(plan_shards, work, stems, self.params.valid_fraction, mixture, ctx.seed,
+                                    self.params.max_shard_tokens, pure=False)
+        planned = wait_all([planned], f"{ctx.name}:plan", "task", ctx.progress)[0]
+        plans = planned["plans"]
         ctx.map(write_shard, plans, "shards", cost=[p["tokens"] for p in plans], work_dir=work,
                 out_dir=ctx.dir, dtype=dtype)
-        _write_rejected(ctx, docs, paths)
+        rejected = [paths[i] for i in planned["rejected_parts"]]
+        ctx.map(write_rejected_part, rejected, "rejected", work_dir=work, out_dir=ctx.dir)
         manifest = _manifest(info, dtype, plans, mixture)
         write_manifest(manifest, ctx.dir)
-        _fill_stats(ctx.stats, docs)
+        vars(ctx.stats).update(vars(StageStats.from_dict(planned["stats"]) + ctx.stats))  # the runner holds it
         storage.rm(work)
+        correction = planned["correction"]
         return _summary(info, manifest, correction)
 
     def _tokenizer(self, ctx) -> dict[str, Any]:
@@ -176,16 +182,22 @@ def _proto_field(data: bytes, number: int) -> bytes | int | None:
     return None
 
 
-def _docs_table(work: str, stems: list[str], encoded: dict[str, pa.Table]) -> pa.Table:
-    """Every part's documents, in part order: the tables this run's tasks returned, and
-    those of parts a killed run had finished read back from their docs.parquet."""
+def encode_task(in_path: str, **kwargs: Any) -> int:
+    """`encode_part` on a worker; only its row count comes back (the client reads what it
+    needs from docs.parquet: no strings)."""
+    return encode_part(in_path, **kwargs).num_rows
+
+
+PLAN_COLUMNS = [c for c in DOCS_SCHEMA.names if c not in ("id", "original_id")]
+
+
+def _docs_table(work: str, stems: list[str]) -> pa.Table:
+    """Every part's documents, in part order, without the ids (planning needs numbers only)."""
     tables = []
     for i, stem in enumerate(stems):
-        table = encoded.get(stem)
-        if table is None:
-            table = storage.read_table(storage.join(work, stem, "docs.parquet"))
+        table = storage.read_table(storage.join(work, stem, "docs.parquet"), columns=PLAN_COLUMNS)
         tables.append(table.append_column("part", pa.array(np.full(table.num_rows, i, dtype=np.int32))))
-    schema = DOCS_SCHEMA.append(pa.field("part", pa.int32()))
+    schema = pa.schema([DOCS_SCHEMA.field(c) for c in PLAN_COLUMNS]).append(pa.field("part", pa.int32()))
     return pa.concat_tables(tables) if tables else schema.empty_table()
 
 
@@ -215,40 +227,76 @@ def _correct(docs: planning.Docs, mixture: dict | None, seed: int) -> dict:
     return result
 
 
+def plan_shards(work_dir: str, stems: list[str], valid_fraction: float, mixture: dict | None, seed: int,
+                max_shard_tokens: int) -> dict:
+    """Plan every document's fate and the shards, on a worker (`tokenization.plan` holds one
+    row of numbers per document: in this worker, not the client). Writes each part's fates
+    to `WORK/<part>/fate.parquet`; returns the shard plans (spans per part), the correction
+    report, the stage's stats and the positions of the parts with rejected rows."""
+    docs = planning.Docs(_docs_table(work_dir, stems), seed)
+    planning.choose_valid(docs, valid_fraction)
+    correction = _correct(docs, mixture, seed)
+    plans = planning.assign_shards(docs, stems, max_shard_tokens)
+    rejected_parts = []
+    for i, stem in enumerate(stems):
+        rows = docs.rows(docs.part == i)
+        fate = docs.fate[rows]
+        write_parquet(pa.table({"row": docs.row[rows], "domain": pa.array(docs.domain[rows], pa.string()),
+                                "index": docs.index[rows], "fate": pa.array(fate, pa.string())}),
+                      storage.join(work_dir, stem, "fate.parquet"))
+        if ((fate != "") & (fate != planning.VALID)).any():
+            rejected_parts.append(i)
+    stats = StageStats()
+    _fill_stats(stats, docs)
+    return {"plans": plans, "correction": correction, "stats": stats.to_dict(), "rejected_parts": rejected_parts}
+
+
+def _taken(fates: dict, work: str, stem: str, domain: str, fate: str) -> np.ndarray:
+    """Sorted indices into `stem`'s temporary `domain` file of its documents of `fate`."""
+    if stem not in fates:
+        fates[stem] = storage.read_table(storage.join(work, stem, "fate.parquet"), columns=["domain", "index", "fate"])
+    table = fates[stem]
+    mask = pc.and_(pc.equal(table["domain"], domain), pc.equal(table["fate"], fate))
+    return np.sort(table["index"].filter(mask).to_numpy())
+
+
 def write_shard(plan: dict, work_dir: str, out_dir: str, dtype: str) -> dict:
-    """Copy a shard's runs of documents from the temporary files; runs on a Dask worker."""
+    """Copy a shard's documents from the temporary files, run by run of consecutive ones;
+    runs on a Dask worker. A plan with a `fate` takes that fate's documents of each span
+    (by the parts' fate files); one without takes every document of each run."""
     opened: dict[str, IndexedDataset] = {}
+    fates: dict[str, pa.Table] = {}
     with IndexedWriter(storage.join(out_dir, plan["prefix"]), dtype=np.dtype(dtype).type) as writer:
         for stem, start, stop in plan["runs"]:
             if stem not in opened:
                 opened[stem] = IndexedDataset(storage.join(work_dir, stem, plan["domain"]))
             ds = opened[stem]
-            first = int(ds.pointers[start]) // ds.dtype.itemsize
-            lengths = ds.lengths[start:stop]
-            writer.add_documents(ds.token_range(first, first + int(lengths.sum(dtype=np.int64))), lengths)
+            if "fate" in plan:  # a span: the documents of the shard's fate in it
+                index = _taken(fates, work_dir, stem, plan["domain"], plan["fate"])
+                index = index[(index >= start) & (index < stop)]
+            else:  # a run: every document in it
+                index = np.arange(start, stop)
+            breaks = np.flatnonzero(index[1:] != index[:-1] + 1) + 1
+            for a, b in zip(np.r_[0, breaks], np.r_[breaks, len(index)]):
+                first_doc, stop_doc = int(index[a]), int(index[b - 1]) + 1
+                first = int(ds.pointers[first_doc]) // ds.dtype.itemsize
+                lengths = ds.lengths[first_doc:stop_doc]
+                writer.add_documents(ds.token_range(first, first + int(lengths.sum(dtype=np.int64))), lengths)
     assert len(writer.lengths) == plan["documents"] and writer.num_tokens == plan["tokens"]
     return {"prefix": plan["prefix"], "documents": plan["documents"], "tokens": plan["tokens"]}
 
 
-def write_rejected_rows(in_path: str, rows: list[int], reasons: list[str], out_path: str) -> None:
+def write_rejected_part(in_path: str, work_dir: str, out_dir: str) -> None:
+    """Write one input part's dropped rows (by its fate file) to rejected/; on a worker."""
+    fates = storage.read_table(storage.join(work_dir, storage.stem(in_path), "fate.parquet"), columns=["row", "fate"])
+    fate = fates["fate"].to_numpy(zero_copy_only=False)
+    dropped = (fate != "") & (fate != planning.VALID)
+    rows = fates["row"].to_numpy()[dropped]
     table = storage.read_table(in_path).take(pa.array(rows, type=pa.int64()))
     schema = rejected_schema(table.schema)
     table = table.append_column("stage", pa.array(["tokenize"] * len(rows), pa.string()))
-    table = table.append_column("reason", pa.array(reasons, pa.string()))
-    write_parquet(table.select(schema.names), out_path)
-
-
-def _write_rejected(ctx, docs: planning.Docs, paths: list[str]) -> None:
-    dropped = docs.rows((docs.fate != "") & (docs.fate != planning.VALID))
-    by_part: dict[int, list[int]] = {}
-    for r in dropped:
-        by_part.setdefault(int(docs.part[r]), []).append(r)
-    items = [paths[p] for p in sorted(by_part)]
-    rows = [[int(docs.row[r]) for r in by_part[p]] for p in sorted(by_part)]
-    reasons = [[f"tokenize.{docs.fate[r]}" for r in by_part[p]] for p in sorted(by_part)]
-    outs = [ctx.path("rejected", storage.basename(p)) for p in items]
-    futures = ctx.client.map(write_rejected_rows, items, rows, reasons, outs, pure=False)
-    ctx.client.gather(futures)
+    table = table.append_column("reason", pa.array([f"tokenize.{f}" for f in fate[dropped]], pa.string()))
+    write_parquet(table.select(schema.names), storage.join(out_dir, "rejected", storage.basename(in_path)))
 
 
 def _manifest(info: dict, dtype: str, plans: list[dict], mixture: dict | None) -> dict:

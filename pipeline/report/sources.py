@@ -10,7 +10,7 @@ Documents are read in bounded Arrow batches (`iter_batches`): Parquet by record 
 by groups of lines, so a file larger than memory streams. PATH may be an fsspec URL
 (`s3://bucket/out`): folders are listed and files read through `pipeline.storage`.
 
-    target = detect("out/demo"); target.kind, [s.dir.name for s in target.stages]
+    target = detect("out/demo"); target.kind, [s.dir for s in target.stages]
 """
 
 from __future__ import annotations

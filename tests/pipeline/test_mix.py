@@ -12,7 +12,7 @@ import pytest
 
 from pipeline.config import load_config
 from pipeline.io import read_json
-from pipeline.mix import Mix, MixParams, allocate, leaf_targets, select
+from pipeline.mix import Mix, MixParams, _cut, allocate, leaf_targets
 from pipeline.record import Document, table_to_documents
 from pipeline.runner import Runner
 from tests.conftest import REPO, shared_path
@@ -54,15 +54,27 @@ def test_allocate_uses_everything_and_lowers_the_total_at_the_epoch_cap():
     assert epochs == {"f": 1.5, "g": 4.0}  # a budget: g is capped (the report warns)
 
 
-def test_select_whole_epochs_plus_a_seeded_remainder():
-    tokens = np.full(10, 10)
-    doc, epoch, rank = select(tokens, 2.5, np.random.default_rng(0))
-    assert len(doc) == 25 and list(np.bincount(epoch)) == [10, 10, 5]
-    assert sorted(rank) == list(range(25))  # one priority order over all copies
-    again = select(tokens, 2.5, np.random.default_rng(0))
-    assert all((a == b).all() for a, b in zip((doc, epoch, rank), again))
-    doc, epoch, _ = select(np.asarray([5, 50, 5, 5]), 0.2, np.random.default_rng(1))
-    assert len(doc) == 1 and epoch.tolist() == [0]  # 13 of 65 tokens: the closest whole documents
+def test_whole_epochs_plus_a_seeded_remainder_in_one_priority_order(tmp_path, client):
+    docs = [Document(id=f"d{i}", text="x" * 40, source="s", domain="financial") for i in range(10)]
+    docs += [Document(id=f"e{i}", text="y" * 40, source="s", domain="general") for i in range(4)]
+    # 100 vs 40 tokens at 50/50 without a cap: general needs 2.5 epochs
+    report, _, out = mix({"targets": {"financial": 0.5, "general": 0.5}, "max_epochs": 2.5}, tmp_path, client, docs)
+    assert report["domains"]["general"]["epochs"] == 2.5
+    general = [d for d in out if d.domain == "general"]
+    assert len(general) == 10 and sorted(np.bincount([d.metadata["mix"]["epoch"] for d in general])) == [2, 4, 4]
+    ranks = sorted((d.metadata["mix"]["rank"], d.metadata["mix"]["epoch"]) for d in general)
+    assert [e for _, e in ranks] == sorted(e for _, e in ranks)  # a later epoch always ranks lower
+    assert len({r for r, _ in ranks}) == 10  # one priority order over all copies
+    _, _, again = mix({"targets": {"financial": 0.5, "general": 0.5}, "max_epochs": 2.5}, tmp_path / "b", client,
+                      docs)
+    assert [(d.id, d.metadata) for d in again] == [(d.id, d.metadata) for d in out]
+
+
+def test_the_remainder_takes_the_closest_whole_documents():
+    # candidates (sampling key, part, row, tokens): in key order the tokens are 5, 50, 5, 5
+    pool = np.array([[1, 3, 2, 4], [0, 0, 0, 0], [0, 2, 1, 3], [5, 5, 50, 5]], dtype=np.uint64)
+    assert _cut(pool, 13) == {"take": "cut", "cut": (2, 0, 1, False)}  # 13 of 65 tokens: only the first
+    assert _cut(pool, 40) == {"take": "cut", "cut": (2, 0, 1, True)}  # 55 is closer to 40 than 5 is
 
 
 def test_repeats_the_scarce_domain_and_down_samples_to_keep_the_ratio(tmp_path, client):

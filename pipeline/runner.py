@@ -43,7 +43,7 @@ from pipeline.io import (
     write_json,
     write_parquet,
 )
-from pipeline.progress import largest_first, log, wait_all
+from pipeline.progress import largest_first, log, map_all
 from pipeline.read import read_schema, run_read_task
 from pipeline.readers import list_tasks, static_prefix
 from pipeline.stage import GlobalStage, MapStage, Stage
@@ -125,10 +125,8 @@ class Runner:
         log(f"[{storage.basename(directory)}] started: {len(files)} file(s) in {len(tasks)} task(s)"
             f"{_resumed(tasks, todo)}")
         specs = [self.config.inputs[t.input_index] for t in todo]
-        futures = self.client.map(
-            run_read_task, todo, specs, options=self.config.read, out_dir=directory, schema=schema, pure=False,
-        )
-        wait_all(futures, storage.basename(directory), "file", self.progress)
+        map_all(self.client, run_read_task, list(zip(todo, specs)), storage.basename(directory), "file",
+                self.progress, options=self.config.read, out_dir=directory, schema=schema)
         records = commit_records(directory)
         stats = _merge_stats(records)
         return self._finish(directory, "read", "source", {}, fingerprint, stats, start, {}, schema,
@@ -149,11 +147,8 @@ class Runner:
             log(f"[{storage.basename(directory)}] started: {len(previous.parts)} part(s)"
                 f"{_resumed(previous.parts, todo)}")
             todo = [todo[i] for i in largest_first(file_sizes(previous.path(p) for p in todo))]
-            futures = self.client.map(
-                run_map_part, [previous.path(p) for p in todo], [directory] * len(todo), todo,
-                stage=stage, pure=False,
-            )
-            wait_all(futures, storage.basename(directory), "part", self.progress)
+            map_all(self.client, run_map_part, [(previous.path(p), directory, p) for p in todo],
+                    storage.basename(directory), "part", self.progress, stage=stage)
             records = commit_records(directory)
             stats, extra, parts = _merge_stats(records), {}, committed_parts(records.values())
         else:

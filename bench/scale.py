@@ -230,7 +230,7 @@ def measure(n_docs: int, workers: int) -> dict:
                 before, start = tasks_done(client), time.perf_counter()
                 result = _original(self, *args)
                 sampler.sample()
-                manifest = read_json(result.dir / "_manifest.json")
+                manifest = read_json(f"{result.dir}/_manifest.json")
                 stages.append({"stage": result.name, "seconds": time.perf_counter() - start,
                                "docs_in": manifest["stats"]["docs_in"], "tasks": tasks_done(client) - before,
                                "peaks": sampler.peaks.get(sampler.label, [0, 0])})

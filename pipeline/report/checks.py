@@ -12,14 +12,20 @@ documents, with its top reasons.
 **Uninformative classifier scores.** Judged on the score histogram the stats keep for every
 stage's documents (exact counts over 50 bins of width 0.02, merged over parts, so no process
 holds per-document scores), at the first stage whose documents carry the column (the
-classifier's output, before any cut on it). A classifier column (`quality_score`,
-`domain_score`) is flagged when at least `FLAT_MIN_SHARE` (95%) of at least
-`FLAT_MIN_SCORED` (20) scored documents fall in two adjacent bins: a window 0.04 wide (±0.02
-around its centre), the histogram's resolution. Such scores cannot rank documents: any cut on
-them keeps nearly all or nearly none, or separates documents by noise. When the window is the
-two bins around 0.5 (every score within ±0.02 of 0.5), the model is at chance.
-`language_score` is exempt: language id's information is the label it assigns, and a score
-filtered by `min_score` is high by construction.
+classifier's output, before any cut on it), when at least `FLAT_MIN_SCORED` (10) documents
+are scored. A window is two adjacent bins: 0.04 wide (±0.02 around its centre), the
+histogram's resolution. A classifier is flagged when at least `FLAT_MIN_SHARE` (95%) of its
+scored documents fall in one window:
+
+- `quality_score` (a ranking score, what `select` cuts on), in any window: such scores cannot
+  rank documents; a cut on them keeps nearly all or nearly none, or separates them by noise;
+- `domain_score` (the probability of the label the classifier assigned), in the window around
+  0.5 only: scores bunched near 1 are confident labels, not a flat model.
+
+Either column in the window around 0.5 (every score within ±0.02 of 0.5) is "at chance".
+`language_score` is not judged: language id's information is the label it assigns, and a score
+filtered by `min_score` is high by construction. 10 documents are enough: a model whose scores
+do vary puts 95% of 10 documents in one 0.04 window only if it hardly varies on this data.
 
     rows = label_removals("source", kept, [rejected counts of each stage])
     check = score_check("quality_score", document_set["scores"]["quality_score"], "12-classify")
@@ -33,10 +39,12 @@ from pipeline.report.docstats import NONE, SCORE_EDGES
 
 REMOVED_WARN_PCT = 90.0
 TOP_REASONS = 5
-CLASSIFIER_SCORES = ("quality_score", "domain_score")
+RANKING_SCORES = ("quality_score",)
+LABEL_SCORES = ("domain_score",)
+CLASSIFIER_SCORES = RANKING_SCORES + LABEL_SCORES
 FLAT_WINDOW_BINS = 2
 FLAT_MIN_SHARE = 0.95
-FLAT_MIN_SCORED = 20
+FLAT_MIN_SCORED = 10
 BIN_WIDTH = float(SCORE_EDGES[1] - SCORE_EDGES[0])
 
 
@@ -87,15 +95,17 @@ def score_check(column: str, score: dict, directory: str) -> dict:
     def inside(start: int) -> int:
         return sum(counts[start + k] for k in range(FLAT_WINDOW_BINS))
 
-    # The fullest window; on a tie, the one around 0.5 (bins [0.48, 0.50) and [0.50, 0.52)), else the lowest.
-    chance = round(0.5 / BIN_WIDTH) - 1
-    best = max(range(len(SCORE_EDGES) - FLAT_WINDOW_BINS), key=lambda i: (inside(i), i == chance, -i))
     scored = score["scored"]
+    chance = round(0.5 / BIN_WIDTH) - 1  # bins [0.48, 0.50) and [0.50, 0.52)
+    at_chance = scored >= FLAT_MIN_SCORED and inside(chance) >= FLAT_MIN_SHARE * scored
+    # The window around 0.5 when it qualifies, else the fullest (the lowest of equals).
+    best = chance if at_chance else max(range(len(SCORE_EDGES) - FLAT_WINDOW_BINS), key=lambda i: (inside(i), -i))
+    bunched = scored >= FLAT_MIN_SCORED and inside(best) >= FLAT_MIN_SHARE * scored
+    flat = (column in CLASSIFIER_SCORES and at_chance) or (column in RANKING_SCORES and bunched)
     lo, hi = round(best * BIN_WIDTH, 4), round((best + FLAT_WINDOW_BINS) * BIN_WIDTH, 4)
-    flat = column in CLASSIFIER_SCORES and scored >= FLAT_MIN_SCORED and inside(best) >= FLAT_MIN_SHARE * scored
     return {"column": column, "dir": directory, "scored": scored, "mean": score["mean"], "window": [lo, hi],
             "share_in_window": round(inside(best) / scored, 6) if scored else None, "uninformative": flat,
-            "at_chance": flat and best == chance}
+            "at_chance": flat and at_chance}
 
 
 def score_checks(sets: dict[str, dict]) -> list[dict]:
@@ -113,6 +123,8 @@ def verdict(check: dict) -> str:
         return "no information: at chance (~0.5)"
     if check["uninformative"]:
         return "no information: every score alike"
+    if check["column"] in LABEL_SCORES:
+        return "informative (a label's probability: only chance is flagged)"
     if check["column"] in CLASSIFIER_SCORES:
         return "informative"
     return "not judged (language id's information is its label)"

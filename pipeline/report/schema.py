@@ -167,8 +167,8 @@ class ScoreCheck(_Model):
     mean: float | None
     window: list[float] = Field(description="the two adjacent 0.02 bins holding the most scored documents")
     share_in_window: float | None
-    uninformative: bool = Field(description="a classifier score (quality_score, domain_score) with >= 95% of >= 20 "
-                                            "scored documents in the window: it cannot rank documents")
+    uninformative: bool = Field(description=">= 95% of >= 10 scored documents in one window: quality_score in any, "
+                                            "domain_score in 0.48-0.52 (see pipeline/report/checks.py)")
     at_chance: bool = Field(description="uninformative, and the window is 0.48-0.52 (every score ~0.5)")
 
 

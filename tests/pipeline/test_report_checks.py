@@ -94,16 +94,24 @@ def test_scores_all_near_half_are_at_chance():
     assert "around chance (0.5)" in line and "06-select" in line
 
 
-def test_flat_scores_elsewhere_are_uninformative_but_not_chance():
-    check = checks.score_check("domain_score", scores_of([0.905] * 100, "domain_score"), "05-classify")
+def test_flat_quality_scores_elsewhere_are_uninformative_but_not_chance():
+    check = checks.score_check("quality_score", scores_of([0.905] * 100), "05-classify")
     assert check["uninformative"] and not check["at_chance"] and check["window"][0] <= 0.905 < check["window"][1]
     assert "every document about the same score" in checks.score_warnings([check], None)[0]
+
+
+def test_domain_scores_are_flagged_at_chance_only():
+    # domain_score is the probability of the label assigned: bunched near 1 = confident labels.
+    at_chance = checks.score_check("domain_score", scores_of([0.503] * 18, "domain_score"), "05-classify")
+    assert at_chance["uninformative"] and at_chance["at_chance"]
+    confident = checks.score_check("domain_score", scores_of([0.99] * 100, "domain_score"), "05-classify")
+    assert not confident["uninformative"] and confident["window"] == [0.96, 1.0]
 
 
 @pytest.mark.parametrize(("column", "values"), [
     ("quality_score", np.linspace(0.0, 1.0, 200)),            # spread: informative
     ("quality_score", [0.5] * 94 + [0.9] * 6),                 # 94% in the window: below the 95% rule
-    ("quality_score", [0.5] * 19),                             # too few scored to judge
+    ("quality_score", [0.5] * 9),                              # too few scored to judge
     ("language_score", [0.99] * 500),                          # language id: not judged
 ])
 def test_scores_that_are_not_flagged(column, values):

@@ -251,5 +251,5 @@ def add_commands(subparsers) -> None:
     p.add_argument("--json", action="store_true", help="JSON lines with whole values")
     p.add_argument("--diff", nargs="+", metavar="STAGE", help="one document before and after STAGE (or from the "
                    "first STAGE to the second): a unified diff of its text; default document: the first one "
-                   "whose text the stage changed")
+                   "the stage changed or dropped")
     p.set_defaults(func=cmd_head)

@@ -30,6 +30,7 @@ import pyarrow.compute as pc
 from pipeline import storage
 from pipeline.io import read_json
 from pipeline.report.sources import MANIFEST, STAGE_DIR, StageDir, run_stages
+from pipeline.stale import is_stage_folder
 
 SNIPPET_CHARS = 300
 TERMINAL_COLUMNS = ("id", "url", "source", "domain", "length", "reason", "text")
@@ -58,7 +59,7 @@ def open_target(path: str) -> list[StageDir] | None:
         match = STAGE_DIR.match(storage.basename(path))
         return [StageDir(int(match.group(1)) if match else 0, path, read_json(storage.join(path, MANIFEST)))]
     stages = run_stages(path)
-    if not stages and storage.isfile(storage.join(path, "config.yaml")):
+    if not stages and any(is_stage_folder(path, name) for name in storage.listdir(path)):
         raise ValueError(f"PATH {path!r}: no stage of this run has finished yet (no NN-stage/_manifest.json)")
     return stages or None
 

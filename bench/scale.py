@@ -224,7 +224,7 @@ def measure(n_docs: int, workers: int) -> dict:
             original = getattr(runner.Runner, method)
 
             def timed(self, *args, _original=original):
-                index = args[0] if args and isinstance(args[0], int) else 0
+                index = int(args[-2].split("-")[0])  # (..., folder, fingerprint)
                 sampler.sample()
                 sampler.label = f"{index:02d}"
                 before, start = tasks_done(client), time.perf_counter()

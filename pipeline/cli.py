@@ -1,6 +1,7 @@
 """The `thresher` command line.
 
     thresher run CONFIG.yaml [--output DIR] [--scheduler ADDRESS | --cluster KIND] [--workers N] [--dry-run]
+                 [--sample N] [--remove-stale]
     thresher demo [--output DIR]
     thresher list
 
@@ -39,15 +40,30 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise ConfigError("--cluster and --scheduler: give one (--scheduler uses a running cluster, "
                           "--cluster starts one)")
     config = load_config(args.config, output=args.output, cluster=args.cluster)
+    if args.sample:
+        config = sampled(config, args.sample, args.output)
     config.build_stages()
     _check_workers(args, config)
     if args.dry_run:
         print(config.to_yaml(), end="")
         return 0
     with open_client(args.scheduler, args.workers, config.cluster) as client:
-        summary = Runner(config, client, progress=not args.no_progress).run()
+        summary = Runner(config, client, progress=not args.no_progress, remove_stale=args.remove_stale).run()
     print_summary(summary)
     return 0
+
+
+def sampled(config: RunConfig, n: int, output: str | None) -> RunConfig:
+    """`config` reading the first `n` documents of each input (`read.limit`), written to
+    `OUTPUT-sample-N` unless --output names a folder: a trial never replaces a full run's output."""
+    read = config.read.model_copy(update={"limit": n})
+    return config.model_copy(update={"read": read, "output": output or f"{config.output.rstrip('/')}-sample-{n}"})
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+    return int(text)
 
 
 def _check_workers(args: argparse.Namespace, config: RunConfig) -> None:
@@ -89,6 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", metavar="CONFIG.yaml")
     p.add_argument("--output", metavar="DIR", help="output directory (overrides the config's `output`)")
     p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
+    p.add_argument("--sample", type=_positive, metavar="N", help="a quick trial: read only the first N documents of "
+                   "each input (read.limit) and write to OUTPUT-sample-N unless --output is given")
+    p.add_argument("--remove-stale", action="store_true", help="delete the stage folders the config no longer names "
+                   "(default: move them to OUTPUT/_stale/<run-id>/)")
     p.add_argument("--cluster", choices=CLUSTER_KINDS, metavar="KIND",
                    help=f"start the workers as batch jobs ({', '.join(CLUSTER_KINDS)}; overrides the config's "
                    "cluster.kind, sized by its cluster: section); OUTPUT must be on a file system every node sees")
@@ -113,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Modules that add sub-commands with `add_commands(subparsers)`; they import heavy libraries
 # (torch, fasttext) inside their handlers, so `thresher --help` stays fast.
-COMMAND_MODULES = ("filters.cli", "tokenization.cli", "training.cli", "pipeline.report")
+COMMAND_MODULES = ("filters.cli", "tokenization.cli", "training.cli", "pipeline.report", "pipeline.head")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -33,6 +33,10 @@ MIN_BREAKS = 3  # line breaks inside paragraphs needed as evidence (shorter text
 # first word did not fit, the line ends inside a sentence, the next line continues in lowercase.
 MIN_FULL_BREAKS, MIN_MID_SENTENCE_BREAKS, MIN_LOWERCASE_BREAKS = 0.5, 0.5, 0.2
 LONG_LINE_FACTOR = 1.25  # a hard-wrapped text has no line this much longer than its wrap width
+# On ../shared/data these flag 98.9% of the Reuters-21578 stories of 5 sentences or more (the rest
+# are mostly tables) and 7 of the 1,482 extracted web pages, all plain-text or preformatted
+# pages wrapped at 60-90 columns; the lowercase share is what tells wrapped prose from a list of
+# similar-length titles.
 
 
 def _indent(line: str) -> int:

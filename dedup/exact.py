@@ -74,7 +74,7 @@ class KeyedDedup(GlobalStage):
     shuffle and one is kept; with `index`, also against the entries of earlier runs, and the
     documents kept here are added to the index at the end (dedup/index.py)."""
 
-    kind: ClassVar[str]  # the index subfolder
+    index_kind: ClassVar[str]  # the index subfolder (Stage.kind is "global")
     reason: ClassVar[str]
     meta: ClassVar[pd.DataFrame] = GROUP_META
 
@@ -89,7 +89,7 @@ class KeyedDedup(GlobalStage):
     def index(self) -> DedupIndex | None:
         if self.params.index is None:
             return None
-        return DedupIndex(self.params.index, self.kind, self.index_settings(), f"{self.name}.index")
+        return DedupIndex(self.params.index, self.index_kind, self.index_settings(), f"{self.name}.index")
 
     def check(self) -> None:
         if (index := self.index()) is not None:
@@ -124,7 +124,7 @@ class ExactDedup(KeyedDedup):
     """Remove exact duplicates of normalised text, keeping one representative."""
 
     name = "exact_dedup"
-    kind = "exact"
+    index_kind = "exact"
     reason = "exact_dedup.duplicate"
 
     class Params(IndexParams):

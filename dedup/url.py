@@ -109,7 +109,7 @@ class UrlDedup(KeyedDedup):
     """Keep one document per normalised URL (tracking parameters, default ports, re-crawls)."""
 
     name = "url_dedup"
-    kind = "url"
+    index_kind = "url"
     reason = "url_dedup.duplicate_url"
     meta = URL_META
 

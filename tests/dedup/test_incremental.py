@@ -13,6 +13,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -151,6 +152,14 @@ def test_second_run_removes_the_copies_of_the_first_and_only_those(first_run, se
     exact = json.loads((stage_dir(second_run["out"], "exact_dedup") / "_manifest.json").read_text())
     assert exact["audit"]["documents_removed_in_index"] == len(EXACT) and exact["audit"]["documents_removed"] == 7
     assert exact["audit"]["index"] == {"commits": 1, "entries": N_FIRST} and exact["kind"] == "global"
+
+
+def test_the_report_counts_the_copies_of_earlier_runs(client, second_run, tmp_path):
+    from pipeline.report import write_report
+
+    html = write_report(second_run["out"], tmp_path / "report", client=client).read_text()
+    notes = re.findall(r"(\d+) of them copies of documents that earlier runs kept", html)
+    assert sorted(map(int, notes)) == sorted([len(SAME_URL), len(EXACT), len(NEAR)])
 
 
 def test_the_index_holds_both_runs_with_their_run_ids(first_run, second_run):

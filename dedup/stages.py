@@ -172,7 +172,8 @@ class LshBuckets(GlobalStage):
         with session(ctx, minhash_index(params), ctx.path("_work"), keep_lock=True) as index:
             snap = index.snapshot() if index is not None else None
             indexed = (dd.from_map(band_frame, snap.batches(), bands=block["bands"], meta=KEY_META,
-                                   enforce_metadata=False) if snap is not None and snap.parts else None)
+                                   enforce_metadata=False)
+                       if snap is not None and snap.parts and block["documents"] else None)
             documents = block["documents"] + (snap.entries if snap is not None else 0)
             n_edges, edge_files = write_edges(ctx.client, paths, block["bands"], block["rows"], documents, out,
                                               indexed)

@@ -124,11 +124,14 @@ class DedupIndex:
 
 @dataclasses.dataclass(frozen=True)
 class Snapshot:
-    """The first `commits` commits of an index: its parts in order (their number is `ipart`)."""
+    """The first `commits` commits of an index but this run's: their parts in order (their number
+    is `ipart`)."""
 
     folder: str
     commits: int
     parts: tuple[tuple[str, int], ...]  # (path relative to the folder, rows)
+    without: str  # the output folder whose commits are left out
+    read: int  # commits read (the others' parts)
 
     @property
     def entries(self) -> int:
@@ -142,20 +145,24 @@ class Snapshot:
         return storage.join(self.folder, self.parts[ipart][0])
 
     def describe(self) -> dict:
-        return {"commits": self.commits, "entries": self.entries}
+        return {"commits": self.read, "entries": self.entries}
 
 
 @functools.lru_cache(maxsize=16)
-def snapshot_at(folder: str, commits: int) -> Snapshot:
-    """The snapshot of an index's first `commits` commits, read once per worker process (commits
+def snapshot_at(folder: str, commits: int, without: str) -> Snapshot:
+    """`snapshot` of an index's first `commits` commits, read once per worker process (commits
     are only ever appended, so the first ones never change)."""
-    return snapshot(read_json(storage.join(folder, MANIFEST)), folder, commits)
+    return snapshot(read_json(storage.join(folder, MANIFEST)), folder, without, commits)
 
 
-def snapshot(manifest: dict, folder: str, commits: int | None = None) -> Snapshot:
+def snapshot(manifest: dict, folder: str, without: str, commits: int | None = None) -> Snapshot:
+    """The parts of the first `commits` commits (all by default), less those made by a stage
+    of the run writing to the output folder `without` (a rerun must not find itself)."""
     chosen = manifest["commits"][:commits] if commits is not None else manifest["commits"]
-    parts = tuple((rel, rows) for c in chosen for rel, rows in zip(c["parts"], c["rows"]))
-    return Snapshot(folder, len(chosen), parts)
+    mine = storage.join(without, "")
+    read = [c for c in chosen if not c["output"].startswith(mine)]
+    parts = tuple((rel, rows) for c in read for rel, rows in zip(c["parts"], c["rows"]))
+    return Snapshot(folder, len(chosen), parts, without, len(read))
 
 
 class Session:
@@ -182,13 +189,10 @@ class Session:
         """The run id in the manifest and the entries' `run` column: output, fingerprint, time."""
         return f"{self.output}#{self.fingerprint}@{self.time}"
 
-    def snapshot(self, commits: int | None = None) -> Snapshot:
-        """The index as this run reads it: every commit, or the first `commits`; never this
-        run's own (a stage rerun after its commit decides again as it did the first time)."""
-        if commits is None:
-            keys = [c["key"] for c in self.manifest["commits"]]
-            commits = keys.index(self.key) if self.key in keys else len(keys)
-        return snapshot(self.manifest, self.index.folder, commits)
+    def snapshot(self) -> Snapshot:
+        """The index as this run reads it: every commit but those of this run's output folder
+        (a stage rerun after its commit decides again as it did the first time)."""
+        return snapshot(self.manifest, self.index.folder, storage.parent(self.output))
 
     def commit(self, staged: str) -> dict:
         """Copy the staged entry files into the index and append this run's commit to the

@@ -12,8 +12,8 @@
 - `remove_duplicates`: after applying the removals, writes the signatures and band keys of the
   documents it kept (those with shingles) as index entries, one file per input part, and commits them.
 
-The snapshot a run reads is fixed by `lsh_buckets` (the first `index_commits` commits, in the
-MinHash block), so the later stages address the same index parts by number.
+The snapshot a run reads is fixed by `lsh_buckets` (the first `index_commits` commits less this
+run's own, in the MinHash block), so the later stages address the same index parts by number.
 """
 
 from __future__ import annotations
@@ -67,19 +67,27 @@ def _with_index_part(df: pd.DataFrame) -> pd.DataFrame:
     return df.assign(ipart=index_position(df["node"].to_numpy())[0])
 
 
-def _index_rows(df: pd.DataFrame, folder: str, commits: int, column: str):
+def snapshot_of(block: dict) -> tuple[str, int, str] | None:
+    """Where the later MinHash stages find the index `lsh_buckets` read: (folder, commits, the
+    output folder left out), the arguments of `snapshot_at`; None without an index."""
+    if not block.get("index_commits"):
+        return None
+    return block["index_folder"], block["index_commits"], block["index_without"]
+
+
+def _index_rows(df: pd.DataFrame, snap: tuple[str, int, str], column: str):
     """Yield (nodes, values of `column` at their rows) per index part present in `df`."""
     for ipart, group in df.groupby("ipart", sort=True):
         nodes = np.unique(group["node"].to_numpy())
         rows = index_position(nodes)[1]
-        path = snapshot_at(folder, commits).path(int(ipart))
+        path = snapshot_at(*snap).path(int(ipart))
         yield nodes, storage.read_table(path, columns=[column]).take(pa.array(rows))[column]
 
 
-def index_docinfo_part(df: pd.DataFrame, folder: str, commits: int) -> pd.DataFrame:
+def index_docinfo_part(df: pd.DataFrame, snap: tuple[str, int, str]) -> pd.DataFrame:
     """DOCINFO rows (node, id; no ranking values) of the index nodes in `df`."""
     frames = []
-    for nodes, ids in _index_rows(df, folder, commits, "id"):
+    for nodes, ids in _index_rows(df, snap, "id"):
         n = len(nodes)
         frames.append(pd.DataFrame({"node": nodes, "id": ids.to_pylist(), "quality_score": np.full(n, np.nan),
                                     "length": np.zeros(n, np.int64), "source": [None] * n, "domain": [None] * n}))
@@ -87,12 +95,12 @@ def index_docinfo_part(df: pd.DataFrame, folder: str, commits: int) -> pd.DataFr
     return out.astype(DOCINFO_META.dtypes.to_dict())
 
 
-def index_docinfo(labels: dd.DataFrame, folder: str, commits: int, npartitions: int) -> dd.DataFrame:
+def index_docinfo(labels: dd.DataFrame, snap: tuple[str, int, str], npartitions: int) -> dd.DataFrame:
     """The indexed documents among the labelled nodes, like the run's docinfo."""
     nodes = labels[labels["node"] < 0][["node"]]
     nodes = nodes.map_partitions(_with_index_part, meta=NODE_META)
     nodes = nodes.shuffle(on="ipart", npartitions=npartitions, shuffle_method=shuffle_method(npartitions))
-    return nodes.map_partitions(index_docinfo_part, folder, commits, meta=DOCINFO_META)
+    return nodes.map_partitions(index_docinfo_part, snap, meta=DOCINFO_META)
 
 
 def run_signatures(df: pd.DataFrame, parts: tuple[str, ...], signature_dir: str) -> pd.DataFrame:
@@ -107,10 +115,10 @@ def run_signatures(df: pd.DataFrame, parts: tuple[str, ...], signature_dir: str)
     return pd.concat(out, ignore_index=True) if out else SIG_META.copy()
 
 
-def index_signatures(df: pd.DataFrame, folder: str, commits: int) -> pd.DataFrame:
+def index_signatures(df: pd.DataFrame, snap: tuple[str, int, str]) -> pd.DataFrame:
     """(node, signature bytes) of the index nodes in `df` (columns node, ipart)."""
     out = []
-    for nodes, column in _index_rows(df, folder, commits, "signature"):
+    for nodes, column in _index_rows(df, snap, "signature"):
         signatures = signature_matrix(pa.table({"signature": column}))
         out.append(pd.DataFrame({"node": nodes, "signature": [s.tobytes() for s in signatures]}))
     return pd.concat(out, ignore_index=True) if out else SIG_META.copy()
@@ -122,7 +130,7 @@ def _estimate(df: pd.DataFrame, threshold: float) -> pd.DataFrame:
     return pd.DataFrame({"u": df["u"].to_numpy()[keep], "v": df["v"].to_numpy()[keep]}).astype("int64")
 
 
-def verify_index_edges(edges: dd.DataFrame, parts: tuple[str, ...], signature_dir: str, folder: str, commits: int,
+def verify_index_edges(edges: dd.DataFrame, parts: tuple[str, ...], signature_dir: str, snap: tuple[str, int, str],
                        threshold: float, npartitions: int) -> dd.DataFrame:
     """The edges (u in this run, v indexed) whose signatures agree in at least `threshold` of
     their values."""
@@ -132,7 +140,7 @@ def verify_index_edges(edges: dd.DataFrame, parts: tuple[str, ...], signature_di
     vs = edges[["v"]].rename(columns={"v": "node"})
     vs = vs.map_partitions(_with_index_part, meta=NODE_META)
     vs = vs.shuffle(on="ipart", npartitions=npartitions, shuffle_method=method)
-    vs = vs.map_partitions(index_signatures, folder, commits, meta=SIG_META)
+    vs = vs.map_partitions(index_signatures, snap, meta=SIG_META)
     pairs = edges.merge(us.rename(columns={"node": "u", "signature": "su"}), on="u", npartitions=npartitions,
                         shuffle_method=method)
     pairs = pairs.merge(vs.rename(columns={"node": "v", "signature": "sv"}), on="v", npartitions=npartitions,

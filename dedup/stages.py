@@ -48,7 +48,14 @@ from dedup.decide import (
     rank_frame,
 )
 from dedup.index import session
-from dedup.index_minhash import band_frame, index_docinfo, minhash_index, stage_part, verify_index_edges
+from dedup.index_minhash import (
+    band_frame,
+    index_docinfo,
+    minhash_index,
+    snapshot_of,
+    stage_part,
+    verify_index_edges,
+)
 from dedup.jaccard import sample_edges, sample_similarities, verify_edges
 from dedup.lsh import EDGE_META, KEY_META, write_edges
 from dedup.minhash import MinHashParams, document_shingle_hashes, get_hasher
@@ -181,8 +188,9 @@ class LshBuckets(GlobalStage):
         link_parts(ctx)
         pass_through_stats(ctx)
         block = {**block, "edges": f"{ctx.name}/edges", "edge_count": n_edges, "edge_files": edge_files}
-        if snap is not None:  # the index as this run reads it: its first `index_commits` commits
-            block.update(index_folder=snap.folder, index_commits=snap.commits, index_entries=snap.entries)
+        if snap is not None:  # the index as this run reads it (index_minhash.snapshot_of)
+            block.update(index_folder=snap.folder, index_commits=snap.commits, index_without=snap.without,
+                          index_entries=snap.entries)
         return {"minhash": block}
 
 
@@ -255,10 +263,9 @@ class DuplicateClusters(GlobalStage):
     def _verify(self, ctx, block: dict, edges, own, params, signature_dir: str, n_edges: int):
         threshold, n = self.params.verify_threshold, n_partitions(n_edges)
         verified = verify_edges(own, ctx.input.parts, ctx.input.dir, params, threshold, n)
-        if not block.get("index_commits"):
+        if (snap := snapshot_of(block)) is None:
             return verified
-        indexed = verify_index_edges(edges[edges["v"] < 0], ctx.input.parts, signature_dir, block["index_folder"],
-                                     block["index_commits"], threshold, n)
+        indexed = verify_index_edges(edges[edges["v"] < 0], ctx.input.parts, signature_dir, snap, threshold, n)
         return dd.concat([verified, indexed])
 
     def _sample_audit(self, ctx, edges, n_edges: int, params, lsh: dict, signature_dir: str) -> dict:
@@ -274,8 +281,8 @@ class DuplicateClusters(GlobalStage):
         labels = connected_components(ctx.client, edges, n_edges, self.params.max_local_edges)
         paths = [storage.join(signature_dir, p) for p in ctx.input.parts]
         docinfo = dd.from_map(read_docinfo, chunks(paths, 16), meta=DOCINFO_META, enforce_metadata=False)
-        if block.get("index_commits"):
-            indexed = index_docinfo(labels, block["index_folder"], block["index_commits"], n_partitions(n_edges))
+        if (snap := snapshot_of(block)) is not None:
+            indexed = index_docinfo(labels, snap, n_partitions(n_edges))
             docinfo = dd.concat([docinfo, indexed])
         frame = labels.merge(docinfo, on="node", how="inner", npartitions=n_partitions(2 * n_edges))
         frame = frame.rename(columns={"label": "group"})[list(GROUP_META.columns)]

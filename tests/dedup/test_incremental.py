@@ -185,7 +185,7 @@ def without_index_blocks(digests: dict[str, str]) -> dict[str, str]:
         if name.endswith("_manifest.json"):
             manifest = json.loads(value)
             for block in (manifest, manifest.get("minhash", {})):
-                for key in ("index", "index_folder", "fingerprint"):
+                for key in ("index", "index_folder", "index_without", "fingerprint"):
                     block.pop(key, None)
                 block.get("params", {}).pop("index", None)
             value = json.dumps(manifest, sort_keys=True)
@@ -253,7 +253,8 @@ def test_pairs_with_indexed_documents_are_verified_by_their_signatures(client, f
     first_ids = ids_by_tag(first_run["out"])
     original, other = indexed[first_ids[f"r1-{NEAR[0]}"]], indexed[first_ids["r1-40"]]
     edges = dd.from_pandas(pd.DataFrame({"u": [copy, copy], "v": [original, other]}), npartitions=1)
-    kept = client.compute(verify_index_edges(edges, parts, str(signatures), str(folder), 1, 0.7, 1)).result()
+    snap = (str(folder), 1, str(second_run["out"]))  # the first commit, as lsh_buckets records it
+    kept = client.compute(verify_index_edges(edges, parts, str(signatures), snap, 0.7, 1)).result()
     assert kept[["u", "v"]].values.tolist() == [[copy, original]]
 
 

@@ -25,8 +25,9 @@ manifest — copies the entries it kept into `parts/<key>/` and appends a commit
 written last. `key` is a hash of the stage's output folder and fingerprint: a stage that reruns
 after its commit (killed before its manifest) finds its key there and commits nothing twice. The
 commit names the run (`run`: output folder, fingerprint and time; the same string fills the
-entries' `run` column). A killed run commits nothing; a run reads the index as it was when its
-stage began (a killed run resumed after another run committed keeps the decisions it had made).
+entries' `run` column). A killed run commits nothing. A run never reads the commits of its own
+output folder (so a rerun decides as its first attempt did) and reads the others as they were
+when its stage began (a killed run resumed after another run committed keeps its decisions).
 """
 
 from __future__ import annotations

@@ -79,6 +79,11 @@ def describe(holder: dict) -> str:
             f"since {holder.get('since')})")
 
 
+def in_use(setting: str, folder: str, holder: dict) -> IndexLocked:
+    return IndexLocked(f"{setting}: {folder} is in use by {describe(holder)}; wait for that run, or delete "
+                       f"{storage.join(folder, LOCK)} if it is gone")
+
+
 def create_if_absent(url: str, data: bytes) -> bool:
     """Write `data` to `url` unless it exists; whether this call created it."""
     if storage.is_local(url):
@@ -105,7 +110,7 @@ def create_if_absent(url: str, data: bytes) -> bool:
 def read_holder(folder: str) -> dict | None:
     try:
         return read_json(storage.join(folder, LOCK))
-    except (FileNotFoundError, json.JSONDecodeError):  # gone, or caught half-written (local O_EXCL)
+    except (FileNotFoundError, json.JSONDecodeError):  # gone (or not a lock this module wrote)
         return None
 
 
@@ -120,11 +125,14 @@ class _Held:
 
     def _beat(self) -> None:
         while not self.stop.wait(HEARTBEAT_S):
-            if not self.owned():
-                self.lost = True
-                return
-            self.record["heartbeat"] = iso(now())
-            write_bytes(json.dumps(self.record).encode(), storage.join(self.folder, LOCK))
+            try:
+                if not self.owned():
+                    self.lost = True
+                    return
+                self.record["heartbeat"] = iso(now())
+                write_bytes(json.dumps(self.record).encode(), storage.join(self.folder, LOCK))
+            except OSError:  # the store is unreachable for now: try again at the next beat
+                continue
 
     def owned(self) -> bool:
         current = read_holder(self.folder)
@@ -152,8 +160,7 @@ def acquire(folder: str, output: str, setting: str) -> None:
             time.sleep(0.1)
             continue
         if not is_stale(holder):
-            raise IndexLocked(f"{setting}: {folder} is in use by {describe(holder)}; wait for that run, or delete "
-                              f"{storage.join(folder, LOCK)} if it is gone")
+            raise in_use(setting, folder, holder)
         storage.rm(storage.join(folder, LOCK), recursive=False)
     raise IndexLocked(f"{setting}: could not take the lock on {folder} (other runs keep taking it); try again")
 
@@ -164,8 +171,7 @@ def check_free(folder: str, output: str, setting: str) -> None:
     mine = holder is not None and {k: holder.get(k) for k in ("host", "pid", "started")} == {
         k: v for k, v in _me(output).items() if k != "output"}
     if holder is not None and not mine and not is_stale(holder):
-        raise IndexLocked(f"{setting}: {folder} is in use by {describe(holder)}; wait for that run, or delete "
-                          f"{storage.join(folder, LOCK)} if it is gone")
+        raise in_use(setting, folder, holder)
 
 
 def ensure_held(folder: str, setting: str) -> None:

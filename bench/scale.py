@@ -220,7 +220,7 @@ def measure(n_docs: int, workers: int) -> dict:
     with cluster.open_client(workers=workers) as client:
         client.register_plugin(TaskCount())
         sampler.start()
-        for method in ("_run_read", "_run_stage"):
+        for method in ("_run_read", "_run_chain", "_run_global"):
             original = getattr(runner.Runner, method)
 
             def timed(self, *args, _original=original):
@@ -230,8 +230,10 @@ def measure(n_docs: int, workers: int) -> dict:
                 before, start = tasks_done(client), time.perf_counter()
                 result = _original(self, *args)
                 sampler.sample()
-                manifest = read_json(result.dir / "_manifest.json")
-                stages.append({"stage": result.name, "seconds": time.perf_counter() - start,
+                outputs = result if isinstance(result, list) else [result]  # a chain of fused map stages
+                manifest = read_json(outputs[0].path("_manifest.json"))
+                name = outputs[0].name if len(outputs) == 1 else f"{outputs[0].name}..{outputs[-1].name}"
+                stages.append({"stage": name, "seconds": time.perf_counter() - start,
                                "docs_in": manifest["stats"]["docs_in"], "tasks": tasks_done(client) - before,
                                "peaks": sampler.peaks.get(sampler.label, [0, 0])})
                 return result

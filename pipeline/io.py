@@ -132,6 +132,11 @@ def is_committed(out_dir: str, name: str) -> bool:
     return storage.exists(storage.join(out_dir, COMMITS, f"{name}.json"))
 
 
+def committed_names(out_dir: str) -> set[str]:
+    """Names of the tasks with a commit record under `out_dir` (one listing, no reads)."""
+    return {n.removesuffix(".json") for n in storage.listdir(storage.join(out_dir, COMMITS)) if n.endswith(".json")}
+
+
 def commit_records(out_dir: str) -> dict[str, dict]:
     """Every commit record under `out_dir`, by task name."""
     folder = storage.join(out_dir, COMMITS)

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline import storage
@@ -102,6 +103,29 @@ def read_json(path: str | os.PathLike) -> Any:
 
 def parquet_rows(path: str | os.PathLike) -> int:
     return storage.parquet_file(path).metadata.num_rows
+
+
+SIZED_COLUMNS = ("text", "raw")  # what a part's size counts: its text, and its pages before extraction
+
+
+def table_bytes(table: pa.Table) -> int:
+    """Bytes of the text and raw page values in `table`: the measure parts are cut and merged by."""
+    return sum(int(pc.sum(pc.binary_length(table.column(c))).as_py() or 0)
+               for c in SIZED_COLUMNS if c in table.column_names)
+
+
+def parquet_sizes(path: str | os.PathLike) -> tuple[int, int]:
+    """Rows and an estimate of `table_bytes` of a Parquet file from its footer alone: the
+    uncompressed size of its text and raw column chunks (values plus 4 bytes each)."""
+    meta = storage.parquet_file(path).metadata
+    n_bytes = 0
+    for g in range(meta.num_row_groups):
+        group = meta.row_group(g)
+        for c in range(group.num_columns):
+            column = group.column(c)
+            if column.path_in_schema in SIZED_COLUMNS:
+                n_bytes += column.total_uncompressed_size
+    return meta.num_rows, n_bytes
 
 
 def file_sha256(path: str | os.PathLike) -> str:

@@ -34,15 +34,14 @@ from distributed import Client
 from pipeline import __version__, storage
 from pipeline.config import RunConfig, config_hash
 from pipeline.context import GlobalContext, StageOutput
-from pipeline.fuse import Step, chain_name, groups, run_chain_part, share_wall_time
+from pipeline.fuse import Step, chain_name, groups, merge_plan, run_chain_part, share_wall_time
 from pipeline.io import (
     COMMITS,
     commit_records,
     committed_names,
     committed_parts,
-    file_sizes,
     is_committed,
-    parquet_rows,
+    parquet_sizes,
     read_json,
     write_bytes,
     write_json,
@@ -59,7 +58,7 @@ MANIFEST = "_manifest.json"
 def run_map_part(in_path: str, out_dir: str, part: str, stage: MapStage) -> dict:
     """Process one partition with one stage (a chain of one); runs on a Dask worker. Writes
     rejected, kept, then the commit record (stats + the files written), which makes it count."""
-    return run_chain_part(in_path, part, [Step(stage, out_dir, write=True, keep=True)])[0]
+    return run_chain_part([in_path], part, [Step(stage, out_dir, write=True, keep=True)])[0]
 
 
 class Runner:
@@ -79,10 +78,13 @@ class Runner:
         storage.makedirs(self.out)
         write_bytes(self.config.to_yaml().encode(), storage.join(self.out, "config.yaml"))
         outputs = [self._run_read()]
+        # Where a run of fused map stages begins, its input's small parts are merged; with
+        # --keep-intermediate too, so that writing every stage changes no part.
+        merging = {g[0] for g in groups(stages)}
         for group in groups(stages, self.keep_intermediate):
             index = group[0] + 1  # stage folders count from 01; 00 is the read stage
             if isinstance(stages[group[0]], MapStage):
-                outputs += self._run_chain(index, [stages[i] for i in group], outputs[-1])
+                outputs += self._run_chain(index, [stages[i] for i in group], outputs[-1], group[0] in merging)
             else:
                 outputs.append(self._run_global(index, stages[group[0]], outputs[-1]))
         summary = summarize(self.config, [read_json(o.path(MANIFEST)) for o in outputs])
@@ -91,13 +93,14 @@ class Runner:
 
     # -- stages ---------------------------------------------------------------------------
 
-    def _fingerprint(self, stage: Stage, previous: str) -> str:
-        """What decides a stage's output: its params and scope, the seed, and its input's
-        fingerprint (so a change reruns every stage after it)."""
+    def _fingerprint(self, stage: Stage, previous: str, merges: bool = False) -> str:
+        """What decides a stage's output: its params and scope, the seed, its input's
+        fingerprint (so a change reruns every stage after it) and whether it merges its input's
+        parts (the part sizes are in the read stage's fingerprint)."""
         params = stage.params.model_dump(mode="json")
         scope = stage.scope.model_dump(mode="json", exclude_none=True)  # {} for most stages: old fingerprints hold
         return config_hash([__version__, stage.name, params, stage.fingerprint_extra(), self.config.seed,
-                            previous, *([scope] if scope else [])])
+                            previous, *([scope] if scope else []), *([{"merges_parts": True}] if merges else [])])
 
     def _done(self, directory: str, fingerprint: str, keep: bool = True) -> StageOutput | None:
         """The finished output in `directory` if its manifest matches `fingerprint` (and holds
@@ -109,7 +112,11 @@ class Runner:
         materialized = done.get("materialized", True)
         if done.get("fingerprint") != fingerprint or (keep and not materialized):
             return None
-        return StageOutput(directory, fingerprint, tuple(done["parts"]), _schema_of(directory, done), materialized)
+        parts = tuple(done["parts"])
+        rows, sizes = done.get("rows", {}), done.get("bytes", {})
+        return StageOutput(directory, fingerprint, parts, _schema_of(directory, done), materialized,
+                           tuple(rows[p] for p in parts) if all(p in rows for p in parts) else None,
+                           tuple(sizes[p] for p in parts) if all(p in sizes for p in parts) else None)
 
     def _prepare(self, directory: str, fingerprint: str, keep: bool = True) -> StageOutput | None:
         """Return the finished output if `directory` already holds it; otherwise make sure
@@ -151,15 +158,21 @@ class Runner:
                 self.progress, options=self.config.read, out_dir=directory, schema=schema)
         records = commit_records(directory)
         stats = _merge_stats(records)
+        sizes = {part: size for r in records.values() for part, size in r.get("sizes", {}).items()}
+        parts = committed_parts(records.values())
+        known = all(p in sizes for p in parts)  # records written before they gave sizes: read the parts
         return self._finish(directory, "read", "source", {}, fingerprint, stats, time.perf_counter() - start, {},
-                            schema, committed_parts(records.values()))
+                            schema, parts, {p: sizes[p]["rows"] for p in parts} if known else None,
+                            {p: sizes[p]["bytes"] for p in parts} if known else None)
 
-    def _run_chain(self, index: int, stages: list[MapStage], previous: StageOutput) -> list[StageOutput]:
+    def _run_chain(self, index: int, stages: list[MapStage], previous: StageOutput, merges: bool) -> list[StageOutput]:
         """Run consecutive map stages (folders `index`, `index + 1`, ...) as one task per part
-        of `previous`, writing only the last one's documents (pipeline/fuse.py)."""
+        of `previous` (per group of its small parts when `merges`), writing only the last
+        one's documents (pipeline/fuse.py)."""
         dirs = [storage.join(self.out, f"{index + j:02d}-{s.name}") for j, s in enumerate(stages)]
-        fingerprints = list(itertools.accumulate(stages, lambda fp, s: self._fingerprint(s, fp),
-                                                 initial=previous.fingerprint))[1:]
+        fingerprints = list(itertools.accumulate(
+            enumerate(stages), lambda fp, js: self._fingerprint(js[1], fp, merges and js[0] == 0),
+            initial=previous.fingerprint))[1:]
         keep = [j == len(stages) - 1 for j in range(len(stages))]
         done = [self._done(d, f, k) for d, f, k in zip(dirs, fingerprints, keep)]
         first = next((j for j, d in enumerate(done) if d is None), len(stages))  # the first stage to compute
@@ -174,7 +187,8 @@ class Runner:
             self._clean(dirs[j], fingerprints[j], keep[j])
         start = time.perf_counter()
         steps = [Step(stages[j], dirs[j], write=j >= first, keep=keep[j]) for j in range(source + 1, len(stages))]
-        self._map_chain(source_output, steps, dirs[first:])
+        # A stage of the chain written earlier (--keep-intermediate) holds the groups already.
+        self._map_chain(source_output, self._plan(source_output, merges and source < 0), steps, dirs[first:])
         records = [commit_records(d) for d in dirs[first:]]
         stats = [_merge_stats(r) for r in records]
         wall = share_wall_time(time.perf_counter() - start, [s.seconds for s in stats])
@@ -186,25 +200,38 @@ class Runner:
                                             schemas[j - source - 1], stage_records, keep[j], dirs))
         return outputs
 
-    def _map_chain(self, source: StageOutput, steps: list[Step], computed: list[str]) -> None:
-        """Run `steps` over every part of `source` that some stage in `computed` has no record of."""
+    def _plan(self, source: StageOutput, merge: bool) -> list[tuple[list[str], int]]:
+        """The chain's tasks: groups of `source`'s parts (each alone unless `merge`), with their bytes."""
+        rows, sizes = part_sizes(source)
+        if not merge:
+            return [([p], n) for p, n in zip(source.parts, sizes)]
+        read = self.config.read
+        size = dict(zip(source.parts, sizes))
+        plan = merge_plan(list(source.parts), rows, sizes, read.max_bytes_per_part, read.max_docs_per_part)
+        return [(group, sum(size[p] for p in group)) for group in plan]
+
+    def _map_chain(self, source: StageOutput, plan: list[tuple[list[str], int]], steps: list[Step],
+                   computed: list[str]) -> None:
+        """Run `steps` over every group of `source`'s parts in `plan` whose output (named after
+        its first part) some stage in `computed` has no record of."""
         committed = [committed_names(d) for d in computed]
-        todo = [p for p in source.parts if not all(p in names for names in committed)]
+        todo = [(group, n) for group, n in plan if not all(group[0] in names for names in committed)]
         name = chain_name(computed)
         replayed = [s.dir for s in steps if not s.write]
-        log(f"[{name}] started: {len(source.parts)} part(s){_resumed(source.parts, todo)}"
+        merged = f" in {len(plan)} task(s), small parts merged" if len(plan) < len(source.parts) else ""
+        log(f"[{name}] started: {len(source.parts)} part(s){merged}{_resumed(plan, todo)}"
             + (f", {len(computed)} stages in one task per part" if len(computed) > 1 else "")
             + (f"; rerunning {chain_name(replayed)} from {source.name}, not written" if replayed else ""))
-        todo = [todo[i] for i in largest_first(file_sizes(source.path(p) for p in todo))]
-        map_all(self.client, run_chain_part, [(source.path(p), p) for p in todo], name, "part", self.progress,
-                steps=steps)
+        todo = [todo[i] for i in largest_first([n for _, n in todo])]
+        map_all(self.client, run_chain_part, [([source.path(p) for p in group], group[0]) for group, _ in todo],
+                name, "part", self.progress, steps=steps)
 
     def _finish_map(self, stage: MapStage, directory: str, fingerprint: str, stats: StageStats, wall: float,
                     schema: pa.Schema, records: dict[str, dict], keep: bool, chain: list[str]) -> StageOutput:
         """A map stage's manifest: its parts and rows, or, not materialized, the rows it kept
         per input part and the stage its documents went on to."""
-        rows = {name: record["rows"] if "rows" in record else parquet_rows(storage.join(directory, name))
-                for name, record in sorted(records.items())}
+        sizes = {name: (record["rows"], record["bytes"]) if "bytes" in record
+                 else parquet_sizes(storage.join(directory, name)) for name, record in sorted(records.items())}
         extra: dict[str, Any] = {"materialized": keep}
         if not keep:
             extra["fused_into"] = storage.basename(chain[-1])
@@ -212,7 +239,8 @@ class Runner:
             extra["chain"] = [storage.basename(d) for d in chain]
         parts = committed_parts(records.values()) if keep else []
         output = self._finish(directory, stage.name, stage.kind, stage.params.model_dump(mode="json"), fingerprint,
-                              stats, wall, extra, schema, parts, rows)
+                              stats, wall, extra, schema, parts, {p: r for p, (r, _) in sizes.items()},
+                              {p: n for p, (_, n) in sizes.items()})
         return dataclasses.replace(output, materialized=keep)
 
     def _run_global(self, index: int, stage: GlobalStage, previous: StageOutput) -> StageOutput:
@@ -231,10 +259,15 @@ class Runner:
 
     def _finish(self, directory: str, name: str, kind: str, params: dict, fingerprint: str,
                 stats: StageStats, wall: float, extra: dict, schema: pa.Schema | None,
-                committed: list[str], rows: dict[str, int] | None = None) -> StageOutput:
+                committed: list[str], rows: dict[str, int] | None = None,
+                sizes: dict[str, int] | None = None) -> StageOutput:
         """Write the manifest (last: it marks the stage done) over the committed parts; `rows`
-        per part when the commit records gave them, else read from the parts."""
+        and `sizes` (bytes) per part when the commit records gave them, else read from the
+        parts' footers."""
         parts = tuple(committed)
+        if rows is None or sizes is None:
+            footers = {p: parquet_sizes(storage.join(directory, p)) for p in parts}
+            rows, sizes = {p: r for p, (r, _) in footers.items()}, {p: n for p, (_, n) in footers.items()}
         if schema is None:
             schema = storage.read_schema(storage.join(directory, parts[0])) if parts else pa.schema([])
         manifest = {
@@ -245,7 +278,8 @@ class Runner:
             "thresher_version": __version__,
             "wall_seconds": round(wall, 3),
             "parts": list(parts),
-            "rows": rows if rows is not None else {p: parquet_rows(storage.join(directory, p)) for p in parts},
+            "rows": rows,
+            "bytes": sizes,
             "stats": stats.to_dict(),
             **extra,
         }
@@ -256,7 +290,8 @@ class Runner:
             f"({manifest['wall_seconds']:.1f}s)")
         if errors := {k: v for k, v in s.rejected.items() if k.endswith(".error")}:
             log(f"[{name}] warning: documents raised errors and were set aside in rejected/: {errors}")
-        return StageOutput(directory, fingerprint, parts, schema)
+        return StageOutput(directory, fingerprint, parts, schema, rows=tuple(rows[p] for p in parts),
+                           sizes=tuple(sizes[p] for p in parts))
 
 
 def _resumed(items: list, todo: list) -> str:
@@ -287,6 +322,14 @@ def discard_uncommitted(directory: str) -> None:
         temp = storage.basename(rel).startswith(".") and ".tmp-" in rel
         if temp or (rel.startswith(_TASK_OUTPUTS) and rel not in listed):
             storage.rm(storage.join(directory, rel), recursive=False)
+
+
+def part_sizes(output: StageOutput) -> tuple[list[int], list[int]]:
+    """Rows and bytes of each of `output`'s parts: from its manifest, else the parts' footers."""
+    if output.rows is not None and output.sizes is not None:
+        return list(output.rows), list(output.sizes)
+    footers = [parquet_sizes(output.path(p)) for p in output.parts]
+    return [r for r, _ in footers], [n for _, n in footers]
 
 
 def _schema_of(directory: str, manifest: dict) -> pa.Schema:

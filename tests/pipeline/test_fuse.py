@@ -18,8 +18,9 @@ import pytest
 import yaml
 
 from pipeline.config import parse_config
-from pipeline.fuse import groups
+from pipeline.fuse import groups, merge_plan
 from pipeline.io import read_json
+from pipeline.options import ReadOptions
 from pipeline.progress import largest_first
 from pipeline.report.sources import document_files
 from pipeline.runner import Runner
@@ -83,6 +84,11 @@ def _without_timings(manifest: dict) -> dict:
     return out
 
 
+def _rows(folder: Path) -> list[dict]:
+    """The rows of a folder's `part-*.parquet` files, in part order."""
+    return [r for p in sorted(folder.glob("part-*.parquet")) for r in pq.read_table(p).to_pylist()]
+
+
 def _manifests(output: Path) -> dict[str, dict]:
     return {p.parent.name: read_json(p) for p in sorted(output.glob("*/_manifest.json"))}
 
@@ -117,7 +123,11 @@ def test_a_fused_run_writes_the_bytes_and_stats_of_an_unfused_run(client, tmp_pa
     intermediate = [f"{i:02d}-{next(iter(s))}" for i, s in enumerate(STAGES[:6], start=1)]
     assert {k.split("/")[0] for k in set(b) - set(a)} == {*intermediate, "09-min_chars"}
     assert all("/rejected/" not in k for k in set(b) - set(a))  # rejected parts are written fused too
-    assert digest_tree(tmp_path / "opted_out") == b
+    # Opting every stage out: each stage begins a run of map stages and merges small parts, so
+    # the files are cut elsewhere, around the same documents in the same order.
+    for stage in [*intermediate, "07-pii", "08-exact_dedup", "09-min_chars", "10-max_chars"]:
+        for sub in ("", "rejected"):
+            assert _rows(tmp_path / "opted_out" / stage / sub) == _rows(tmp_path / "unfused" / stage / sub), stage
     assert [s["docs_out"] for s in fused["stages"]] == [s["docs_out"] for s in unfused["stages"]]
     assert fused["stages"][5]["docs_rejected"] > 0 and fused["stages"][4]["counters"]["scope.passed_through"] > 0
 
@@ -205,3 +215,65 @@ def test_a_changed_stage_inside_a_chain_reruns_from_the_last_written_stage(clien
     mtimes = {p: p.stat().st_mtime_ns for p in out.glob("*/_manifest.json")}
     run(out, changed)
     assert {p: p.stat().st_mtime_ns for p in out.glob("*/_manifest.json")} == mtimes
+
+
+def test_a_merge_plan_groups_consecutive_parts_within_the_limits():
+    names = list("abcdefghi")
+    sizes = [10, 10, 90, 50, 60, 0, 0, 100, 5]
+    assert merge_plan(names, [1] * 9, sizes, 100, None) == [["a", "b"], ["c"], ["d"], ["e", "f", "g"], ["h"], ["i"]]
+    assert merge_plan(names, [1] * 9, sizes, 100, 2) == [["a", "b"], ["c"], ["d"], ["e", "f"], ["g", "h"], ["i"]]
+    assert merge_plan(names, [1] * 9, [500] * 9, 100, None) == [[n] for n in names]  # each over the limit: alone
+    assert merge_plan([], [], [], 100, None) == []
+    defaults = ReadOptions()
+    assert (defaults.max_bytes_per_part, defaults.max_docs_per_part) == (128 << 20, 100_000)
+    assert ReadOptions(max_bytes_per_part="64MiB", max_docs_per_part=None).max_bytes_per_part == 64 << 20
+    with pytest.raises(ValueError, match="not a size"):
+        ReadOptions(max_bytes_per_part="lots")
+
+
+def _small_files(folder: Path) -> None:
+    """12 files of one ~4,500-byte document and one of ~12,000 (too long for the first stage),
+    and one file of twelve ~4,500-byte documents."""
+    folder.mkdir()
+    sentence = "the council approved the new budget for schools and roads. "
+    for f in range(12):
+        texts = [f"file {f}: " + sentence * 75, f"file {f} appendix: " + sentence * 200]
+        (folder / f"f{f:02d}.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+    (folder / "g-big.jsonl").write_text("".join(json.dumps({"text": f"big {i}: " + sentence * 75}) + "\n"
+                                                for i in range(12)))
+
+
+def test_small_parts_are_merged_in_order_after_stages_that_shrink_the_data(client1, client2, tmp_path):
+    _small_files(tmp_path / "in")
+
+    def run(client, output: Path) -> dict:
+        config = parse_config({"output": str(output), "inputs": [{"path": str(tmp_path / "in" / "*.jsonl"),
+                                                                  "format": "jsonl", "source": "s"}],
+                               "read": {"max_bytes_per_part": 40_000, "max_docs_per_part": None},
+                               "stages": [{"max_chars": {"max_chars": 8000}}, "exact_dedup",
+                                          {"min_chars": {"min_chars": 10}}]})
+        return Runner(config, client, progress=False).run()
+
+    run(client2, tmp_path / "two")
+    out = tmp_path / "two"
+    m = _manifests(out)
+    read_parts = m["00-read"]["parts"]
+    assert len(read_parts) == 14 and [m["00-read"]["rows"][p] for p in read_parts[-2:]] == [10, 2]  # the big file
+    assert all(16_000 < m["00-read"]["bytes"][p] < 17_000 for p in read_parts[:12])
+    # max_chars: its input's parts in pairs (two files ~33,000 bytes), named after the first
+    assert m["01-max_chars"]["parts"] == [*read_parts[0:12:2], *read_parts[12:]]
+    record = read_json(out / "01-max_chars" / "_stats" / f"{read_parts[0]}.json")
+    assert record["inputs"] == read_parts[:2] and record["rows"] == 2 and record["docs_in"] == 4
+    # it kept ~27% of the bytes; after exact_dedup the next map stage merges four of its parts
+    dedup = m["02-exact_dedup"]["parts"]
+    assert m["03-min_chars"]["parts"] == [dedup[0], dedup[4], dedup[6], dedup[7]]
+    assert _rows(out / "03-min_chars") == _rows(out / "02-exact_dedup") == _rows(out / "01-max_chars")
+    assert [r["text"][:7] for r in _rows(out / "03-min_chars")[:3]] == ["file 0:", "file 1:", "file 2:"]
+    # the same parts on one worker, and after a kill that left a merged part uncommitted
+    run(client1, tmp_path / "one")
+    assert digest_tree(tmp_path / "one") == digest_tree(out)
+    (out / "03-min_chars" / "_manifest.json").unlink()
+    (out / "03-min_chars" / "_stats" / f"{dedup[4]}.json").unlink()
+    (out / "03-min_chars" / dedup[4]).write_bytes(b"half a part")
+    run(client1, out)
+    assert digest_tree(tmp_path / "one") == digest_tree(out)

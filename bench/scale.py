@@ -10,6 +10,8 @@ Run: the real runner on a LocalCluster of 2 worker processes, read -> bench_scor
 -> lsh_buckets -> duplicate_clusters -> remove_duplicates -> select (keep_top 0.9) -> mix
 (51/49) -> tokenize. Each size runs in a fresh process, so its peaks are its own.
 
+Parts are the config's defaults (`read.max_bytes_per_part`, 128 MiB of text; the map stage
+merges small ones); before parts were sized by bytes the config read 2,000 documents a part.
 Printed per stage: wall time, documents in and docs/s, tasks the scheduler ran, the client
 process's peak RSS (client and scheduler share it on a LocalCluster) and the largest worker
 process's peak RSS (psutil, sampled every 0.1 s). Then per size: the whole run's peaks, and the
@@ -53,7 +55,6 @@ seed: 0
 inputs:
   - {{path: {data}/fin-*.jsonl, format: jsonl, source: fin_news, domain: financial}}
   - {{path: {data}/web-*.jsonl, format: jsonl, source: web, domain: general}}
-read: {{max_docs_per_part: 2000}}
 stages:
   - bench_score: {{}}
   - exact_dedup: {{}}

@@ -29,6 +29,7 @@ import os
 import shutil
 
 import dask.dataframe as dd
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -117,13 +118,33 @@ def fresh(directory: str) -> str:
 
 # -- minhash_signatures ---------------------------------------------------------------------
 
+# Texts shingled at a time: the word-span arrays take ~15 bytes per byte of text, so a whole
+# 128 MiB part at once took a 2.5 GB worker (bench/scale.py).
+SHINGLE_CHUNK_BYTES = 16 << 20
+
+
+def part_signatures(texts: pa.ChunkedArray, params: MinHashParams) -> tuple[np.ndarray, np.ndarray]:
+    """Signatures and shingle counts of `texts`, ~SHINGLE_CHUNK_BYTES of text at a time (a
+    document's signature depends on its text only, so the chunks change no bit)."""
+    hasher = get_hasher(params.num_perm, params.seed, params.scheme)
+    ends = np.cumsum(pc.fill_null(pc.binary_length(texts), 0).to_numpy(zero_copy_only=False))
+    signatures, counts, start = [np.zeros((0, params.num_perm), np.uint32)], [np.zeros(0, np.int64)], 0
+    while start < len(texts):
+        done = ends[start - 1] if start else 0
+        stop = max(start + 1, int(np.searchsorted(ends, done + SHINGLE_CHUNK_BYTES, side="right")))
+        hashes, n = document_shingle_hashes(texts.slice(start, stop - start).combine_chunks(), params)
+        signatures.append(hasher.signatures(hashes, n))
+        counts.append(n)
+        start = stop
+    return np.concatenate(signatures), np.concatenate(counts)
+
+
 def signature_part(item: tuple[int, str], in_dir: str, out_dir: str, params: MinHashParams) -> dict:
     """Write the signatures of one part, then its commit record (stats and the file: the part
     is done). On a worker."""
     part_index, part = item
     table = storage.read_table(storage.join(in_dir, part))
-    hashes, counts = document_shingle_hashes(table["text"], params)
-    signatures = get_hasher(params.num_perm, params.seed, params.scheme).signatures(hashes, counts)
+    signatures, counts = part_signatures(table["text"], params)
     info = pa.Table.from_pandas(rank_frame(table, part_index).astype(DOCINFO_META.dtypes.to_dict()),
                                 preserve_index=False)
     info = info.append_column("shingles", pa.array(counts, pa.int32()))

@@ -1,7 +1,7 @@
 """The `thresher` command line.
 
     thresher run CONFIG.yaml [--output DIR] [--scheduler ADDRESS | --cluster KIND] [--workers N] [--dry-run]
-                 [--sample N] [--remove-stale]
+                 [--sample N] [--remove-stale] [--keep-intermediate]
     thresher demo [--output DIR]
     thresher list
 
@@ -30,6 +30,8 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                    "instead of a local cluster; OUTPUT must be on a file system every worker sees")
     p.add_argument("--workers", type=int, metavar="N", help="local worker processes (default: CPU count)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--keep-intermediate", action="store_true", help="write every map stage's kept documents "
+                   "(by default consecutive map stages run fused and only the last of them writes its documents)")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -48,7 +50,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(config.to_yaml(), end="")
         return 0
     with open_client(args.scheduler, args.workers, config.cluster) as client:
-        summary = Runner(config, client, progress=not args.no_progress, remove_stale=args.remove_stale).run()
+        summary = Runner(config, client, progress=not args.no_progress, remove_stale=args.remove_stale,
+                         keep_intermediate=args.keep_intermediate).run()
     print_summary(summary)
     return 0
 
@@ -77,7 +80,8 @@ def _check_workers(args: argparse.Namespace, config: RunConfig) -> None:
 def cmd_demo(args: argparse.Namespace) -> int:
     from pipeline.demo import run_demo
 
-    return run_demo(args.output, workers=args.workers, progress=not args.no_progress, scheduler=args.scheduler)
+    return run_demo(args.output, workers=args.workers, progress=not args.no_progress, scheduler=args.scheduler,
+                    keep_intermediate=args.keep_intermediate)
 
 
 def cmd_list(args: argparse.Namespace) -> int:

@@ -40,15 +40,16 @@ import re
 import shutil
 import statistics
 import time
+from collections import Counter
 
 import pyarrow.parquet as pq
+
+from tests.dedup.unit_labels import DATASETS, LABELS, Gold, gold_texts, tally
 
 DATA = REPO.parent / "shared" / "data"
 CACHE = REPO / ".bench" / "units"
 STAGES = {"paragraph_dedup": r"\n{2,}", "line_dedup": r"\n"}
 JOINERS = {"paragraph_dedup": "\n\n", "line_dedup": "\n"}
-WORD = re.compile(r"\w+")
-GOLD_MARKER = re.compile(r"^\s*<(p|h|l)>\s*", re.IGNORECASE | re.MULTILINE)
 
 
 # -- data -------------------------------------------------------------------------------------
@@ -74,29 +75,11 @@ def throughput_corpus(quick: bool) -> Path:
     return path
 
 
-def _gold_text(raw: bytes) -> str:
-    return raw.decode("utf-16") if raw[:2] in (b"\xff\xfe", b"\xfe\xff") else raw.decode("utf-8", "replace")
-
-
 def html_pages() -> dict[str, list[tuple[bytes, str]]]:
     """(page bytes, gold main text) per dataset."""
-    cleaneval, dragnet = DATA / "extraction_cleaneval", DATA / "extraction_dragnet"
-    zyte = DATA / "article_extraction_scrapinghub"
-    truth = json.loads((zyte / "ground-truth.json").read_text())
-
-    def gold(folder: Path, page: Path) -> str:
-        text = _gold_text(gzip.decompress((folder / "gold" / page.name.replace(".html.gz", ".txt.gz")).read_bytes()))
-        return GOLD_MARKER.sub("", text.split("\n", 1)[-1] if text.startswith("URL:") else text)
-
-    return {
-        "cleaneval": [(gzip.decompress(p.read_bytes()), gold(cleaneval, p))
-                      for p in sorted((cleaneval / "html").glob("*.html.gz"))],
-        "dragnet": [(gzip.decompress(p.read_bytes()), gold(dragnet, p))
-                    for p in sorted((dragnet / "html").glob("*.html.gz"))
-                    if (dragnet / "gold" / p.name.replace(".html.gz", ".txt.gz")).exists()],
-        "zyte": [(gzip.decompress(p.read_bytes()), truth[p.name.split(".")[0]]["articleBody"])
-                 for p in sorted((zyte / "html").glob("*.html.gz"))],
-    }
+    return {name: [(gzip.decompress((DATA / folder / "html" / page).read_bytes()), gold)
+                   for page, gold in sorted(gold_texts(DATA, name).items())]
+            for name, folder in DATASETS.items()}
 
 
 def page_views(raw: bytes) -> tuple[str, str]:
@@ -192,57 +175,16 @@ def throughput(client, runs: int, quick: bool) -> None:
 
 # -- quality ----------------------------------------------------------------------------------
 
-def words(text: str) -> list[str]:
-    return WORD.findall(text.lower())
-
-
-class Gold:
-    """A page's gold main text, labelling units as ../shared/data/quality_lines_cleaneval_derived
-    labels lines: 3+ words are main text when >= 60% of their word trigrams occur in the gold text;
-    1-2 words when they occur in it (that set's neighbouring-line condition left out)."""
-
-    def __init__(self, text: str):
-        tokens = words(text)
-        self.padded = f" {' '.join(tokens)} "
-        self.trigrams = {tuple(tokens[i:i + 3]) for i in range(len(tokens) - 2)}
-
-    def label(self, unit: str) -> str:
-        tokens = words(unit)
-        if len(tokens) >= 3:
-            grams = [tuple(tokens[i:i + 3]) for i in range(len(tokens) - 2)]
-            main = sum(g in self.trigrams for g in grams) >= 0.6 * len(grams)
-        else:
-            main = f" {' '.join(tokens)} " in self.padded
-        return "main" if main else "boilerplate"
-
-
-def removed_units(before: str, after: str, stage: str) -> list[str]:
-    """The units of `before` that the stage removed (its output keeps the others, in order)."""
-    kept = [u.strip() for u in re.split(STAGES[stage], after)]
-    out, k = [], 0
-    for unit in re.split(STAGES[stage], before):
-        if k < len(kept) and unit.strip() == kept[k]:
-            k += 1
-        elif unit.strip():
-            out.append(unit)
-    return out
-
-
-def shares(docs: list[tuple[str, list]], output: list[str], stage: str) -> str:
+def shares(docs: list[tuple[str, list | Gold]], output: list[str], stage: str) -> str:
     """`docs`: (text, one label per unit or a Gold); the removed and total characters by label."""
-    total, removed = {"main": 0, "boilerplate": 0}, {"main": 0, "boilerplate": 0}
+    counts = Counter()
     for (text, labels), after in zip(docs, output):
         units = re.split(STAGES[stage], text)
-        label_of = dict(zip(units, labels)) if isinstance(labels, list) else None
-        for unit in units:
-            if words(unit):
-                total[label_of[unit] if label_of else labels.label(unit)] += len(unit)
-        for unit in removed_units(text, after, stage):
-            if words(unit):
-                removed[label_of[unit] if label_of else labels.label(unit)] += len(unit)
-    share = {k: removed[k] / max(total[k], 1) for k in total}
-    return (f"boilerplate removed {share['boilerplate']:6.1%} of {total['boilerplate']:>9,} chars | "
-            f"main text lost {share['main']:6.2%} of {total['main']:>9,} chars")
+        label = labels.label if isinstance(labels, Gold) else dict(zip(units, labels)).__getitem__
+        counts += tally(text, after, label, STAGES[stage])
+    share = {k: counts["removed_chars", k] / max(counts["chars", k], 1) for k in LABELS}
+    return (f"boilerplate removed {share['boilerplate']:6.1%} of {counts['chars', 'boilerplate']:>9,} chars | "
+            f"main text lost {share['main']:6.2%} of {counts['chars', 'main']:>9,} chars")
 
 
 def quality(client) -> None:

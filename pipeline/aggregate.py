@@ -19,7 +19,7 @@ from typing import Any
 
 from distributed import wait
 
-from pipeline.progress import Progress, largest_first, wait_all, window_size
+from pipeline.progress import Progress, largest_first, shipped, wait_all, window_size
 
 FANIN = 16
 
@@ -31,6 +31,7 @@ def map_reduce(ctx, fn: Callable, items: list, combine: Callable, desc: str,
     if not items:
         return None
     client, window = ctx.client, window_size(ctx.client)
+    kwargs = shipped(client, kwargs)
     roots: list = []
     with client.as_current(), Progress(len(items), f"{ctx.name}:{desc}", "part", ctx.progress) as bar:
         for start in range(0, len(items), window):

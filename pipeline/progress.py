@@ -14,6 +14,7 @@ from __future__ import annotations
 import sys
 import time
 
+from dask.sizeof import sizeof
 from distributed import wait
 from tqdm import tqdm
 
@@ -23,6 +24,11 @@ POLL_SECONDS = 0.5  # how often a map's progress bar is brought up to date
 # ~45-90 KB while it is known, so a map over 10^6 parts submitted at once would take tens of GB.
 WINDOW_PER_THREAD = 8
 MIN_WINDOW = 256
+# Dask's `map` puts a keyword argument larger than this into the graph as a data task keyed by
+# the keyword's *name*: two maps (or two windows of one) passing a large `parts=` collide on the
+# key "parts" while the first is still held, and the scheduler fails the tasks with
+# AssertionError(<TaskState 'parts' processing>). `shipped` scatters such values once instead.
+DASK_INLINE_LIMIT = 100_000
 LOG_EVERY_SECONDS = 60.0  # progress lines in a log file (stderr not a terminal)
 
 
@@ -35,6 +41,12 @@ def largest_first(cost: list[float]) -> list[int]:
     order, so the last tasks are the shortest and no worker waits long at the end for
     another's big one (LPT scheduling)."""
     return sorted(range(len(cost)), key=lambda i: (-cost[i], i))
+
+
+def shipped(client, kwargs: dict) -> dict:
+    """`kwargs` for `client.map`, each value over Dask's inline limit scattered once under a
+    unique key (a future the tasks receive as the value)."""
+    return {k: client.scatter([v], hash=False)[0] if sizeof(v) > DASK_INLINE_LIMIT else v for k, v in kwargs.items()}
 
 
 def window_size(client) -> int:
@@ -51,6 +63,7 @@ def map_all(client, fn, rows: list[tuple], desc: str, unit: str, progress: bool,
     rows. Finished results are fetched in one gather per poll and their futures released; a
     task's exception is re-raised here within a poll."""
     window = window or window_size(client)
+    kwargs = shipped(client, kwargs) if rows else kwargs
     results: list = [None] * len(rows)
     pending: dict = {}  # future -> row position, in submission order
     submitted = 0

@@ -73,3 +73,22 @@ def test_map_reduce_gives_one_tree_result_for_any_window(client, monkeypatch, wi
     assert list(merged["keys"]) == ["k0", "k1", "k2", "k3", "k4"]
     assert merged["keys"]["k0"] == sum(x for x in items if x % 5 == 0)
     assert map_reduce(ctx, _summary, [], _combine, "count") is None
+
+
+def _count(x: int, big: list) -> int:
+    return x + len(big)
+
+
+def test_a_large_keyword_argument_is_shipped_once_for_every_window(client, monkeypatch):
+    """Dask's map keys a keyword argument over 100 kB by the keyword's name; without `shipped`
+    the second window's "big" collides with the first's in the scheduler."""
+    big = list(range(50_000))
+    assert map_all(client, _count, [(x,) for x in range(9)], "test", "task", False, window=2, big=big) == \
+        [x + 50_000 for x in range(9)]
+    monkeypatch.setattr(aggregate, "window_size", lambda c: 2)
+    ctx = SimpleNamespace(client=client, name="test", progress=False)
+    assert map_reduce(ctx, _count, list(range(9)), _sum, "count", big=big) == sum(range(9)) + 9 * 50_000
+
+
+def _sum(*values: int) -> int:
+    return sum(values)

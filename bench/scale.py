@@ -78,8 +78,11 @@ def vocabulary(rng: np.random.Generator, size: int = 20_000) -> np.ndarray:
     return np.array(["".join(rng.choice(letters, n, p=p / p.sum())) for n in lengths])
 
 
-def make_text(rng: np.random.Generator, words: np.ndarray) -> str:
-    n_bytes = min(rng.lognormal(np.log(3000), 0.7), 200_000)
+MEDIAN_BYTES = 3000  # --median-bytes: a document's typical length
+
+
+def make_text(rng: np.random.Generator, words: np.ndarray, median: int = MEDIAN_BYTES) -> str:
+    n_bytes = min(rng.lognormal(np.log(median), 0.7), 200_000)
     picks = words[np.minimum(rng.zipf(1.3, max(8, int(n_bytes / 6))), len(words)) - 1]
     sentences = np.array_split(picks, max(1, len(picks) // 14))
     return " ".join(" ".join(s).capitalize() + "." for s in sentences)
@@ -92,9 +95,9 @@ def near_copy(rng: np.random.Generator, text: str, words: np.ndarray) -> str:
     return " ".join(tokens)
 
 
-def generate(n_docs: int) -> Path:
-    """JSONL files of `n_docs` documents (cached)."""
-    folder = CACHE / str(n_docs)
+def generate(n_docs: int, median: int = MEDIAN_BYTES) -> Path:
+    """JSONL files of `n_docs` documents of `median` bytes typically (cached)."""
+    folder = CACHE / (str(n_docs) if median == MEDIAN_BYTES else f"{n_docs}-{median}b")
     if (folder / "_done").exists():
         return folder
     shutil.rmtree(folder, ignore_errors=True)
@@ -111,7 +114,7 @@ def generate(n_docs: int) -> Path:
         elif recent and kind < 0.06:
             text = near_copy(rng, recent[rng.integers(len(recent))], words)
         else:
-            text = make_text(rng, words)
+            text = make_text(rng, words, median)
         recent = (recent + [text])[-2000:] if i % 7 == 0 else recent
         name = "fin" if rng.random() < 0.3 else "web"
         index = counts[name] // DOCS_PER_FILE
@@ -192,7 +195,7 @@ def tasks_done(client) -> int:
     return client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.plugins["bench-task-count"].n)
 
 
-def measure(n_docs: int, workers: int) -> dict:
+def measure(n_docs: int, workers: int, median: int = MEDIAN_BYTES) -> dict:
     """Run the pipeline once on `n_docs` documents in this process; per-stage numbers."""
     from distributed.diagnostics.plugin import SchedulerPlugin
 
@@ -212,7 +215,7 @@ def measure(n_docs: int, workers: int) -> dict:
                 self.n += 1
 
     register_score_stage()
-    data, model = generate(n_docs), tokenizer_model()
+    data, model = generate(n_docs, median), tokenizer_model()
     out = CACHE / f"run-{n_docs}-{os.getpid()}"  # concurrent runs (other code) must not share it
     shutil.rmtree(out, ignore_errors=True)
     config = parse_config(__import__("yaml").safe_load(CONFIG.format(out=out, data=data, model=model)))
@@ -268,16 +271,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--docs", type=int, nargs="+", default=[100_000])
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--median-bytes", type=int, default=MEDIAN_BYTES,
+                        help="typical document length (lognormal median); shorter documents measure the "
+                             "client's memory at many documents in less time, not realistic worker loads")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # internal: one size, JSON out
     args = parser.parse_args()
     if args.one:
-        print("RESULT " + json.dumps(measure(args.one, args.workers)))
+        print("RESULT " + json.dumps(measure(args.one, args.workers, args.median_bytes)))
         return
     tokenizer_model()
     results = []
     for n in args.docs:
-        generate(n)
-        done = subprocess.run([sys.executable, __file__, "--one", str(n), "--workers", str(args.workers)],
+        generate(n, args.median_bytes)
+        done = subprocess.run([sys.executable, __file__, "--one", str(n), "--workers", str(args.workers),
+                               "--median-bytes", str(args.median_bytes)],
                               capture_output=True, text=True)
         if done.returncode:
             sys.exit(f"the run at {n:,} documents failed (status {done.returncode}):\n{done.stderr[-4000:]}")

@@ -195,7 +195,7 @@ def tasks_done(client) -> int:
     return client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.plugins["bench-task-count"].n)
 
 
-def measure(n_docs: int, workers: int, median: int = MEDIAN_BYTES) -> dict:
+def measure(n_docs: int, workers: int, median: int = MEDIAN_BYTES, docs_per_part: int | None = None) -> dict:
     """Run the pipeline once on `n_docs` documents in this process; per-stage numbers."""
     from distributed.diagnostics.plugin import SchedulerPlugin
 
@@ -218,7 +218,10 @@ def measure(n_docs: int, workers: int, median: int = MEDIAN_BYTES) -> dict:
     data, model = generate(n_docs, median), tokenizer_model()
     out = CACHE / f"run-{n_docs}-{os.getpid()}"  # concurrent runs (other code) must not share it
     shutil.rmtree(out, ignore_errors=True)
-    config = parse_config(__import__("yaml").safe_load(CONFIG.format(out=out, data=data, model=model)))
+    raw = __import__("yaml").safe_load(CONFIG.format(out=out, data=data, model=model))
+    if docs_per_part:  # many small parts: what a map costs the client per part
+        raw["read"] = {"max_docs_per_part": docs_per_part}
+    config = parse_config(raw)
     sampler = Sampler()
     stages: list[dict] = []
     with cluster.open_client(workers=workers) as client:
@@ -274,17 +277,19 @@ def main() -> None:
     parser.add_argument("--median-bytes", type=int, default=MEDIAN_BYTES,
                         help="typical document length (lognormal median); shorter documents measure the "
                              "client's memory at many documents in less time, not realistic worker loads")
+    parser.add_argument("--max-docs-per-part", type=int, help="read.max_docs_per_part (default: thresher's)")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # internal: one size, JSON out
     args = parser.parse_args()
     if args.one:
-        print("RESULT " + json.dumps(measure(args.one, args.workers, args.median_bytes)))
+        print("RESULT " + json.dumps(measure(args.one, args.workers, args.median_bytes, args.max_docs_per_part)))
         return
     tokenizer_model()
     results = []
     for n in args.docs:
         generate(n, args.median_bytes)
+        parts = ["--max-docs-per-part", str(args.max_docs_per_part)] if args.max_docs_per_part else []
         done = subprocess.run([sys.executable, __file__, "--one", str(n), "--workers", str(args.workers),
-                               "--median-bytes", str(args.median_bytes)],
+                               "--median-bytes", str(args.median_bytes), *parts],
                               capture_output=True, text=True)
         if done.returncode:
             sys.exit(f"the run at {n:,} documents failed (status {done.returncode}):\n{done.stderr[-4000:]}")

@@ -7,29 +7,35 @@ parts' texts into units (paragraphs: text between blank lines; lines: text betwe
 normalises them like `exact_dedup` (case and whitespace by default) and hashes them (64-bit
 BLAKE2b); the hashes are shuffled on Dask so equal units meet, and the first occurrence in corpus
 order (input part, row, position in the text) is kept, every later one removed, within a document
-as well as across documents. Each part is then rewritten with the remaining units joined by a
-blank line (a newline for lines); a document that lost units carries
-`metadata.<stage> = {units, units_removed}`, and one left shorter than `min_chars_after_dedup`
-goes to `rejected/` with reason `<stage>.too_short_after_dedup`. Documents that lost nothing are
-written unchanged. Units that are blank, or empty once normalised, are never removed.
+as well as across documents (`repeats: all`, the default). With `repeats: across_documents` a
+unit is removed only from the documents after the one that holds its first occurrence: that
+document keeps every occurrence, its own repeats too (table cells, a speaker's name in a
+transcript, a heading repeated down the page), and a later document loses all of its occurrences.
+Boilerplate (navigation, cookie banners, footers) is what repeats across pages, while on extracted
+pages most of the main-text lines that `all` removes repeat within their own page (README). Each
+part is then rewritten with the remaining units joined by a blank line (a newline for lines); a
+document that lost units carries `metadata.<stage> = {units, units_removed}`, and one left
+shorter than `min_chars_after_dedup` goes to `rejected/` with reason
+`<stage>.too_short_after_dedup`. Documents that lost nothing are written unchanged. Units that
+are blank, or empty once normalised, are never removed.
 
     stages:
       - paragraph_dedup: {min_chars_after_dedup: 100}
-      - line_dedup: {normalization: {strip_punctuation: true}}
+      - line_dedup: {normalization: {strip_punctuation: true}, repeats: across_documents}
 """
 
 from __future__ import annotations
 
 import json
 import re
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import dask.dataframe as dd
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from pydantic import Field
+from pydantic import Field, model_serializer
 
 from dedup.decide import (
     add_into,
@@ -75,12 +81,18 @@ def unit_frame(batch: list[tuple[int, str]], in_dir: str, splitter: str, norm: N
     return pd.concat(frames, ignore_index=True) if frames else UNIT_META.copy()
 
 
-def later_occurrences(df: pd.DataFrame) -> pd.DataFrame:
-    """Every unit whose hash occurred earlier in corpus order (part, row, position)."""
+def later_occurrences(df: pd.DataFrame, repeats: str = "all") -> pd.DataFrame:
+    """The units to remove among those of a shuffle partition (every occurrence of a hash in the
+    same partition), in corpus order (part, row, position): with `repeats="all"` every occurrence
+    after the first; with `"across_documents"` every occurrence outside the document (node) that
+    holds the first."""
     df = df.sort_values(["group", "node", "unit"], kind="mergesort")
-    later = df[df["group"].duplicated(keep="first")]
-    return pd.DataFrame({"node": later["node"].to_numpy(), "unit": later["unit"].to_numpy(),
-                         "part": later["node"].to_numpy() >> np.int64(32)}).astype(REMOVED_META.dtypes.to_dict())
+    groups, nodes = df["group"].to_numpy(), df["node"].to_numpy()
+    first = np.ones(len(df), dtype=bool)
+    first[1:] = groups[1:] != groups[:-1]  # the first occurrence of each hash
+    later = ~first if repeats == "all" else nodes != nodes[first][np.cumsum(first) - 1]
+    return pd.DataFrame({"node": nodes[later], "unit": df["unit"].to_numpy()[later],
+                         "part": nodes[later] >> np.int64(32)}).astype(REMOVED_META.dtypes.to_dict())
 
 
 def write_removals(df: pd.DataFrame, parts: tuple[str, ...], out_dir: str) -> pd.DataFrame:
@@ -135,6 +147,17 @@ class UnitDedupParams(StageParams):
     normalization: Normalization = Normalization()
     min_chars_after_dedup: int = Field(
         100, ge=0, description="a document left with fewer characters after the removals is rejected")
+    repeats: Literal["all", "across_documents"] = Field(
+        "all", description="which repeats are removed: all (every occurrence after the first, within a document "
+        "too) or across_documents (only those in later documents; the first one's document keeps its own repeats)")
+
+    @model_serializer(mode="wrap")
+    def _without_default_repeats(self, handler):
+        # Left out at its default, so the fingerprints of runs from before `repeats` stay what they were.
+        data = handler(self)
+        if isinstance(data, dict) and data.get("repeats") == "all":
+            data.pop("repeats")
+        return data
 
 
 class UnitDedup(GlobalStage):
@@ -166,7 +189,7 @@ class UnitDedup(GlobalStage):
             return {"units": 0, "units_removed": 0}
         n = n_partitions(units)
         removed = frame.shuffle(on="group", npartitions=n, shuffle_method=shuffle_method(n))
-        removed = removed.map_partitions(later_occurrences, meta=REMOVED_META)
+        removed = removed.map_partitions(later_occurrences, self.params.repeats, meta=REMOVED_META)
         removed = removed.shuffle(on="part", npartitions=n, shuffle_method=shuffle_method(n))
         written = removed.map_partitions(write_removals, ctx.input.parts, str(out_dir), meta=COUNT_META)
         return {"units": units, "units_removed": int(ctx.client.compute(written["removed"].sum()).result())}

@@ -13,7 +13,8 @@ of its dataset: `page`, all visible text (html-text with layout: blocks between 
 a pipeline without main-text extraction dedups; and `extracted`, trafilatura's main text (what
 the `extract` stage keeps; one paragraph per line). A unit counts as main text when its words
 (lower-cased \\w+) occur in the page's gold text, else as boilerplate. Printed per dataset, view
-and stage: the share of boilerplate characters removed and of main-text characters lost
+and stage, line_dedup with `repeats: all` and with `repeats: across_documents` (a page keeps its
+own repeats): the share of boilerplate characters removed and of main-text characters lost
 (min_chars_after_dedup: 0, so no document is dropped whole). Pages are parsed once into
 .bench/units/.
 
@@ -50,6 +51,7 @@ DATA = REPO.parent / "shared" / "data"
 CACHE = REPO / ".bench" / "units"
 STAGES = {"paragraph_dedup": r"\n{2,}", "line_dedup": r"\n"}
 JOINERS = {"paragraph_dedup": "\n\n", "line_dedup": "\n"}
+REPEATS = ("all", "across_documents")  # line_dedup's two modes in the quality part
 
 
 # -- data -------------------------------------------------------------------------------------
@@ -117,7 +119,7 @@ def quality_data() -> Path:
 
 # -- running a stage --------------------------------------------------------------------------
 
-def stage_run(client, corpus: Path, out: Path, stage: str) -> tuple[float, list[str]]:
+def stage_run(client, corpus: Path, out: Path, stage: str, repeats: str = "all") -> tuple[float, list[str]]:
     """(the stage's wall seconds, output texts in input order); the read stage is reused."""
     from pipeline.config import parse_config
     from pipeline.runner import Runner
@@ -125,7 +127,7 @@ def stage_run(client, corpus: Path, out: Path, stage: str) -> tuple[float, list[
     shutil.rmtree(out / f"01-{stage}", ignore_errors=True)
     config = parse_config({"output": str(out), "inputs": [{"path": str(corpus), "format": "jsonl", "source": "b"}],
                            "read": {"max_docs_per_part": 2000},
-                           "stages": [{stage: {"min_chars_after_dedup": 0}}]})
+                           "stages": [{stage: {"min_chars_after_dedup": 0, "repeats": repeats}}]})
     Runner(config, client, progress=False).run()
     folder = out / f"01-{stage}"
     seconds = json.loads((folder / "_manifest.json").read_text())["wall_seconds"]
@@ -193,17 +195,23 @@ def quality(client) -> None:
     labelled = read_jsonl(DATA / "quality_lines_cleaneval_derived" / "lines_labeled.jsonl.gz")
     path = CACHE / "pages" / "cleaneval-labelled-lines.jsonl"
     path.write_text("".join(json.dumps({"text": "\n".join(p["lines"])}) + "\n" for p in labelled))
-    _, output = stage_run(client, path, CACHE / "out-pages" / path.stem, "line_dedup")
     docs = [("\n".join(p["lines"]), ["main" if x else "boilerplate" for x in p["labels"]]) for p in labelled]
-    print(f"  {'cleaneval-lines (labels of quality_lines_cleaneval_derived)':<44} line_dedup       "
-          f"{shares(docs, output, 'line_dedup')}", flush=True)
+    for repeats in REPEATS:
+        _, output = stage_run(client, path, CACHE / "out-pages" / path.stem, "line_dedup", repeats)
+        print(f"  {'cleaneval-lines (labels of quality_lines_cleaneval_derived)':<44} "
+              f"{variant('line_dedup', repeats):<18} {shares(docs, output, 'line_dedup')}", flush=True)
     for data in sorted(root.glob("*-page.jsonl")) + sorted(root.glob("*-extracted.jsonl")):
         docs = [(d["text"], Gold(d["gold"])) for d in map(json.loads, data.open())]
         # trafilatura's main text has one paragraph per line and no blank lines: paragraph_dedup
         # would compare whole documents there.
         for stage in STAGES if data.stem.endswith("-page") else ("line_dedup",):
-            _, output = stage_run(client, data, CACHE / "out-pages" / data.stem, stage)
-            print(f"  {data.stem:<44} {stage:<16} {shares(docs, output, stage)}", flush=True)
+            for repeats in REPEATS if stage == "line_dedup" else ("all",):
+                _, output = stage_run(client, data, CACHE / "out-pages" / data.stem, stage, repeats)
+                print(f"  {data.stem:<44} {variant(stage, repeats):<18} {shares(docs, output, stage)}", flush=True)
+
+
+def variant(stage: str, repeats: str) -> str:
+    return stage if repeats == "all" else f"{stage} across"
 
 
 def main() -> None:

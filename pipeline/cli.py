@@ -1,12 +1,15 @@
 """The `thresher` command line.
 
     thresher run CONFIG.yaml [--output DIR] [--scheduler ADDRESS | --cluster KIND] [--workers N] [--dry-run]
+                             [--no-guards]
     thresher demo [--output DIR]
     thresher list
 
-Bad configuration exits with status 2 and one line naming the key (set THRESHER_DEBUG=1 for
-the traceback); `--help` works on every command. Other packages add commands through
-`add_commands(subparsers)` in the modules named by `COMMAND_MODULES`.
+Bad configuration (a key, an input path, the output path, the stage order) exits with status 2
+and one line naming the key, before any stage runs; a failed guard (pipeline/guards.py) exits
+with status 3 and one line once the stages it concerns have run; Ctrl-C exits with status 130
+and one line. Set THRESHER_DEBUG=1 for the traceback. `--help` works on every command. Other
+packages add commands through `add_commands(subparsers)` in the modules named by `COMMAND_MODULES`.
 """
 
 from __future__ import annotations
@@ -21,7 +24,9 @@ from collections.abc import Callable
 from pydantic import ValidationError
 
 from pipeline.config import RunConfig, load_config
+from pipeline.guards import GuardFailed
 from pipeline.options import CLUSTER_KINDS, ClusterError, ConfigError
+from pipeline.preflight import check_paths
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
@@ -29,6 +34,8 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                    "instead of a local cluster; OUTPUT must be on a file system every worker sees")
     p.add_argument("--workers", type=int, metavar="N", help="local worker processes (default: CPU count)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--no-guards", action="store_true", help="exit 0 even when a source, an input or a mix "
+                   "domain loses its documents (the config's guards: section; for exploring)")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -41,11 +48,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = load_config(args.config, output=args.output, cluster=args.cluster)
     config.build_stages()
     _check_workers(args, config)
+    check_paths(config)
     if args.dry_run:
         print(config.to_yaml(), end="")
         return 0
-    with open_client(args.scheduler, args.workers, config.cluster) as client:
-        summary = Runner(config, client, progress=not args.no_progress).run()
+    try:
+        with open_client(args.scheduler, args.workers, config.cluster) as client:
+            summary = Runner(config, client, progress=not args.no_progress, guards=not args.no_guards).run()
+    except GuardFailed as failed:
+        if failed.summary is not None:  # every stage ran: the receipt, then the one line
+            print_summary(failed.summary)
+        raise
     print_summary(summary)
     return 0
 
@@ -61,7 +74,8 @@ def _check_workers(args: argparse.Namespace, config: RunConfig) -> None:
 def cmd_demo(args: argparse.Namespace) -> int:
     from pipeline.demo import run_demo
 
-    return run_demo(args.output, workers=args.workers, progress=not args.no_progress, scheduler=args.scheduler)
+    return run_demo(args.output, workers=args.workers, progress=not args.no_progress, scheduler=args.scheduler,
+                    guards=not args.no_guards)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -125,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(error, 2)
     except ClusterError as error:
         return _fail(error, 1)
+    except GuardFailed as error:
+        return _fail(error, 3)
     except KeyboardInterrupt:
         print("thresher: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130

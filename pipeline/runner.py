@@ -11,7 +11,8 @@ stats and the files it wrote); a global stage declares its parts (`GlobalContext
 part files. Inside an unfinished stage a rerun first deletes every part or rejected file that
 no record lists (what a killed task left), then skips committed tasks, so a killed run resumes
 and produces the same bytes. A stage whose params changed is recomputed from scratch, and so is
-everything after it.
+everything after it. Before each stage and at the end, the run's guards (`pipeline.guards`) read
+the manifests so far and stop a run that lost an input or a source (`GuardFailed`).
 
     with open_client(workers=2) as client:          # pipeline/cluster.py
         Runner(load_config("configs/demo.yaml"), client).run()
@@ -30,6 +31,7 @@ from distributed import Client
 from pipeline import __version__, storage
 from pipeline.config import RunConfig, config_hash
 from pipeline.context import GlobalContext, StageOutput
+from pipeline.guards import Guards, count_rejected, count_rejected_files, format_sources, source_losses
 from pipeline.io import (
     COMMITS,
     commit,
@@ -43,8 +45,9 @@ from pipeline.io import (
     write_json,
     write_parquet,
 )
+from pipeline.preflight import check_output
 from pipeline.progress import largest_first, log, wait_all
-from pipeline.read import read_schema, run_read_task
+from pipeline.read import input_summary, read_schema, run_read_task
 from pipeline.readers import list_tasks, static_prefix
 from pipeline.stage import GlobalStage, MapStage, Stage
 from pipeline.stats import StageStats
@@ -55,6 +58,7 @@ def run_map_part(in_path: str, out_dir: str, part: str, stage: MapStage) -> dict
     record (stats + the files written), which makes the part count."""
     table = storage.read_table(in_path)
     result = stage.run_part(table)
+    result.stats.rejected_by_source.update(count_rejected(result.rejected))
     files = [part]
     if result.rejected.num_rows:
         write_parquet(result.rejected, storage.join(out_dir, "rejected", part))
@@ -66,11 +70,12 @@ def run_map_part(in_path: str, out_dir: str, part: str, stage: MapStage) -> dict
 
 
 class Runner:
-    def __init__(self, config: RunConfig, client: Client, progress: bool = True):
+    def __init__(self, config: RunConfig, client: Client, progress: bool = True, guards: bool = True):
         self.config = config
         self.client = client
         self.progress = progress
         self.out = config.output
+        self.guards = Guards(config.guards) if guards else None
         configure_storage(config)
         storage.register_on(client)
 
@@ -78,16 +83,23 @@ class Runner:
         stages = self.config.build_stages()
         for stage in stages:
             stage.check()
+        check_output(self.out, self.config.storage_options)
         storage.makedirs(self.out)
         write_bytes(self.config.to_yaml().encode(), storage.join(self.out, "config.yaml"))
         previous = self._run_read()
         manifests = [read_json(previous.path(MANIFEST))]
         for index, stage in enumerate(stages, start=1):
+            self._check(manifests)  # an input or a source lost already stops the run before the next stage
             previous = self._run_stage(index, stage, previous)
             manifests.append(read_json(previous.path(MANIFEST)))
         summary = summarize(self.config, manifests)
         write_json(summary, storage.join(self.out, "stats.json"))
+        self._check(manifests, summary)
         return summary
+
+    def _check(self, manifests: list[dict], summary: dict | None = None) -> None:
+        if self.guards is not None:
+            self.guards.check(manifests, summary)
 
     # -- stages ---------------------------------------------------------------------------
 
@@ -131,7 +143,8 @@ class Runner:
         wait_all(futures, storage.basename(directory), "file", self.progress)
         records = commit_records(directory)
         stats = _merge_stats(records)
-        return self._finish(directory, "read", "source", {}, fingerprint, stats, start, {}, schema,
+        extra = {"inputs": input_summary(self.config.inputs, tasks, records)}
+        return self._finish(directory, "read", "source", {}, fingerprint, stats, start, extra, schema,
                             committed_parts(records.values()))
 
     def _run_stage(self, index: int, stage: Stage, previous: StageOutput) -> StageOutput:
@@ -172,6 +185,8 @@ class Runner:
                 committed: list[str]) -> StageOutput:
         """Write the manifest (last: it marks the stage done) over the committed parts."""
         parts = tuple(committed)
+        if sum(stats.rejected_by_source.values()) != stats.docs_rejected:  # a global stage's own rejected/
+            stats.rejected_by_source = count_rejected_files(self.client, directory)
         if schema is None:
             schema = storage.read_schema(storage.join(directory, parts[0])) if parts else pa.schema([])
         manifest = {
@@ -236,7 +251,9 @@ def _merge_stats(records: dict[str, dict]) -> StageStats:
 
 
 def summarize(config: RunConfig, manifests: Iterable[dict]) -> dict[str, Any]:
-    """The run's receipt: every stage's counts, in order, plus the quarantine list."""
+    """The run's receipt: every stage's counts, in order, the quarantine list, and per source
+    the documents read and lost with the reasons."""
+    manifests = list(manifests)
     stages = []
     for index, m in enumerate(manifests):
         stages.append({"index": index, "stage": m["stage"], "kind": m["kind"], "dir": f"{index:02d}-{m['stage']}",
@@ -254,6 +271,7 @@ def summarize(config: RunConfig, manifests: Iterable[dict]) -> dict[str, Any]:
             "files_quarantined": len(first["quarantine"]),
         },
         "stages": stages,
+        "sources": source_losses(manifests),
     }
 
 
@@ -261,5 +279,7 @@ def print_summary(summary: dict) -> None:
     print(f"output:  {summary['output']}")
     for s in summary["stages"]:
         print(f"  {s['dir']:<24} in {s['docs_in']:>8}  kept {s['docs_out']:>8}  rejected {s['docs_rejected']:>7}")
+    for line in format_sources(summary.get("sources", {})):
+        print(line)
     print(f"stats:   {summary['output']}/stats.json")
     print("summary: " + json.dumps(summary["summary"]))

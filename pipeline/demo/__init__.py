@@ -15,7 +15,8 @@ from pipeline.config import load_config
 DEMO_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "demo.yaml"
 
 
-def run_demo(output: str, workers: int | None = None, progress: bool = True, scheduler: str | None = None) -> int:
+def run_demo(output: str, workers: int | None = None, progress: bool = True, scheduler: str | None = None,
+             guards: bool = True) -> int:
     from pipeline.cluster import open_client
     from pipeline.demo.crawl import write_sample
     from pipeline.demo.models import train_demo_models
@@ -30,7 +31,7 @@ def run_demo(output: str, workers: int | None = None, progress: bool = True, sch
     os.environ["DEMO_SAMPLE"], os.environ["DEMO_MODELS"] = str(sample), str(models)
     config = load_config(DEMO_CONFIG, output=output)
     with open_client(scheduler, workers) as client:
-        summary = Runner(config, client, progress=progress).run()
+        summary = Runner(config, client, progress=progress, guards=guards).run()
         report = write_report(output, client=client)
     print_summary(summary)
     print(f"report:  {report}")

@@ -52,6 +52,7 @@ def run_config(out: Path, bbc: Path, web: str, plagiarism: Path) -> dict:
                        {"path": web, "format": "jsonl", "source": "web"},
                        {"path": str(plagiarism), "format": "jsonl", "source": "plagiarism"}],
             "read": {"max_docs_per_part": 200},
+            "guards": {"max_loss_fraction": None},  # the multilingual web sample keeps 3 of its 488 documents
             "stages": [{"language": {"keep": ["en"], "min_score": 0.5}}, {"gopher_quality": {}}, {"exact_dedup": {}},
                        {"minhash_signatures": {}}, {"lsh_buckets": {}}, {"duplicate_clusters": {}},
                        {"remove_duplicates": {}},

@@ -209,7 +209,17 @@ def check_stage_order(names: list[str]) -> None:
         before = names[index - 1] if index else "read"
         if follows and before not in follows:
             raise ConfigError(f"stages[{index}].{name}: must come right after {' or '.join(follows)}, whose "
-                              f"output it reads; here it follows {before}")
+                              f"output it reads ({_chain(name, registry)}); here it follows {before}")
+
+
+def _chain(name: str, registry: dict) -> str:
+    """The run of stages linked by `follows` through `name`: `a -> b -> c`."""
+    chain = [name]
+    while len(registry[chain[0]].follows) == 1:
+        chain.insert(0, registry[chain[0]].follows[0])
+    while after := [n for n, cls in sorted(registry.items()) if chain[-1] in cls.follows and n not in chain]:
+        chain.append(after[0])
+    return " -> ".join(chain)
 
 
 def _with_kind(section: Any, kind: str) -> dict[str, Any]:

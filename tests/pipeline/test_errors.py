@@ -60,8 +60,9 @@ def test_an_output_that_is_a_file_or_under_one_names_output(tmp_path, flags):
 @pytest.mark.parametrize("flags", [(), ("--dry-run",)])
 def test_a_stage_before_the_one_it_reads_fails_before_the_read_stage(tmp_path, flags):
     path = config(tmp_path, stages=["lsh_buckets", "minhash_signatures"])
-    assert one_line_error(path, *flags) == ("stages[0].lsh_buckets: must come right after minhash_signatures, "
-                                            "whose output it reads; here it follows read")
+    assert one_line_error(path, *flags) == (
+        "stages[0].lsh_buckets: must come right after minhash_signatures, whose output it reads "
+        "(minhash_signatures -> lsh_buckets -> duplicate_clusters -> remove_duplicates); here it follows read")
     assert not (tmp_path / "out").exists()
     path = config(tmp_path, stages=["minhash_signatures", "max_chars", "lsh_buckets"])
     assert one_line_error(path, *flags).startswith("stages[2].lsh_buckets: must come right after minhash_signatures")

@@ -224,13 +224,13 @@ def measure(n_docs: int, workers: int) -> dict:
             original = getattr(runner.Runner, method)
 
             def timed(self, *args, _original=original):
-                index = args[0] if args and isinstance(args[0], int) else 0
+                index = int(args[-2].split("-")[0])  # (..., folder, fingerprint)
                 sampler.sample()
                 sampler.label = f"{index:02d}"
                 before, start = tasks_done(client), time.perf_counter()
                 result = _original(self, *args)
                 sampler.sample()
-                manifest = read_json(result.dir / "_manifest.json")
+                manifest = read_json(f"{result.dir}/_manifest.json")
                 stages.append({"stage": result.name, "seconds": time.perf_counter() - start,
                                "docs_in": manifest["stats"]["docs_in"], "tasks": tasks_done(client) - before,
                                "peaks": sampler.peaks.get(sampler.label, [0, 0])})

@@ -16,7 +16,15 @@ sentence ends at `.`, `!`, `?` or another sentence-final character followed by a
 `3.14` and `...` end none). A kept document's `text` is its cleaned text; the lines removed
 per rule are counted in the stage's stats (`lines_removed.no_terminal_punctuation`, ...).
 
+`c4_quality_v2` applies the same rules to paragraphs: hard-wrapped text (newswire, e-mail,
+plain-text pages, whose lines break inside sentences) is unwrapped first
+(`filters.layout.unwrap`), so a wrapped line is not removed as a fragment, and the cleaned
+text is the kept paragraphs. Text that is not hard-wrapped is judged as by `c4_quality`. It is
+a new name because `c4_quality` keeps datatrove's decisions, and some real web pages are
+hard-wrapped (the README's heuristic filters section has the numbers).
+
     - c4_quality: {min_sentences: 5, min_words_per_line: 3}
+    - c4_quality_v2: {}    # text that may be hard-wrapped
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ from collections import Counter
 
 from pydantic import Field, field_validator
 
+from filters.layout import unwrap
 from filters.text import sentence_count
 from pipeline.record import Document
 from pipeline.stage import DocumentStage, Reject, StageParams, register
@@ -79,7 +88,7 @@ class C4Quality(DocumentStage):
         citations = _compiled(p.citation_pattern) if p.citation_pattern else None
         drop_words, policy = _any_of(tuple(p.line_drop_words)), _any_of(tuple(p.policy_phrases))
         ends, kept, removed = tuple(p.end_punctuation), [], Counter()
-        for line in text.splitlines():
+        for line in self.lines_of(text):
             line = line.strip()
             if p.max_word_chars is not None and len(line) > p.max_word_chars and max(
                     map(len, line.split())) > p.max_word_chars:
@@ -106,6 +115,19 @@ class C4Quality(DocumentStage):
                 continue
             kept.append(line)
         return kept, removed, None
+
+    def lines_of(self, text: str) -> list[str]:
+        return text.splitlines()
+
+
+@register
+class C4QualityV2(C4Quality):
+    """c4_quality on paragraphs: the lines of hard-wrapped text are joined before judging."""
+
+    name = "c4_quality_v2"
+
+    def lines_of(self, text: str) -> list[str]:
+        return unwrap(text).splitlines()
 
 
 @functools.lru_cache(maxsize=16)

@@ -10,7 +10,13 @@ written (a line ends in punctuation when its last character, trailing spaces inc
 Unicode Sentence_Terminal property); duplicated-line characters are over the document's
 characters without newlines; words are `filters.words.words`.
 
+`fineweb_quality_v2` applies the same rules to hard-wrapped text unwrapped into paragraphs
+(`filters.layout.unwrap`) and measures lines without their trailing whitespace (WikiText ends
+every line with a space, which hides the final `.` from `fineweb_quality`). A new name, as
+`fineweb_quality` keeps datatrove's decisions.
+
     - fineweb_quality: {max_short_line_fraction: 0.67, write_scores: true}
+    - fineweb_quality_v2: {}
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from collections.abc import Iterator
 
 from pydantic import Field
 
+from filters.layout import unwrap
 from filters.scored import Score, ScoredFilter, ScoredParams, above, below, ratio
 from filters.text import duplicates, terminal_punctuation
 from filters.words import words
@@ -41,7 +48,7 @@ class FineWebQuality(ScoredFilter):
 
     def scores(self, text: str) -> Iterator[Score]:
         p = self.params
-        lines = [line for line in text.split("\n") if line.strip()]
+        lines = self.lines_of(text)
         yield "lines", len(lines), None if lines else "empty"
         punctuated = ratio(sum(line.endswith(terminal_punctuation()) for line in lines), len(lines))
         yield "punctuated_line_fraction", punctuated, below(
@@ -53,3 +60,19 @@ class FineWebQuality(ScoredFilter):
             duplicated, p.max_duplicate_line_char_fraction, "too_many_duplicate_line_chars")
         newlines = ratio(text.count("\n"), len(words(text)))
         yield "newlines_per_word", newlines, above(newlines, p.max_newlines_per_word, "too_many_newlines")
+
+    def lines_of(self, text: str) -> list[str]:
+        return [line for line in text.split("\n") if line.strip()]
+
+
+@register
+class FineWebQualityV2(FineWebQuality):
+    """fineweb_quality on paragraphs (hard wraps undone), lines measured without trailing spaces."""
+
+    name = "fineweb_quality_v2"
+
+    def scores(self, text: str) -> Iterator[Score]:
+        return super().scores(unwrap(text))
+
+    def lines_of(self, text: str) -> list[str]:
+        return [line.rstrip() for line in super().lines_of(text)]

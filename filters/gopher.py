@@ -23,8 +23,15 @@ document fails it; `gopher_quality` drops those anyway); character fractions are
 document's characters. Lines are the non-empty text between newlines, paragraphs the text
 between blank lines.
 
+`gopher_quality_v2` and `gopher_repetition_v2` judge text as written (`filters.layout`): their
+line rules see hard-wrapped text unwrapped into paragraphs, their word rules see WikiText's
+markup undone (` @-@ `, ` @,@ `, ` @.@ `, `= Heading =`, `<unk>`), and for
+`gopher_repetition_v2` a line of whitespace is never a duplicate line (it separates
+paragraphs). New names, as the old ones keep datatrove's decisions.
+
     - gopher_repetition: {}
     - gopher_quality: {min_words: 50, write_scores: true}
+    - gopher_repetition_v2: {}     # text that may be hard-wrapped, or WikiText
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ from itertools import filterfalse
 import numpy as np
 from pydantic import Field, field_validator
 
+from filters.layout import untokenize_wikitext, unwrap
 from filters.scored import Score, ScoredFilter, ScoredParams, above, below, ratio
 from filters.text import (
     duplicate_ngram_chars,
@@ -75,7 +83,7 @@ class GopherQuality(ScoredFilter):
 
     def scores(self, text: str) -> Iterator[Score]:
         p = self.params
-        tokens = words(text)
+        tokens = self.words_of(text)
         n_tokens, n_words, n_chars, n_alpha = _word_counts(tokens)
         yield "words", n_words, below(n_words, p.min_words, "too_few_words") or above(
             n_words, p.max_words, "too_many_words")
@@ -86,7 +94,7 @@ class GopherQuality(ScoredFilter):
         yield "hash_word_ratio", hashes, above(hashes, p.max_symbol_word_ratio, "too_many_hashes")
         ellipses = ratio(text.count("...") + text.count("…"), n_tokens)
         yield "ellipsis_word_ratio", ellipses, above(ellipses, p.max_symbol_word_ratio, "too_many_ellipses")
-        all_lines = lines(text)
+        all_lines = self.lines_of(text)
         bullets = ratio(sum(line.lstrip().startswith(tuple(p.bullets)) for line in all_lines), len(all_lines))
         yield "bullet_line_fraction", bullets, above(bullets, p.max_bullet_line_fraction, "too_many_bullet_lines")
         trailing = ratio(sum(line.rstrip().endswith(("...", "…")) for line in all_lines), len(all_lines))
@@ -96,6 +104,12 @@ class GopherQuality(ScoredFilter):
         yield "alpha_word_fraction", alpha, below(alpha, p.min_alpha_word_fraction, "too_few_alpha_words")
         n_stop = len(set(p.stop_words).intersection(tokens))
         yield "stop_words", n_stop, below(n_stop, p.min_stop_words, "too_few_stop_words")
+
+    def words_of(self, text: str) -> tuple[str, ...]:
+        return words(text)
+
+    def lines_of(self, text: str) -> list[str]:
+        return lines(text)
 
 
 def _word_counts(tokens: tuple[str, ...]) -> tuple[int, int, int, int]:
@@ -139,8 +153,8 @@ class GopherRepetition(ScoredFilter):
         p = self.params
         yield "chars", len(text), None if text.strip() else "empty"
         n_chars = max(len(text), 1)
-        for unit, parts in (("paragraph", paragraphs(text)), ("line", lines(text))):
-            dup_count, dup_chars = duplicates(parts)
+        for unit, parts in (("paragraph", paragraphs(text)), ("line", self.lines_of(text))):
+            dup_count, dup_chars = self.duplicates_of(parts)
             fraction = ratio(dup_count, len(parts))
             limit = getattr(p, f"max_duplicate_{unit}_fraction")
             yield f"duplicate_{unit}_fraction", fraction, above(
@@ -148,7 +162,16 @@ class GopherRepetition(ScoredFilter):
             limit = getattr(p, f"max_duplicate_{unit}_char_fraction")
             yield f"duplicate_{unit}_char_fraction", dup_chars / n_chars, above(
                 dup_chars / n_chars, limit, f"duplicate_{unit}_chars_too_high")
-        yield from self._ngram_scores(words(text), n_chars)
+        yield from self._ngram_scores(self.words_of(text), n_chars)
+
+    def words_of(self, text: str) -> tuple[str, ...]:
+        return words(text)
+
+    def lines_of(self, text: str) -> list[str]:
+        return lines(text)
+
+    def duplicates_of(self, parts: list[str]) -> tuple[int, int]:
+        return duplicates(parts)
 
     def _ngram_scores(self, tokens: tuple[str, ...], n_chars: int) -> Iterator[Score]:
         p = self.params
@@ -164,3 +187,32 @@ class GopherRepetition(ScoredFilter):
                 value = duplicate_ngram_chars(grams, window_chars(cumulative, n), n) / n_chars
                 yield f"duplicate_{n}gram_char_fraction", value, above(
                     value, dups[n], f"duplicate_{n}gram_chars_too_high")
+
+
+@register
+class GopherQualityV2(GopherQuality):
+    """gopher_quality on text as written: hard wraps and WikiText markup undone."""
+
+    name = "gopher_quality_v2"
+
+    def words_of(self, text: str) -> tuple[str, ...]:
+        return words(untokenize_wikitext(text))
+
+    def lines_of(self, text: str) -> list[str]:
+        return lines(unwrap(text))
+
+
+@register
+class GopherRepetitionV2(GopherRepetition):
+    """gopher_repetition on text as written (hard wraps, WikiText markup undone); blank lines never repeat."""
+
+    name = "gopher_repetition_v2"
+
+    def words_of(self, text: str) -> tuple[str, ...]:
+        return words(untokenize_wikitext(text))
+
+    def lines_of(self, text: str) -> list[str]:
+        return lines(unwrap(text))
+
+    def duplicates_of(self, parts: list[str]) -> tuple[int, int]:
+        return duplicates(parts, skip_blank=True)

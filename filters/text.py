@@ -35,10 +35,12 @@ def paragraphs(text: str) -> list[str]:
     return _PARAGRAPH_BREAK.split(text.strip())
 
 
-def duplicates(parts: list[str]) -> tuple[int, int]:
-    """(number of parts equal to an earlier part, their characters)."""
-    counts = Counter(parts)
-    return len(parts) - len(counts), sum((c - 1) * len(part) for part, c in counts.items() if c > 1)
+def duplicates(parts: list[str], skip_blank: bool = False) -> tuple[int, int]:
+    """(number of parts equal to an earlier part, their characters); with `skip_blank`, parts
+    of whitespace only never count (they separate text, they do not repeat it)."""
+    counted = [part for part in parts if part.strip()] if skip_blank else parts
+    counts = Counter(counted)
+    return len(counted) - len(counts), sum((c - 1) * len(part) for part, c in counts.items() if c > 1)
 
 
 @functools.cache

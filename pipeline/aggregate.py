@@ -2,10 +2,12 @@
 
 A global stage that needs whole-dataset numbers (tokens per domain, a histogram for an exact
 cut) maps a summary function over its parts and merges the summaries `FANIN` at a time on the
-workers until one is left; only that one travels to the client. The client then holds one
-future per part while the map runs (a few KB each, in the client and the scheduler), never the
-parts' summaries side by side. `combine(*summaries)` gets its arguments in part order, so an
-order-preserving merge (first appearance of a key) stays deterministic.
+workers until one is left; only that one travels to the client. The parts go in windows of
+consecutive parts (`window_size`, at most two windows in flight), each merged to one future, so
+the client holds a bounded number of futures (a few KB each, in the client and the scheduler)
+whatever the number of parts, and never the parts' summaries side by side. `combine` must be
+associative and gets its arguments in part order, so an order-preserving merge (first
+appearance of a key) stays deterministic and does not depend on the window.
 
     totals = map_reduce(ctx, count_tokens, paths, add_counts, "count")
 """
@@ -15,22 +17,45 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from pipeline.progress import largest_first, wait_all
+from distributed import wait
+
+from pipeline.progress import Progress, largest_first, wait_all, window_size
 
 FANIN = 16
 
 
 def map_reduce(ctx, fn: Callable, items: list, combine: Callable, desc: str,
                cost: list[float] | None = None, **kwargs: Any) -> Any:
-    """`combine` of `fn(item, **kwargs)` over all `items` (None when there are none); the
-    costliest items are submitted first when `cost` is given."""
+    """`combine` of `fn(item, **kwargs)` over all `items` (None when there are none); within a
+    window the costliest items are submitted first when `cost` is given."""
     if not items:
         return None
+    client, window = ctx.client, window_size(ctx.client)
+    roots: list = []
+    with client.as_current(), Progress(len(items), f"{ctx.name}:{desc}", "part", ctx.progress) as bar:
+        for start in range(0, len(items), window):
+            span = range(start, min(start + window, len(items)))
+            if len(roots) >= 2:  # at most two windows in flight
+                wait(roots[-2])
+                bar.update(window)
+            roots.append(_merged(client, fn, [items[i] for i in span],
+                                 None if cost is None else [cost[i] for i in span], combine, kwargs))
+        root = _tree(client, roots, combine)
+        wait(root)
+        bar.update(len(items) - bar.done)
+    return wait_all([root], f"{ctx.name}:{desc}", "result", False)[0]
+
+
+def _merged(client, fn: Callable, items: list, cost: list[float] | None, combine: Callable, kwargs: dict):
+    """One future: the items' summaries merged in item order; submitted costliest first."""
     order = largest_first(cost) if cost is not None else list(range(len(items)))
-    submitted = ctx.client.map(fn, [items[i] for i in order], pure=False, **kwargs)
     level: list = [None] * len(items)
-    for i, future in zip(order, submitted):
+    for i, future in zip(order, client.map(fn, [items[i] for i in order], pure=False, **kwargs)):
         level[i] = future
+    return _tree(client, level, combine)
+
+
+def _tree(client, level: list, combine: Callable):
     while len(level) > 1:
-        level = [ctx.client.submit(combine, *level[i:i + FANIN], pure=False) for i in range(0, len(level), FANIN)]
-    return wait_all(level, f"{ctx.name}:{desc}", "result", ctx.progress)[0]
+        level = [client.submit(combine, *level[i:i + FANIN], pure=False) for i in range(0, len(level), FANIN)]
+    return level[0]

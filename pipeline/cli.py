@@ -1,7 +1,7 @@
 """The `thresher` command line.
 
     thresher run CONFIG.yaml [--output DIR] [--scheduler ADDRESS | --cluster KIND] [--workers N] [--dry-run]
-                             [--no-guards]
+                 [--sample N] [--remove-stale] [--no-guards]
     thresher demo [--output DIR]
     thresher list
 
@@ -46,6 +46,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise ConfigError("--cluster and --scheduler: give one (--scheduler uses a running cluster, "
                           "--cluster starts one)")
     config = load_config(args.config, output=args.output, cluster=args.cluster)
+    if args.sample:
+        config = sampled(config, args.sample, args.output)
     config.build_stages()
     _check_workers(args, config)
     check_paths(config)
@@ -54,13 +56,27 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 0
     try:
         with open_client(args.scheduler, args.workers, config.cluster) as client:
-            summary = Runner(config, client, progress=not args.no_progress, guards=not args.no_guards).run()
+            summary = Runner(config, client, progress=not args.no_progress, remove_stale=args.remove_stale,
+                             guards=not args.no_guards).run()
     except GuardFailed as failed:
         if failed.summary is not None:  # every stage ran: the receipt, then the one line
             print_summary(failed.summary)
         raise
     print_summary(summary)
     return 0
+
+
+def sampled(config: RunConfig, n: int, output: str | None) -> RunConfig:
+    """`config` reading the first `n` documents of each input (`read.limit`), written to
+    `OUTPUT-sample-N` unless --output names a folder: a trial never replaces a full run's output."""
+    read = config.read.model_copy(update={"limit": n})
+    return config.model_copy(update={"read": read, "output": output or f"{config.output.rstrip('/')}-sample-{n}"})
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+    return int(text)
 
 
 def _check_workers(args: argparse.Namespace, config: RunConfig) -> None:
@@ -103,6 +119,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", metavar="CONFIG.yaml")
     p.add_argument("--output", metavar="DIR", help="output directory (overrides the config's `output`)")
     p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
+    p.add_argument("--sample", type=_positive, metavar="N", help="a quick trial: read only the first N documents of "
+                   "each input (read.limit) and write to OUTPUT-sample-N unless --output is given")
+    p.add_argument("--remove-stale", action="store_true", help="delete the stage folders the config no longer names "
+                   "(default: move them to OUTPUT/_stale/<run-id>/)")
     p.add_argument("--cluster", choices=CLUSTER_KINDS, metavar="KIND",
                    help=f"start the workers as batch jobs ({', '.join(CLUSTER_KINDS)}; overrides the config's "
                    "cluster.kind, sized by its cluster: section); OUTPUT must be on a file system every node sees")
@@ -127,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Modules that add sub-commands with `add_commands(subparsers)`; they import heavy libraries
 # (torch, fasttext) inside their handlers, so `thresher --help` stays fast.
-COMMAND_MODULES = ("filters.cli", "tokenization.cli", "training.cli", "pipeline.report")
+COMMAND_MODULES = ("filters.cli", "tokenization.cli", "training.cli", "pipeline.report", "pipeline.head")
 
 
 def main(argv: list[str] | None = None) -> int:

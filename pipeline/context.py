@@ -18,7 +18,7 @@ from distributed import Client
 
 from pipeline import storage
 from pipeline.io import write_parquet
-from pipeline.progress import largest_first, wait_all
+from pipeline.progress import largest_first, map_all
 from pipeline.stats import StageStats
 
 
@@ -78,8 +78,8 @@ class GlobalContext:
         """Run `fn(item, **kwargs)` on the cluster for every item; results in item order.
         With `cost` (e.g. input bytes), the costliest items are submitted first."""
         order = largest_first(cost) if cost is not None else list(range(len(items)))
-        futures = self.client.map(fn, [items[i] for i in order], pure=False, **kwargs)
-        results = wait_all(futures, f"{self.name}:{desc}", "task", self.progress)
+        results = map_all(self.client, fn, [(items[i],) for i in order], f"{self.name}:{desc}", "task",
+                          self.progress, **kwargs)
         ordered: list = [None] * len(items)
         for i, result in zip(order, results):
             ordered[i] = result

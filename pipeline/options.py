@@ -57,6 +57,8 @@ class ReadOptions(Frozen):
     max_bytes_per_part: int = Field(64 << 20, gt=0)
     max_record_bytes: int = Field(64 << 20, gt=0, description="larger records are rejected")
     files_per_task: int = Field(64, gt=0, description="small files (html) read per task")
+    limit: int | None = Field(None, gt=0, description="read only the first N documents of each input, its files in "
+                              "order (quick trials; `thresher run --sample N`)")
 
 
 CLUSTER_KINDS = ("local", "slurm", "pbs", "sge", "lsf")

@@ -1,11 +1,12 @@
 """Progress of a map on the cluster, for a terminal and for a batch job's log file.
 
-`wait_all` waits for a map's futures and fetches their results in one gather; `Progress` shows
-a tqdm bar when stderr is a terminal and otherwise writes a plain line every
-`LOG_EVERY_SECONDS`; `log` writes one line to stderr; `largest_first` orders a map's items
-costliest first.
+`map_all` runs a function over many items on the cluster with a bounded number of tasks in
+flight and returns the results in item order; `wait_all` waits for a few futures and fetches
+their results in one gather; `Progress` shows a tqdm bar when stderr is a terminal and otherwise
+writes a plain line every `LOG_EVERY_SECONDS`; `log` writes one line to stderr; `largest_first`
+orders a map's items costliest first.
 
-    results = wait_all(client.map(fn, items), "03-extract", "part", progress=True)
+    results = map_all(client, fn, [(part,) for part in parts], "03-extract", "part", progress=True)
 """
 
 from __future__ import annotations
@@ -17,6 +18,11 @@ from distributed import wait
 from tqdm import tqdm
 
 POLL_SECONDS = 0.5  # how often a map's progress bar is brought up to date
+# A map keeps at most this many tasks per worker thread in flight (and never fewer than
+# MIN_WINDOW): each costs the client (and a LocalCluster's scheduler, in the same process)
+# ~45-90 KB while it is known, so a map over 10^6 parts submitted at once would take tens of GB.
+WINDOW_PER_THREAD = 8
+MIN_WINDOW = 256
 LOG_EVERY_SECONDS = 60.0  # progress lines in a log file (stderr not a terminal)
 
 
@@ -29,6 +35,45 @@ def largest_first(cost: list[float]) -> list[int]:
     order, so the last tasks are the shortest and no worker waits long at the end for
     another's big one (LPT scheduling)."""
     return sorted(range(len(cost)), key=lambda i: (-cost[i], i))
+
+
+def window_size(client) -> int:
+    """Tasks a map keeps in flight on this cluster."""
+    return max(MIN_WINDOW, WINDOW_PER_THREAD * sum(client.nthreads().values()))
+
+
+def map_all(client, fn, rows: list[tuple], desc: str, unit: str, progress: bool, window: int | None = None,
+            **kwargs) -> list:
+    """`fn(*row, **kwargs)` for every row on the cluster, results in row order. Rows are
+    submitted in order, at most `window` (default `window_size`) in flight: the client tops
+    the window up whenever its older half has finished (or every poll), so the scheduler
+    always has work queued while the client's memory stays independent of the number of
+    rows. Finished results are fetched in one gather per poll and their futures released; a
+    task's exception is re-raised here within a poll."""
+    window = window or window_size(client)
+    results: list = [None] * len(rows)
+    pending: dict = {}  # future -> row position, in submission order
+    submitted = 0
+    with client.as_current(), Progress(len(rows), desc, unit, progress) as bar:
+        while submitted < len(rows) or pending:
+            if submitted < len(rows) and len(pending) < window:
+                chunk = rows[submitted:submitted + window - len(pending)]
+                futures = client.map(fn, *zip(*chunk), pure=False, **kwargs)
+                pending.update(zip(futures, range(submitted, submitted + len(chunk))))
+                submitted += len(chunk)
+            older = list(pending)[:max(1, len(pending) // 2)]
+            try:
+                wait(older, timeout=POLL_SECONDS)
+            except TimeoutError:
+                pass
+            done = [f for f in pending if f.status in ("finished", "error", "cancelled")]
+            for future in done:
+                if future.status in ("error", "cancelled"):
+                    future.result()  # raises the task's exception
+            for future, result in zip(done, client.gather(done)):
+                results[pending.pop(future)] = result
+            bar.update(len(done))
+    return results
 
 
 def wait_all(futures: list, desc: str, unit: str, progress: bool) -> list:

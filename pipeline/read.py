@@ -5,6 +5,11 @@ documents in chunks of at most `read.max_docs_per_part` documents / `max_bytes_p
 bytes, its rejected records beside them, and its `StageStats` (skipped record kinds,
 quarantined files) and the names of the files it wrote last: that commit record marks the task
 done for a resumed run, and only parts it lists count.
+
+With `read.limit: N` (`thresher run --sample N`) each input gives its first N documents (rejected
+records do not count): an input's tasks run one after another, each asked for what its input
+still lacks, and the inputs side by side (`read_limited`), so the sample is the same documents
+on any number of workers, and a task reads no further than it must.
 """
 
 from __future__ import annotations
@@ -14,8 +19,9 @@ import time
 import pyarrow as pa
 
 from pipeline import storage
-from pipeline.io import commit, write_parquet
+from pipeline.io import COMMITS, commit, read_json, write_parquet
 from pipeline.options import InputSpec, ReadOptions
+from pipeline.progress import map_all
 from pipeline.readers import Quarantined, ReadTask, Rejected, Skipped, read_file
 from pipeline.record import (
     DOCUMENT_SCHEMA,
@@ -72,15 +78,21 @@ class _ChunkWriter:
         self.chunk += 1
 
 
-def run_read_task(task: ReadTask, spec: InputSpec, options: ReadOptions, out_dir: str, schema: pa.Schema) -> dict:
-    """Read every file of `task`; runs on a Dask worker. Returns the task's stats as a dict."""
+def run_read_task(task: ReadTask, spec: InputSpec, options: ReadOptions, out_dir: str, schema: pa.Schema,
+                  limit: int | None = None) -> dict:
+    """Read every file of `task` (stop after `limit` documents); runs on a Dask worker.
+    Returns the task's stats as a dict."""
     start = time.perf_counter()
     stats = StageStats()
     writer = _ChunkWriter(task, out_dir, schema, options)
     for file in task.files:
+        if limit is not None and stats.docs_out >= limit:
+            break
         stats.count("files")
         for item in read_file(file, spec, options):
             _account(item, writer, stats, file.relpath)
+            if limit is not None and stats.docs_out >= limit:
+                break
     writer.flush(last=True)
     stats.seconds = time.perf_counter() - start
     result = stats.to_dict()
@@ -113,7 +125,7 @@ def input_summary(inputs: list[InputSpec], tasks: list[ReadTask], records: dict[
     files = [0] * len(inputs)
     for task in tasks:
         files[task.input_index] += len(task.files)
-        if (record := records.get(f"task-{task.index:05d}")) is not None:
+        if (record := records.get(task_name(task))) is not None:  # a limited read leaves some tasks out
             per_input[task.input_index] += StageStats.from_dict(record)
     out = []
     for index, (spec, stats) in enumerate(zip(inputs, per_input)):
@@ -126,3 +138,39 @@ def input_summary(inputs: list[InputSpec], tasks: list[ReadTask], records: dict[
                     "skipped": {k: v for k, v in stats.counters.most_common() if k.startswith("skipped.")},
                     "quarantined_files": {r: sorted(f) for r, f in sorted(quarantined.items())}})
     return out
+
+
+def task_name(task: ReadTask) -> str:
+    return f"task-{task.index:05d}"
+
+
+def read_limited(client, tasks: list[ReadTask], inputs: list[InputSpec], options: ReadOptions, out_dir: str,
+                 schema: pa.Schema, progress: bool) -> None:
+    """Run the read tasks that `options.limit` needs, in waves: each wave holds the next task
+    of every input still short of `limit` documents, asked for what that input lacks."""
+    queues = {i: [t for t in tasks if t.input_index == i] for i in range(len(inputs))}
+    lacking = dict.fromkeys(queues, options.limit)
+    while True:
+        wave = []
+        for i, queue in queues.items():
+            if (task := _next_task(queue, lacking, i, out_dir)) is not None:
+                wave.append((task, lacking[i]))
+        if not wave:
+            return
+        rows = [(task, inputs[task.input_index], options, out_dir, schema, limit) for task, limit in wave]
+        for (task, _), result in zip(wave, map_all(client, run_read_task, rows, storage.basename(out_dir), "file",
+                                                   progress)):
+            lacking[task.input_index] -= result["docs_out"]
+
+
+def _next_task(queue: list[ReadTask], lacking: dict[int, int], i: int, out_dir: str) -> ReadTask | None:
+    """The next task of input `i` to run, or None when it has enough documents or no file
+    left. A task committed by an earlier, killed run is not run again: its record's
+    documents count."""
+    while queue and lacking[i] > 0:
+        task = queue.pop(0)
+        record = storage.join(out_dir, COMMITS, f"{task_name(task)}.json")
+        if not storage.exists(record):
+            return task
+        lacking[i] -= read_json(record)["docs_out"]
+    return None

@@ -11,8 +11,11 @@ stats and the files it wrote); a global stage declares its parts (`GlobalContext
 part files. Inside an unfinished stage a rerun first deletes every part or rejected file that
 no record lists (what a killed task left), then skips committed tasks, so a killed run resumes
 and produces the same bytes. A stage whose params changed is recomputed from scratch, and so is
-everything after it. Before each stage and at the end, the run's guards (`pipeline.guards`) read
-the manifests so far and stop a run that lost an input or a source (`GuardFailed`).
+everything after it. Before the first stage, folders of stages the config no longer names
+are moved to `OUTPUT/_stale/` (deleted with `remove_stale`) and planned folders made with another
+fingerprint are deleted (`pipeline/stale.py`), so the output holds only this config's stages.
+Before each stage and at the end, the run's guards (`pipeline.guards`) read the manifests so far
+and stop a run that lost an input or a source (`GuardFailed`).
 
     with open_client(workers=2) as client:          # pipeline/cluster.py
         Runner(load_config("configs/demo.yaml"), client).run()
@@ -46,10 +49,11 @@ from pipeline.io import (
     write_parquet,
 )
 from pipeline.preflight import check_output
-from pipeline.progress import largest_first, log, wait_all
-from pipeline.read import input_summary, read_schema, run_read_task
+from pipeline.progress import largest_first, log, map_all
+from pipeline.read import input_summary, read_limited, read_schema, run_read_task
 from pipeline.readers import list_tasks, static_prefix
 from pipeline.stage import GlobalStage, MapStage, Stage
+from pipeline.stale import clear_stale, planned_dirs
 from pipeline.stats import StageStats
 
 MANIFEST = "_manifest.json"
@@ -70,10 +74,12 @@ def run_map_part(in_path: str, out_dir: str, part: str, stage: MapStage) -> dict
 
 
 class Runner:
-    def __init__(self, config: RunConfig, client: Client, progress: bool = True, guards: bool = True):
+    def __init__(self, config: RunConfig, client: Client, progress: bool = True, remove_stale: bool = False,
+                 guards: bool = True):
         self.config = config
         self.client = client
         self.progress = progress
+        self.remove_stale = remove_stale
         self.out = config.output
         self.guards = Guards(config.guards) if guards else None
         configure_storage(config)
@@ -85,12 +91,15 @@ class Runner:
             stage.check()
         check_output(self.out, self.config.storage_options)
         storage.makedirs(self.out)
+        tasks = list_tasks(self.config.inputs, self.config.read)
+        plan = self._plan(tasks, stages)
+        clear_stale(self.out, plan, remove=self.remove_stale)
         write_bytes(self.config.to_yaml().encode(), storage.join(self.out, "config.yaml"))
-        previous = self._run_read()
+        previous = self._run_read(tasks, *plan[0])
         manifests = [read_json(previous.path(MANIFEST))]
-        for index, stage in enumerate(stages, start=1):
+        for stage, (folder, fingerprint) in zip(stages, plan[1:]):
             self._check(manifests)  # an input or a source lost already stops the run before the next stage
-            previous = self._run_stage(index, stage, previous)
+            previous = self._run_stage(stage, previous, folder, fingerprint)
             manifests.append(read_json(previous.path(MANIFEST)))
         summary = summarize(self.config, manifests)
         write_json(summary, storage.join(self.out, "stats.json"))
@@ -102,6 +111,24 @@ class Runner:
             self.guards.check(manifests, summary)
 
     # -- stages ---------------------------------------------------------------------------
+
+    def _plan(self, tasks: list, stages: list[Stage]) -> list[tuple[str, str]]:
+        """(folder name, fingerprint) of every stage this run writes, read first. A stage's
+        fingerprint is its params, the seed and its input's fingerprint: `_prepare` reuses a
+        folder only if it holds the same one."""
+        files = [(f.relpath, f.size) for t in tasks for f in t.files]
+        # Storage options (credentials, endpoints) change where bytes come from, not which.
+        inputs = [spec.model_dump(exclude={"storage_options"}) for spec in self.config.inputs]
+        # exclude_none: `read.limit` unset leaves the fingerprints of earlier runs as they were
+        read = self.config.read.model_dump(exclude_none=True)
+        fingerprint = config_hash([__version__, inputs, read, files])
+        fingerprints = [fingerprint]
+        for stage in stages:
+            params = stage.params.model_dump(mode="json")
+            scope = stage.scope.model_dump(mode="json", exclude_none=True)  # {} for most stages: old fingerprints hold
+            fingerprints.append(config_hash([__version__, stage.name, params, stage.fingerprint_extra(),
+                                             self.config.seed, fingerprints[-1], *([scope] if scope else [])]))
+        return list(zip(planned_dirs([s.name for s in stages]), fingerprints))
 
     def _prepare(self, directory: str, fingerprint: str) -> StageOutput | None:
         """Return the finished output if `directory` already holds it; otherwise make sure
@@ -122,37 +149,31 @@ class Runner:
         write_json({"fingerprint": fingerprint}, marker)
         return None
 
-    def _run_read(self) -> StageOutput:
-        directory = storage.join(self.out, "00-read")
-        tasks = list_tasks(self.config.inputs, self.config.read)
+    def _run_read(self, tasks: list, folder: str, fingerprint: str) -> StageOutput:
+        directory = storage.join(self.out, folder)
         files = [(f.relpath, f.size) for t in tasks for f in t.files]
-        # Storage options (credentials, endpoints) change where bytes come from, not which.
-        inputs = [spec.model_dump(exclude={"storage_options"}) for spec in self.config.inputs]
-        fingerprint = config_hash([__version__, inputs, self.config.read.model_dump(), files])
         if (done := self._prepare(directory, fingerprint)) is not None:
             return done
         start = time.perf_counter()
         schema = read_schema(self.config.inputs)
         todo = [t for t in tasks if not is_committed(directory, f"task-{t.index:05d}")]
         log(f"[{storage.basename(directory)}] started: {len(files)} file(s) in {len(tasks)} task(s)"
-            f"{_resumed(tasks, todo)}")
-        specs = [self.config.inputs[t.input_index] for t in todo]
-        futures = self.client.map(
-            run_read_task, todo, specs, options=self.config.read, out_dir=directory, schema=schema, pure=False,
-        )
-        wait_all(futures, storage.basename(directory), "file", self.progress)
+            f"{_resumed(tasks, todo)}{_limited(self.config.read.limit)}")
+        if self.config.read.limit:
+            read_limited(self.client, tasks, self.config.inputs, self.config.read, directory, schema, self.progress)
+        else:
+            specs = [self.config.inputs[t.input_index] for t in todo]
+            map_all(self.client, run_read_task, list(zip(todo, specs)), storage.basename(directory), "file",
+                    self.progress, options=self.config.read, out_dir=directory, schema=schema)
         records = commit_records(directory)
         stats = _merge_stats(records)
         extra = {"inputs": input_summary(self.config.inputs, tasks, records)}
         return self._finish(directory, "read", "source", {}, fingerprint, stats, start, extra, schema,
                             committed_parts(records.values()))
 
-    def _run_stage(self, index: int, stage: Stage, previous: StageOutput) -> StageOutput:
-        directory = storage.join(self.out, f"{index:02d}-{stage.name}")
+    def _run_stage(self, stage: Stage, previous: StageOutput, folder: str, fingerprint: str) -> StageOutput:
+        directory = storage.join(self.out, folder)
         params = stage.params.model_dump(mode="json")
-        scope = stage.scope.model_dump(mode="json", exclude_none=True)  # {} for most stages: old fingerprints hold
-        fingerprint = config_hash([__version__, stage.name, params, stage.fingerprint_extra(), self.config.seed,
-                                   previous.fingerprint, *([scope] if scope else [])])
         if (done := self._prepare(directory, fingerprint)) is not None:
             return done
         start = time.perf_counter()
@@ -162,11 +183,8 @@ class Runner:
             log(f"[{storage.basename(directory)}] started: {len(previous.parts)} part(s)"
                 f"{_resumed(previous.parts, todo)}")
             todo = [todo[i] for i in largest_first(file_sizes(previous.path(p) for p in todo))]
-            futures = self.client.map(
-                run_map_part, [previous.path(p) for p in todo], [directory] * len(todo), todo,
-                stage=stage, pure=False,
-            )
-            wait_all(futures, storage.basename(directory), "part", self.progress)
+            map_all(self.client, run_map_part, [(previous.path(p), directory, p) for p in todo],
+                    storage.basename(directory), "part", self.progress, stage=stage)
             records = commit_records(directory)
             stats, extra, parts = _merge_stats(records), {}, committed_parts(records.values())
         else:
@@ -213,6 +231,10 @@ class Runner:
 
 def _resumed(items: list, todo: list) -> str:
     return f", {len(items) - len(todo)} done already" if len(todo) < len(items) else ""
+
+
+def _limited(limit: int | None) -> str:
+    return f", reading the first {limit} document(s) of each input" if limit else ""
 
 
 def configure_storage(config: RunConfig) -> None:

@@ -231,3 +231,20 @@ def local_file(url: str | os.PathLike, cache: str | None = None) -> str:
         fs.get_file(path, tmp)
         os.replace(tmp, local)
     return local
+
+
+def move(src: str, dst: str, delete_first: tuple[str, ...] = ()) -> None:
+    """Move folder `src` to `dst` (which must not exist). Local disk: one rename. Object stores
+    have no rename: every file is copied server-side, then the originals are deleted — the
+    files named in `delete_first` (relative to `src`: those that mark the folder complete)
+    before the rest, so a move killed half-way leaves the whole copy at `dst` and never a
+    partial `src` that still looks complete."""
+    if is_local(src):
+        makedirs(parent(dst))
+        os.replace(src, dst)
+        return
+    for rel in walk_files(src):
+        copy(join(src, rel), join(dst, rel))
+    for rel in delete_first:
+        rm(join(src, rel), recursive=False)
+    rm(src)

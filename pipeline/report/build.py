@@ -1,14 +1,19 @@
 """Assemble `stats.json` for a run's output folder, a documents folder or a token-shard folder.
 
-Measurements that read documents (document sets, rejected examples, shard lengths) are
-collected on Dask in one go (`collect.py`); everything else is copied from the manifests
-(`sections.py`). In a run, the documents of every stage whose output is text are measured
-(a part shared by hard link, as dedup stages do, is read once); the plots compare three:
+Measurements that read documents (document sets, rejected examples and rejected documents
+per label, shard lengths) are collected on Dask in one go (`collect.py`); everything else is
+copied from the manifests (`sections.py`). In a run, the documents of every stage whose
+output is text are measured (a part shared by hard link, as dedup stages do, is read once);
+the plots compare three:
 
 - `before`: the first stage whose documents are text (after extraction when the inputs are
   pages; the read stage itself for JSONL/Parquet inputs);
 - `after`: the last stage that wrote documents (the input of `tokenize`, when it ran);
 - `scored`: the input of the `select` stage (the score distribution its cut was made on).
+
+Languages are compared at the stage that identified them instead (`sections.languages`: its
+input is `before`, as the language it found), since `before` precedes language id. The rules
+of `checks.py` add kept/removed per source and domain and flag uninformative classifier scores.
 
     stats = build_stats(detect("out/demo"), client)
 """
@@ -21,8 +26,8 @@ import yaml
 
 from pipeline import __version__, storage
 from pipeline.io import read_json
-from pipeline.report import sections
-from pipeline.report.collect import TokenCounter, compute_all, document_stats, examples_of, lengths_of
+from pipeline.report import checks, sections
+from pipeline.report.collect import TokenCounter, compute_all, document_stats, examples_of, labels_of, lengths_of
 from pipeline.report.schema import ESTIMATES, SCHEMA_NAME, SCHEMA_VERSION, validate
 from pipeline.report.sources import SHARD_MANIFEST, StageDir, Target
 
@@ -78,8 +83,10 @@ def _run(target: Target, client, text_field: str, tokenizer: str | None) -> dict
     roles = choose_sets(stages)
     text = [s for s in stages if s.manifest.get("parts") and not s.has_raw_pages()]
     docs = document_stats({s.dir_name: s.files() for s in text}, "text", counter, SAMPLES_PER_DOMAIN)
+    rejected = {s.dir_name: s.rejected_files() for s in stages}
     lazy: dict = {("docs", d): v for d, v in docs.items()}
-    lazy.update({("rejected", s.dir_name): examples_of(s.rejected_files()) for s in stages})
+    lazy.update({("rejected", d): examples_of(files) for d, files in rejected.items()})
+    lazy.update({("labels", d): labels_of(files) for d, files in rejected.items()})
     if shard_manifest:
         lazy["lengths"] = lengths_of(_shard_prefixes(tokenize.dir, shard_manifest))
     results = compute_all(client, lazy)
@@ -89,21 +96,28 @@ def _run(target: Target, client, text_field: str, tokenizer: str | None) -> dict
         lengths = results["lengths"]
         shards = sections.shard_summary(shard_manifest, tokenize.dir_name, tokenize.manifest,
                                         lengths.to_dict(lengths.digest.n_values) if lengths else None)
-    examples = {s.dir_name: results[("rejected", s.dir_name)] for s in stages}
-    mix, dedups = sections.mixture(stages), sections.dedup(stages)
+    examples = {d: results[("rejected", d)] for d in rejected}
+    labels = {d: results[("labels", d)] for d in rejected}
+    mix, dedups, selection = sections.mixture(stages), sections.dedup(stages), sections.selection(stages)
     config_text, planned = _config(target.path)
     funnel = sections.funnel(stages, measured, counter.model is not None, shards)
     names = {role: s.dir_name for role, s in roles.items()}
+    by_label = sections.label_removals(stages, measured, labels)
+    score_checks = checks.score_checks(measured)
     return {
         "overview": _overview(funnel, measured, names, shards),
-        "warnings": sections.warnings(stages, planned, mix, dedups),
+        "warnings": checks.removal_warnings(by_label) + checks.score_warnings(score_checks, selection)
+        + sections.warnings(stages, planned, mix, dedups),
         "tokens_method": counter.method,
         "funnel": funnel,
         "removals": sections.removals(stages, examples),
+        "label_removals": by_label,
         "roles": names,
         "document_sets": measured,
+        "languages": sections.languages(stages, measured, labels, names.get("after")),
+        "score_checks": score_checks,
         "mixture": mix,
-        "selection": sections.selection(stages),
+        "selection": selection,
         "dedup": dedups,
         "shards": shards,
         "plan": _plan(shards, measured.get(names.get("after")), counter),
@@ -125,12 +139,14 @@ def _documents(target: Target, client, text_field: str, tokenizer: str | None) -
            "pct_bytes": 100.0 if doc["bytes"] else None, "pct_tokens": 100.0 if doc["tokens"] else None}
     funnel = {"rows": [row], "raw_bytes_are_pages": False}
     roles = {"before": name, "after": name}
-    warnings = [f"{doc['unreadable_records']} record(s) could not be read (not JSON, or no text field)"] \
-        if doc["unreadable_records"] else []
-    return {"overview": _overview(funnel, measured, roles, None), "warnings": warnings,
-            "tokens_method": counter.method, "funnel": funnel, "removals": [], "roles": roles,
-            "document_sets": measured, "mixture": None, "selection": None, "dedup": [], "shards": None,
-            "plan": _plan(None, doc, counter), "config": None, "processing": [], "timings": []}
+    score_checks = checks.score_checks(measured)
+    warnings = checks.score_warnings(score_checks, None)
+    if doc["unreadable_records"]:
+        warnings.append(f"{doc['unreadable_records']} record(s) could not be read (not JSON, or no text field)")
+    return {"overview": _overview(funnel, measured, roles, None), "warnings": warnings, "score_checks": score_checks,
+            "tokens_method": counter.method, "funnel": funnel, "removals": [], "label_removals": None, "roles": roles,
+            "document_sets": measured, "languages": None, "mixture": None, "selection": None, "dedup": [],
+            "shards": None, "plan": _plan(None, doc, counter), "config": None, "processing": [], "timings": []}
 
 
 def _shards(target: Target, client, text_field: str, tokenizer: str | None) -> dict:
@@ -146,7 +162,8 @@ def _shards(target: Target, client, text_field: str, tokenizer: str | None) -> d
            "pct_tokens": 100.0 if shards["tokens"] else None}
     funnel = {"rows": [row], "raw_bytes_are_pages": False}
     return {"overview": _overview(funnel, {}, {}, shards), "warnings": [], "tokens_method": "shards",
-            "funnel": funnel, "removals": [], "roles": {}, "document_sets": {}, "mixture": None, "selection": None,
+            "funnel": funnel, "removals": [], "label_removals": None, "roles": {}, "document_sets": {},
+            "languages": None, "score_checks": [], "mixture": None, "selection": None,
             "dedup": [], "shards": shards, "plan": _plan(shards, None, None), "config": None, "processing": [],
             "timings": []}
 

@@ -97,6 +97,10 @@ def _sources(stats: dict) -> list[str]:
     if not after:
         return []
     rows = [[s, f"{c['documents']:,}", f"{c['tokens']:,}"] for s, c in after["categories"]["source"].items()]
+    # A source that curation removed entirely still gets its row (and its warning under limitations).
+    for r in (stats.get("label_removals") or {}).get("source", []):
+        if r["name"] not in after["categories"]["source"]:
+            rows.append([r["name"], f"0 ({r['documents_in']:,} read, all removed)", "0"])
     return ["## Sources", ""] + _table(["source", "documents (final)", "tokens (final)"], rows) + [""]
 
 

@@ -1,10 +1,10 @@
 """The Dask side of `thresher stats`: every measurement that reads documents runs here.
 
 Each measurement starts from a list of files (Dask's advice: map a reader over paths): one
-task per file fills an addable summary (`DocStats`, rejected examples, shard length
-histograms) from bounded batches, and a tree of `add` tasks sums them, so neither a worker
-nor the client holds more than a batch and a few fixed-size summaries. All measurements of a
-report are computed in one `client.compute`.
+task per file fills an addable summary (`DocStats`, rejected examples, rejected documents
+per label and reason, shard length histograms) from bounded batches, and a tree of `add`
+tasks sums them, so neither a worker nor the client holds more than a batch and a few
+fixed-size summaries. All measurements of a report are computed in one `client.compute`.
 
     with open_client(workers=2) as client:
         lazy = document_stats({"01-extract": files}, "text", TokenCounter(None), samples=2)
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections import Counter
 
 import numpy as np
 import pyarrow as pa
@@ -22,13 +23,14 @@ import pyarrow.compute as pc
 from dask import delayed
 
 from pipeline import storage
-from pipeline.report.docstats import DocStats, Lengths, estimate_tokens, snippet, stable_hash
+from pipeline.report.docstats import NONE, DocStats, Lengths, estimate_tokens, snippet, stable_hash
 from pipeline.report.sources import BATCH_ROWS, DocFile, iter_batches
 
 SPLIT_EVERY = 8
 EXAMPLES_PER_REASON = 3
 ENCODE_BATCH = 64
 DETAIL_COLUMNS = ("language", "language_score", "quality_score", "domain_score")
+LABEL_COLUMNS = ("source", "domain", "language")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,6 +114,33 @@ def merge_examples(items, k: int = EXAMPLES_PER_REASON) -> dict[str, list]:
     return out
 
 
+def rejected_labels(path: str) -> Counter:
+    """(column, value, reason) -> rejected documents of one file, for the label columns
+    (source, domain, language; a missing one counts as "(none)"). Reads only those columns."""
+    parquet = storage.parquet_file(path)
+    names = parquet.schema_arrow.names
+    out: Counter = Counter()
+    for batch in parquet.iter_batches(batch_size=BATCH_ROWS, columns=[c for c in (*LABEL_COLUMNS, "reason")
+                                                                      if c in names]):
+        reason = _labels(batch, "reason")
+        for column in LABEL_COLUMNS:
+            grouped = pa.table({"value": _labels(batch, column), "reason": reason}).group_by(
+                ["value", "reason"]).aggregate([([], "count_all")])
+            for value, why, n in zip(*(grouped.column(c).to_pylist() for c in ("value", "reason", "count_all"))):
+                out[(column, value, why)] += n
+    return out
+
+
+def _labels(batch: pa.RecordBatch, column: str) -> pa.Array:
+    if column not in batch.schema.names:
+        return pa.array([NONE] * batch.num_rows, pa.string())
+    return pc.cast(batch.column(column), pa.string()).fill_null(NONE)
+
+
+def add_counters(items) -> Counter:
+    return sum(items, Counter())
+
+
 def shard_lengths(prefix: str, chunk: int = 1 << 20) -> Lengths:
     """Exact histogram of a Megatron shard's sequence lengths (tokens incl. EOS), read from
     its memory-mapped `.idx` a chunk at a time."""
@@ -166,6 +195,10 @@ def document_stats(sets: dict[str, list[DocFile]], text_field: str, tokens: Toke
 
 def examples_of(paths: list[str]):
     return tree_sum([delayed(rejected_examples, pure=True)(p) for p in paths], merge_examples)
+
+
+def labels_of(paths: list[str]):
+    return tree_sum([delayed(rejected_labels, pure=True)(p) for p in paths], add_counters)
 
 
 def lengths_of(prefixes: list[str]):

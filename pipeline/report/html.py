@@ -3,6 +3,8 @@
 Plots are inline SVG (`plots.py`), styles are inline, there is no script and no external
 resource of any kind, so the page opens offline and makes no network request. Every section
 is always present (`<section id=... data-section=...>`); one whose stage did not run says so.
+The page opens with the warnings (`stats["warnings"]`: sources and domains that curation
+nearly emptied, uninformative classifier scores, incomplete runs, ...).
 Numbers in tables carry their exact value in `data-value`, which tests compare with the
 manifests.
 
@@ -15,10 +17,10 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from pipeline.report import plots
+from pipeline.report import checks, plots
 
 TEMPLATES = Path(__file__).parent / "templates"
-SECTIONS = ("overview", "funnel", "removals", "composition", "languages", "lengths", "scores", "dedup",
+SECTIONS = ("warnings", "overview", "funnel", "removals", "composition", "languages", "lengths", "scores", "dedup",
             "shards", "config", "notes")
 
 
@@ -83,35 +85,58 @@ def _scores(stats: dict) -> tuple[dict, str | None]:
     return {}, None
 
 
-def _languages(sets: dict[str, dict]) -> list[str]:
-    """Every language of the measured sets, the last set's most common first."""
-    order: list[str] = []
-    for s in reversed(list(sets.values())):
-        order += [lang for lang in s["categories"]["language"] if lang not in order]
-    return order
+def _shares(sets: dict[str, dict], column: str, removals: dict | None) -> dict[str, dict[str, int]]:
+    """role -> value -> documents of `column`; a source or domain that curation removed
+    entirely (`label_removals`) is kept as a 0 in the last set, so it still has a row."""
+    series = {role: {k: v["documents"] for k, v in s["categories"].get(column, {}).items()} for role, s in sets.items()}
+    if series and removals:
+        last = series[list(series)[-1]]
+        for row in removals.get(column, []):
+            last.setdefault(row["name"], 0)
+    return series
+
+
+def _language_series(stats: dict, sets: dict[str, dict]) -> dict[str, dict[str, int]]:
+    """before: the documents entering the stage that identified languages, by the language it
+    found (`sections.languages`); after: the final documents. Without a language stage, the
+    languages the measured sets carry."""
+    found = stats.get("languages")
+    if found:
+        return {"before": found["before"], "after": found["after"]}
+    return _shares(sets, "language", None)
+
+
+def _ordered(series: dict[str, dict[str, int]]) -> list[str]:
+    """Every value of the series, the last series' most common first."""
+    return list(dict.fromkeys(k for counts in reversed(list(series.values())) for k in counts))
 
 
 def render_html(stats: dict) -> str:
     sets = _sets(stats)
     scores, scores_set = _scores(stats)
+    removals = stats.get("label_removals")
+    languages = _language_series(stats, sets)
+    flags = {c["column"]: checks.verdict(c) for c in stats.get("score_checks", []) if c["uninformative"]}
     view = {
         "s": stats,
         "sections": SECTIONS,
         "sets": sets,
         "after": stats["document_sets"].get(stats["roles"].get("after")),
         "scores": scores,
-        "languages": _languages(sets),
+        "language_series": languages,
+        "languages": _ordered(languages),
         "scores_set": scores_set,
+        "rules": checks,
         "dedup": dedup_views(stats["dedup"]),
         "svg": {
             "funnel": plots.funnel_plot(stats["funnel"]),
             "removals": plots.removals_plot(stats["removals"]),
-            "domains": plots.shares_plot(sets, "domain", "domains"),
-            "sources": plots.shares_plot(sets, "source", "sources"),
+            "domains": plots.shares_plot(_shares(sets, "domain", removals), "domain", "domains"),
+            "sources": plots.shares_plot(_shares(sets, "source", removals), "source", "sources"),
             "mixture": plots.mixture_plot(stats["mixture"], stats["shards"]),
-            "languages": plots.shares_plot(sets, "language", "languages"),
+            "languages": plots.shares_plot(languages, "language", "languages"),
             "lengths": plots.lengths_plot(sets),
-            "scores": plots.scores_plot(scores, stats["selection"]),
+            "scores": plots.scores_plot(scores, stats["selection"], flags),
             "shards": plots.shards_plot(stats["shards"]),
             "timings": plots.timings_plot(stats["timings"]),
         },

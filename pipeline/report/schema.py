@@ -130,6 +130,48 @@ class Removal(_Model):
     quarantine: list[dict[str, Any]] = Field(description="whole files set aside by the read stage")
 
 
+class ReasonShare(_Model):
+    reason: str
+    documents: int
+    pct_of_label: float = Field(description="% of the label's documents (in = kept + removed)")
+
+
+class LabelRemoval(_Model):
+    name: str = Field(description="the source or domain")
+    documents_in: int = Field(description="kept + removed: documents that ended with the label or were removed with it")
+    documents_kept: int = Field(description="documents at the end of curation (the input of mix, else the last stage)")
+    documents_removed: int = Field(description="rejected rows with this label, every stage up to the end of curation")
+    pct_removed: float | None
+    reasons: list[ReasonShare] = Field(description="the top 5 removal reasons, most documents first")
+
+
+class LabelRemovals(_Model):
+    dir: str = Field(description="the end of curation: the stage whose documents count as kept")
+    source: list[LabelRemoval] = Field(description="every source, one removed entirely included (0 kept)")
+    domain: list[LabelRemoval] = Field(description="every domain; '(none)' only when documents end without one")
+
+
+class Languages(_Model):
+    dir: str = Field(description="the stage that identified languages (its documents carry one first)")
+    input_dir: str | None = Field(description="the stage before it, whose documents `before` counts")
+    before: dict[str, int] = Field(description="language -> documents entering `dir`: its kept + removed documents, "
+                                               "by the language it found")
+    after_dir: str | None
+    after: dict[str, int] = Field(description="language -> final documents")
+
+
+class ScoreCheck(_Model):
+    column: str
+    dir: str = Field(description="the first stage whose documents carry the column (before any cut on it)")
+    scored: int
+    mean: float | None
+    window: list[float] = Field(description="the two adjacent 0.02 bins holding the most scored documents")
+    share_in_window: float | None
+    uninformative: bool = Field(description=">= 95% of >= 10 scored documents in one window: quality_score in any, "
+                                            "domain_score in 0.48-0.52 (see pipeline/report/checks.py)")
+    at_chance: bool = Field(description="uninformative, and the window is 0.48-0.52 (every score ~0.5)")
+
+
 class Selection(_Model):
     dir: str
     input_dir: str | None = Field(description="the stage whose documents the cut was made on")
@@ -221,8 +263,11 @@ class Stats(_Model):
     tokens_method: str = Field(description="how document tokens were counted")
     funnel: Funnel
     removals: list[Removal]
+    label_removals: LabelRemovals | None = Field(None, description="kept and removed per source and domain (runs)")
     roles: dict[str, str] = Field(description="before / after / scored -> the document set (stage dir) measured")
     document_sets: dict[str, DocumentSet]
+    languages: Languages | None = Field(None, description="languages at the language-id stage's input and at the end")
+    score_checks: list[ScoreCheck] = Field(default_factory=list, description="is each score column informative")
     mixture: dict[str, Any] | None = Field(
         description="the mix stage's report (targets vs achieved, epochs), as written")
     selection: Selection | None

@@ -6,11 +6,16 @@ removals are `stats.rejected` / `stats.rejected_bytes`, the mixture is the mix s
 `mixture`, the cut is the select stage's `selection`, the dedup audits are the dedup
 stages' `audit` / `lsh`, and the shard summary is the tokenize stage's `manifest.json`.
 Tokens come from the measured documents of each stage (counted with the run's tokenizer, or
-estimated from bytes: `collect.TokenCounter`) or from the shards.
+estimated from bytes: `collect.TokenCounter`) or from the shards. Removals per source, domain
+and language come from the stages' `rejected/` rows, counted on Dask (`collect.rejected_labels`).
 """
 
 from __future__ import annotations
 
+from collections import Counter
+
+from pipeline.report import checks
+from pipeline.report.docstats import NONE
 from pipeline.report.sources import StageDir
 
 DEDUP_STAGES = ("exact_dedup", "minhash_signatures", "lsh_buckets", "duplicate_clusters", "remove_duplicates")
@@ -72,6 +77,44 @@ def removals(stages: list[StageDir], examples: dict[str, dict]) -> list[dict]:
                     "documents_rejected": s.get("docs_rejected", 0), "bytes_rejected": s.get("bytes_rejected", 0),
                     "reasons": reasons, "quarantine": s.get("quarantine", [])})
     return out
+
+
+def curated_end(stages: list[StageDir], measured: dict[str, dict]) -> StageDir | None:
+    """The end of curation: the last measured stage before the first `mix` (which samples and
+    repeats documents on purpose), else the last measured stage."""
+    mix = next((i for i, s in enumerate(stages) if s.name == "mix"), len(stages))
+    return next((s for s in reversed(stages[:mix]) if s.dir_name in measured), None)
+
+
+def label_removals(stages: list[StageDir], measured: dict[str, dict], rejected: dict[str, Counter]) -> dict | None:
+    """Per source and per domain, the documents curation kept and removed, with the top
+    reasons (`checks.label_removals`), from reading to `curated_end`."""
+    end = curated_end(stages, measured)
+    if end is None:
+        return None
+    counts = [rejected.get(s.dir_name) or Counter() for s in stages[:stages.index(end) + 1]]
+    kept = measured[end.dir_name]["categories"]
+    return {"dir": end.dir_name, **{c: checks.label_removals(c, kept.get(c, {}), counts) for c in ("source", "domain")}}
+
+
+def languages(stages: list[StageDir], measured: dict[str, dict], rejected: dict[str, Counter],
+              after: str | None) -> dict | None:
+    """Languages before and after: `before` is the documents entering the stage that identified
+    them (the first whose documents carry a language), by the language it found (the ones it
+    kept plus the ones it removed); `after`, the final documents'."""
+    found = next((s for s in stages if set(measured.get(s.dir_name, {}).get("categories", {}).get("language", {}))
+                  - {NONE}), None)
+    if found is None:
+        return None
+    before = Counter({k: v["documents"] for k, v in measured[found.dir_name]["categories"]["language"].items()})
+    for (column, value, _), n in (rejected.get(found.dir_name) or Counter()).items():
+        if column == "language":
+            before[value] += n
+    position = stages.index(found)
+    final = measured.get(after, {}).get("categories", {}).get("language", {})
+    return {"dir": found.dir_name, "input_dir": stages[position - 1].dir_name if position else None,
+            "before": dict(sorted(before.items(), key=lambda kv: (-kv[1], kv[0]))),
+            "after_dir": after, "after": {k: v["documents"] for k, v in final.items()}}
 
 
 def _find(stages: list[StageDir], name: str) -> StageDir | None:

@@ -1,6 +1,7 @@
 """What `thresher stats PATH` reads: a run's output folder, a token-shard folder, or documents.
 
-- a *run*: a folder holding `NN-<stage>/_manifest.json` folders (what `thresher run` writes);
+- a *run*: a folder holding `NN-<stage>/_manifest.json` folders (what `thresher run` writes),
+  only those its `config.yaml` names;
 - *shards*: a folder holding a tokenize stage's `manifest.json` (see SHARDS.md);
 - *documents*: a Parquet or JSON-lines file (`.jsonl`, `.json`, optionally `.gz`/`.zst`), a
   folder of them (searched recursively), or one stage's output folder (its `part-*.parquet`,
@@ -28,6 +29,7 @@ import pyarrow as pa
 
 from pipeline import storage
 from pipeline.io import read_json
+from pipeline.stale import configured_dirs
 
 BATCH_ROWS = 8192
 STAGE_DIR = re.compile(r"^(\d{2,})-(.+)$")
@@ -119,9 +121,13 @@ def is_shard_dir(path: str) -> bool:
 
 def run_stages(path: str) -> list[StageDir]:
     """The finished stages of a run folder, in order (a stage without a manifest did not
-    finish and is left out)."""
+    finish and is left out): those its `config.yaml` names, when it has one, so a folder
+    left by an earlier config is never counted."""
     stages = []
+    wanted = configured_dirs(path)
     for name in storage.listdir(path):
+        if wanted is not None and name not in wanted:
+            continue
         child = storage.join(path, name)
         match = STAGE_DIR.match(name)
         if match and storage.isfile(storage.join(child, MANIFEST)):

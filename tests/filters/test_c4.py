@@ -1,9 +1,11 @@
 """C4 cleaning: line rules (removed lines are counted), page rules and their reasons, and the
-cleaned text replacing `text`."""
+cleaned text replacing `text`; c4_quality_v2 on hard-wrapped text, and as c4_quality elsewhere."""
+
+import textwrap
 
 import pytest
 
-from filters.c4 import C4Quality
+from filters.c4 import C4Quality, C4QualityV2
 from pipeline.record import DOCUMENT_SCHEMA, Document, documents_to_table
 from pipeline.stage import Reject
 from pipeline.stats import StageStats
@@ -92,3 +94,30 @@ def test_process_writes_cleaned_text_and_rejects_with_original():
     assert result.rejected["text"].to_pylist() == ["Menu\nHello."]
     assert result.stats.rejected == {"c4_quality.too_few_sentences": 1}
     assert result.stats.counters["lines_removed.no_terminal_punctuation"] == 2
+
+
+def run_v2(text, **params):
+    stats = StageStats()
+    return C4QualityV2(C4QualityV2.Params(**params)).process_document(Document(id="d", text=text), stats), stats
+
+
+def test_v2_keeps_the_paragraphs_of_hard_wrapped_text():
+    wrapped = textwrap.fill(" ".join(SENTENCES), 60) + "\n\n" + textwrap.fill(" ".join(SENTENCES[:3]), 60)
+    out, stats = run(wrapped)  # lines that happen to end a sentence are kept: stitched fragments
+    assert out.text.startswith(SENTENCES[0] + "\nforty minutes! Is the café")
+    assert stats.counters["lines_removed.no_terminal_punctuation"] == 5
+    out, stats = run_v2(wrapped)
+    assert out.text == " ".join(SENTENCES) + "\n" + " ".join(SENTENCES[:3])
+    assert stats.counters == {"lines_removed.no_terminal_punctuation": 1}  # the blank line, as in c4_quality
+
+
+@pytest.mark.parametrize("text", [
+    "\n".join(["Home | About | Contact", SENTENCES[0] + "[1]", "Too short.", *SENTENCES[1:], "Read more..."]),
+    "\n".join(SENTENCES[:3] + ["Menu"]),
+    "\n".join(SENTENCES + ["The function f(x) { return x; } is short."]),
+])
+def test_v2_decides_as_v1_on_text_that_is_not_hard_wrapped(text):
+    (old, old_stats), (new, new_stats) = run(text), run_v2(text)
+    assert (old.reason.split(".")[-1] if isinstance(old, Reject) else old.text) == (
+        new.reason.split(".")[-1] if isinstance(new, Reject) else new.text)
+    assert old_stats.counters == new_stats.counters

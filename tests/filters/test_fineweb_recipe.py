@@ -1,8 +1,9 @@
 """End to end: `thresher run configs/fineweb-web.yaml` over the real WARC and HTML sets in
 ../shared/data, and the run's stats.json counting the drops of every rule.
 
-The run happens once per test session (`recipe_output`); test_parity_datatrove.py reuses its
-extracted CLEANEVAL documents instead of extracting them a second time.
+The run happens once per test session (`recipe_output`); test_parity_datatrove.py and
+test_web_decisions.py reuse its extracted documents (and `cc2019_output`'s) instead of
+extracting them again.
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from pipeline.cluster import open_client
+from pipeline.config import parse_config
+from pipeline.runner import Runner
 from tests.conftest import REPO, SHARED_DATA, shared_path
 
 CONFIG = REPO / "configs" / "fineweb-web.yaml"
@@ -35,6 +39,29 @@ def recipe_output(tmp_path_factory: pytest.TempPathFactory) -> Path:
         done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=900, check=False)
         assert done.returncode == 0, done.stderr[-3000:]
     return out
+
+
+def cc2019_output(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """OUTPUT of an `extract` run over ../shared/data/web_text_cc2019_sample (JSONL: its text
+    passes through extract untouched), run once per session."""
+    jsonl = shared_path("web_text_cc2019_sample")
+    out = tmp_path_factory.getbasetemp() / "cc2019"
+    if not (out / "01-extract" / "_manifest.json").exists():
+        config = parse_config({"output": str(out), "inputs": [{"path": f"{jsonl}/*.jsonl.gz", "format": "jsonl",
+                                                               "source": "cc2019"}], "stages": ["extract"]})
+        with open_client(workers=1) as client:
+            Runner(config, client, progress=False).run()
+    return out
+
+
+def extracted(directory: Path, source: str | None = None) -> list[tuple[str, str]]:
+    """(id, text) of the documents in a stage's output folder, of one source or all."""
+    docs = []
+    for part in sorted(directory.glob("part-*.parquet")):
+        table = pq.read_table(part, columns=["id", "text", "source"])
+        docs += [(i, t) for i, t, s in zip(*(table[c].to_pylist() for c in ("id", "text", "source")))
+                 if source is None or s == source]
+    return docs
 
 
 @pytest.fixture(scope="session")

@@ -1,10 +1,12 @@
-"""Gopher quality and repetition rules: each rule's decision and reason on tiny documents."""
+"""Gopher quality and repetition rules: each rule's decision and reason on tiny documents; the v2
+filters on WikiText and hard-wrapped text, and as v1 elsewhere."""
 
 import json
+import textwrap
 
 import pytest
 
-from filters.gopher import GopherQuality, GopherRepetition
+from filters.gopher import GopherQuality, GopherQualityV2, GopherRepetition, GopherRepetitionV2
 from pipeline.record import DOCUMENT_SCHEMA, Document, documents_to_table
 
 GOOD = """The committee met on Monday to review the budget for the coming year.
@@ -121,3 +123,36 @@ def test_ngram_limits_are_validated():
         GopherRepetition.Params(max_top_ngram_char_fraction={0: 0.2})
     with pytest.raises(ValueError, match="n-gram sizes"):
         GopherRepetition.Params(max_duplicate_ngram_char_fraction={5: 1.5})
+
+
+# -- the v2 filters: text as written (filters/layout.py) ---------------------------------------
+
+WIKITEXT = (" = Budget meeting = \n \n " + GOOD.replace(".\n", " . \n \n ").replace(",", " ,")
+            .replace("library", "<unk>").replace("council", "<unk>").replace("year", "2 @,@ 024 @-@ 25 year")
+            + " . \n \n = = Minutes = = \n \n The <unk> were published on 3 @.@ 5 pages . \n")
+
+
+def v2(stage_class, text, **params):
+    return reason(stage_class(stage_class.Params(**params)), text)
+
+
+def test_v2_count_wikitext_words_as_written():
+    assert quality(WIKITEXT) == "too_few_alpha_words"  # '<unk>' is '<', 'unk', '>'; '@,@' three symbols
+    assert v2(GopherQualityV2, WIKITEXT) is None
+    assert repetition(WIKITEXT) == "duplicate_line_fraction_too_high"  # the ' ' lines between paragraphs
+    assert v2(GopherRepetitionV2, WIKITEXT) is None
+
+
+def test_v2_still_count_repeated_lines_and_paragraphs():
+    repeated = f"{PARAGRAPH}\n \n{PARAGRAPH}\n \n{PARAGRAPH}"  # 2 of 5 lines repeat; blank lines count as lines
+    assert v2(GopherRepetitionV2, repeated) == "duplicate_line_fraction_too_high"
+    assert v2(GopherRepetitionV2, f"{PARAGRAPH}\n\n{PARAGRAPH}\n\n{GOOD}") == "duplicate_paragraph_fraction_too_high"
+    wrapped = textwrap.fill(GOOD.replace("\n", " "), 60)  # a hard-wrapped paragraph, repeated
+    assert v2(GopherRepetitionV2, f"{wrapped}\n{wrapped}") == "duplicate_line_fraction_too_high"
+
+
+@pytest.mark.parametrize("text", [GOOD, GOOD.replace("\n", " "), RUSSIAN, CHINESE, "", " \n\n \t",
+                                  f"{PARAGRAPH}\n{PARAGRAPH}\nA closing line.", GOOD + "\n" + "1 2 3 4 " * 10])
+def test_v2_decide_as_v1_on_text_without_layout_to_undo(text):
+    assert v2(GopherQualityV2, text) == quality(text)
+    assert v2(GopherRepetitionV2, text) == repetition(text)

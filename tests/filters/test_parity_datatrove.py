@@ -12,17 +12,12 @@ and every disagreeing id with both reasons (`pytest -s` shows them); it requires
 
 from __future__ import annotations
 
-import pyarrow.parquet as pq
 import pytest
 
-from pipeline.cluster import open_client
-from pipeline.config import parse_config
 from pipeline.record import Document
-from pipeline.runner import Runner
 from pipeline.stage import Reject, build_stage
 from pipeline.stats import StageStats
-from tests.conftest import shared_path
-from tests.filters.test_fineweb_recipe import recipe_output
+from tests.filters.test_fineweb_recipe import cc2019_output, extracted, recipe_output
 
 pytest.importorskip("datatrove")
 pytest.importorskip("spacy")
@@ -30,25 +25,10 @@ pytest.importorskip("spacy")
 FILTERS = ("gopher_repetition", "gopher_quality", "fineweb_quality", "c4_quality")  # c4 last: see datatrove_reasons
 
 
-def extracted(directory, source: str | None = None) -> list[tuple[str, str]]:
-    docs = []
-    for part in sorted(directory.glob("part-*.parquet")):
-        table = pq.read_table(part, columns=["id", "text", "source"])
-        docs += [(i, t) for i, t, s in zip(*(table[c].to_pylist() for c in ("id", "text", "source")))
-                 if source is None or s == source]
-    return docs
-
-
 @pytest.fixture(scope="session")
 def documents(tmp_path_factory) -> list[tuple[str, str]]:
     cleaneval = extracted(recipe_output(tmp_path_factory) / "01-extract", "cleaneval")
-    jsonl = shared_path("web_text_cc2019_sample")
-    out = tmp_path_factory.mktemp("cc2019")
-    config = parse_config({"output": str(out), "inputs": [{"path": f"{jsonl}/*.jsonl.gz", "format": "jsonl",
-                                                           "source": "cc2019"}], "stages": ["extract"]})
-    with open_client(workers=1) as client:
-        Runner(config, client, progress=False).run()
-    docs = cleaneval + extracted(out / "01-extract")
+    docs = cleaneval + extracted(cc2019_output(tmp_path_factory) / "01-extract")
     assert len(cleaneval) > 450 and len(docs) > 900
     return docs
 

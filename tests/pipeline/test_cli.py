@@ -7,7 +7,6 @@ import sys
 import pytest
 
 from pipeline.cli import build_parser
-from tests.conftest import REPO
 
 THRESHER = [sys.executable, "-m", "pipeline.cli"]
 
@@ -30,11 +29,8 @@ def test_list_shows_stages_with_parameters():
 
 
 @pytest.mark.slow
-def test_demo_runs_and_reports(tmp_path):
-    out = tmp_path / "demo"
-    proc = subprocess.run(THRESHER + ["demo", "--output", str(out), "--workers", "2", "--no-progress"],
-                          capture_output=True, text=True, cwd=REPO, timeout=900)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+def test_demo_runs_and_reports(demo_run):
+    out, proc = demo_run.out, demo_run.proc
     assert f"stats:   {out}/stats.json" in proc.stdout
     assert f"report:  {out}/report/report.html" in proc.stdout and (out / "report" / "DATASET_CARD.md").exists()
     stats = json.loads((out / "stats.json").read_text())

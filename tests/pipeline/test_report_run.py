@@ -1,8 +1,11 @@
 """The report of a real run: a pipeline over ../shared/data with every kind of stage that
 exists (language, Gopher, exact + MinHash dedup, fastText classify, select, mix, tokenize),
 then `write_report`. Its numbers must equal the stage manifests', and the page must render in
-headless Chromium with every section and plot, no network request and no JavaScript error."""
+headless Chromium with every section and plot, no network request and no JavaScript error.
+A second, small run has the problem cases the report must flag (a source that curation removes
+entirely, a quality classifier that scores every document ~0.5): its page must open with them."""
 
+import io
 import json
 import os
 import re
@@ -13,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from PIL import Image
 
 from pipeline.cluster import open_client
 from pipeline.config import load_config
@@ -201,3 +205,69 @@ def test_cli_stats_and_errors(report, tmp_path):
     schema = json.loads(subprocess.run(THRESHER + ["stats", "--print-schema"], capture_output=True, text=True,
                                        cwd=REPO, check=True).stdout)
     assert schema["properties"]["schema_version"]["const"] == 1 and "funnel" in schema["required"]
+
+
+# -- the problem cases: a source removed entirely, an uninformative classifier -------------------
+
+SPAM = [f"cheap pills {i} click now" for i in range(30)]  # too short for Gopher's quality rules
+
+
+def train_flat_classifier(out: Path, texts: Path) -> Path:
+    """A quality model that cannot tell its labels apart: the same documents under both and a
+    vanishing learning rate, so every document scores ~0.5."""
+    config = {"positive_label": "hq", "threshold_metric": "none",
+              "fasttext": {"dim": 8, "epoch": 1, "lr": 1e-6, "bucket": 100000},
+              "sources": [{"path": str(texts), "format": "jsonl", "label": label, "max_docs": 200}
+                          for label in ("hq", "lq")]}
+    (out / "flat.yaml").write_text(yaml.safe_dump(config))
+    subprocess.run(THRESHER + ["classifier", "train", str(out / "flat.yaml"), "--output", str(out / "flat")],
+                   check=True, stdout=subprocess.DEVNULL, cwd=REPO, timeout=600)
+    return out / "flat" / "model.bin"
+
+
+@pytest.fixture(scope="module")
+def problem_report(tmp_path_factory, client):
+    bbc = shared_path("fin_vs_general_bbc", "documents.jsonl")
+    out = tmp_path_factory.mktemp("problems")
+    (out / "spam.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in SPAM))
+    model = train_flat_classifier(out, bbc)
+    config = {"output": str(out / "run"), "seed": 0, "read": {"max_docs_per_part": 250},
+              "guards": {"max_loss_fraction": None},  # the spam source is lost on purpose, for the report to flag
+              "inputs": [{"path": str(bbc), "format": "jsonl", "source": "news", "domain": "financial"},
+                         {"path": str(out / "spam.jsonl"), "format": "jsonl", "source": "spam", "domain": "general"}],
+              "stages": [{"language": {"keep": ["en"], "min_score": 0.5}}, {"gopher_quality": {}},
+                         {"classify": {"quality_model": str(model)}}, {"select": {"keep_top": 0.9}}]}
+    (out / "config.yaml").write_text(yaml.safe_dump(config))
+    Runner(load_config(out / "config.yaml"), client, progress=False).run()
+    return write_report(out / "run", client=client)
+
+
+def test_report_flags_problems_in_chromium(problem_report, tmp_path):
+    probe = """(() => ({
+      first: document.querySelector('main section').id,
+      alert: document.querySelector('#warnings').className,
+      warnings: [...document.querySelectorAll('#warnings .warn')].map(w => w.textContent),
+      spam: Object.fromEntries([...document.querySelectorAll('#label-removals tr[data-source="spam"] td[data-key]')]
+                               .map(td => [td.dataset.key, td.dataset.value])),
+      box: (r => [r.x, r.y, r.width, r.height])(document.querySelector('#warnings').getBoundingClientRect()),
+    }))()"""
+    with Chromium(tmp_path) as browser:
+        page = browser.open(problem_report, probe)
+    (tmp_path / "problems.png").write_bytes(page.screenshot)
+    assert page.errors == [] and page.requests == [problem_report.resolve().as_uri()]
+    value = page.value
+    assert value["first"] == "warnings" and value["alert"] == "alert"  # the page opens with them
+    spam, flat = value["warnings"][0], value["warnings"][2]
+    assert spam.startswith(f"source spam: 100% of its {len(SPAM)} documents removed by curation (0 kept); "
+                           "top reasons: "), spam
+    assert value["warnings"][1].startswith("domain general: 100%")
+    assert flat.startswith("quality_score carries no information: 100% of ") and "around chance" in flat, flat
+    assert "(03-classify)" in flat and "the cut of 04-select on it" in flat
+    assert value["spam"] == {"in": str(len(SPAM)), "kept": "0", "removed": str(len(SPAM)), "pct_removed": "100.0"}
+    # The screenshot shows the block: a full page, and the block's red border where the DOM puts it.
+    image = Image.open(io.BytesIO(page.screenshot)).convert("RGB")
+    assert image.width >= 800 and image.height > 2000 and len(image.getcolors(1 << 20)) > 100
+    x, y, width, height = (round(v) for v in value["box"])
+    block = image.crop((x, y, x + width, y + height))
+    red = sum(n for n, rgb in block.getcolors(1 << 20) if rgb == (0xC0, 0x39, 0x2B))
+    assert red > 2 * (width + height), red  # a 2px border all round

@@ -237,3 +237,25 @@ def test_train_reads_shards_from_s3(server, s3_run, tmp_path):
     metrics = (tmp_path / "train" / "metrics.jsonl").read_text().splitlines()
     assert any('"loss"' in line for line in metrics)
     assert any(p.suffix == ".bin" for p in (tmp_path / "cache").rglob("*"))  # shards were staged locally
+
+
+def test_a_stale_stage_folder_moves_aside_on_s3(server, fs):
+    """No rename on S3: the folder is copied, then deleted (its manifest first)."""
+    from pipeline import storage
+    from pipeline.io import write_bytes, write_json
+    from pipeline.stale import STALE, clear_stale
+
+    bucket = f"stale-{uuid.uuid4().hex[:8]}"
+    fs.mkdir(bucket)
+    out = f"s3://{bucket}/out"
+    storage.configure(out, {"key": "testing", "secret": "testing",
+                            "client_kwargs": {"endpoint_url": server["AWS_ENDPOINT_URL"]}})
+    for name in ("00-read", "01-min_chars"):
+        write_json({"fingerprint": name}, storage.join(out, name, "_stage.json"))
+        write_bytes(b"part", storage.join(out, name, "part-00000.parquet"))
+        write_json({"fingerprint": name, "parts": ["part-00000.parquet"]}, storage.join(out, name, "_manifest.json"))
+    moved = clear_stale(out, [("00-read", "00-read"), ("01-max_chars", "x")], run_id="r1")
+    assert moved == [f"{out}/{STALE}/r1/01-min_chars"]
+    assert storage.listdir(out) == ["00-read", STALE]
+    assert storage.walk_files(moved[0]) == ["_manifest.json", "_stage.json", "part-00000.parquet"]
+    assert storage.read_bytes(f"{moved[0]}/part-00000.parquet") == b"part"

@@ -1,0 +1,119 @@
+"""Stage folders left by an earlier config: cleared before a run, ignored by what reads a run.
+
+A run writes `00-read` and `NN-<stage>` for the stages of its config (`planned_dirs`). Before the
+first stage runs, the runner holds the output folder against that plan (`clear_stale`):
+
+- a stage folder the config no longer names (a stage removed, renamed or moved to another
+  position) is moved to `OUTPUT/_stale/<run-id>/NN-name`, or deleted with
+  `thresher run --remove-stale`: nothing would ever rewrite it, and left in place it would be
+  counted by whatever reads the output;
+- a folder the config names but whose fingerprint differs (params, inputs, seed or an earlier
+  stage changed) is deleted, as the runner always did when it recomputed a changed stage, only
+  before the first stage rather than when this one starts: a run that stops early then leaves
+  no output of the earlier config beside the new `config.yaml`.
+
+Each is logged in one line. A folder counts as a stage folder only if its name is `NN-name` and
+it holds the runner's `_stage.json` or `_manifest.json`: anything else in OUTPUT is left alone.
+`configured_dirs` gives the folders that `OUTPUT/config.yaml` names, which `thresher stats` and
+`thresher head` read, ignoring every other folder.
+
+    clear_stale("out/web", [("00-read", "9f3c..."), ("01-extract", "51aa...")])
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+import yaml
+
+from pipeline import storage
+from pipeline.io import read_json
+from pipeline.progress import log
+
+STALE = "_stale"
+STAGE_DIR = re.compile(r"^(\d{2,})-(.+)$")
+MARKERS = ("_manifest.json", "_stage.json")  # the manifest is written last and marks a stage done
+
+
+def planned_dirs(stage_names: list[str]) -> list[str]:
+    """The folders a run of these stages writes, in order."""
+    return ["00-read"] + [f"{i:02d}-{name}" for i, name in enumerate(stage_names, start=1)]
+
+
+def configured_dirs(out: str) -> list[str] | None:
+    """The stage folders named by `out/config.yaml` (written by every run), or None when
+    there is none to read (an output from before runs wrote one, or not a run at all)."""
+    file = storage.join(out, "config.yaml")
+    if not storage.isfile(file):
+        return None
+    try:
+        stages = (yaml.safe_load(storage.read_bytes(file)) or {}).get("stages") or []
+    except (yaml.YAMLError, AttributeError):
+        return None
+    return planned_dirs([next(iter(s)) if isinstance(s, dict) else str(s) for s in stages])
+
+
+def recorded_fingerprint(folder: str) -> str | None:
+    """The fingerprint a stage folder was made with: its manifest's, else the one its
+    unfinished run declared in `_stage.json`; None when it holds neither."""
+    for marker in MARKERS:
+        file = storage.join(folder, marker)
+        if storage.exists(file):
+            return read_json(file).get("fingerprint")
+    return None
+
+
+def is_stage_folder(out: str, name: str) -> bool:
+    folder = storage.join(out, name)
+    return bool(STAGE_DIR.match(name)) and any(storage.exists(storage.join(folder, m)) for m in MARKERS)
+
+
+def find_stale(out: str, plan: list[tuple[str, str]]) -> tuple[list[str], list[str]]:
+    """(stage folders in `out` that `plan` does not name, planned folders made with another
+    fingerprint), by name. `plan` is the run's (folder name, fingerprint) list."""
+    wanted = dict(plan)
+    unnamed, changed = [], []
+    for name in storage.listdir(out):
+        if not is_stage_folder(out, name):
+            continue
+        if name not in wanted:
+            unnamed.append(name)
+        elif recorded_fingerprint(storage.join(out, name)) != wanted[name]:
+            changed.append(name)
+    return unnamed, changed
+
+
+def clear_stale(out: str, plan: list[tuple[str, str]], remove: bool = False, run_id: str | None = None) -> list[str]:
+    """Delete the planned folders made with another fingerprint; move the stage folders the
+    plan does not name to `out/_stale/<run_id>/` (delete them when `remove`). Returns where
+    the moved folders went."""
+    unnamed, changed = find_stale(out, plan)
+    for name in changed:
+        storage.rm(storage.join(out, name))
+        log(f"[{name}] made with other settings (its params, inputs or an earlier stage changed): "
+            "removed, to be recomputed")
+    if not unnamed:
+        return []
+    if remove:
+        for name in unnamed:
+            storage.rm(storage.join(out, name))
+            log(f"[{name}] not in the config: removed (--remove-stale)")
+        return []
+    target = storage.join(out, STALE, run_id or new_run_id(out))
+    moved = []
+    for name in unnamed:
+        moved.append(storage.join(target, name))
+        storage.move(storage.join(out, name), moved[-1], delete_first=MARKERS)
+        log(f"[{name}] not in the config: moved to {moved[-1]} (thresher run --remove-stale deletes instead)")
+    return moved
+
+
+def new_run_id(out: str) -> str:
+    """A folder name under `out/_stale` for this run: its UTC start time, made unique."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    taken = set(storage.listdir(storage.join(out, STALE)))
+    run_id, n = stamp, 1
+    while run_id in taken:
+        run_id, n = f"{stamp}-{n}", n + 1
+    return run_id

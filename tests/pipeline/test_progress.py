@@ -1,0 +1,75 @@
+"""Bounded maps: `map_all` keeps at most a window of tasks in flight and returns results in row
+order; `map_reduce` merges windows of parts to the same result as one tree over all parts."""
+
+from __future__ import annotations
+
+import time
+from types import SimpleNamespace
+
+import pytest
+from distributed import get_client
+
+from pipeline import aggregate
+from pipeline.aggregate import map_reduce
+from pipeline.progress import map_all, window_size
+
+
+def _known_to_scheduler(prefix: str, dask_scheduler=None) -> int:
+    return sum(1 for key in dask_scheduler.tasks if str(key).startswith(prefix))
+
+
+def _slow_square(x: int, pause: float) -> tuple[int, int]:
+    time.sleep(pause * (x % 3))
+    return x * x, get_client().run_on_scheduler(_known_to_scheduler, "_slow_square")
+
+
+def _fail_on(x: int, bad: int) -> int:
+    if x == bad:
+        raise ValueError(f"bad item {x}")
+    return x
+
+
+def test_map_all_returns_rows_in_order_with_a_bounded_window(client):
+    rows = [(x,) for x in range(40)]
+    results = map_all(client, _slow_square, rows, "test", "task", False, window=4, pause=0.01)
+    assert [r[0] for r in results] == [x * x for x in range(40)]
+    # The scheduler never held more than the window's tasks, give or take the finished ones
+    # whose release is still on its way (all 40 at once without the window).
+    assert max(r[1] for r in results) <= 2 * 4
+
+
+def test_map_all_takes_several_arguments_and_reraises_a_task_error(client):
+    assert map_all(client, pow, [(2, 3), (3, 2)], "test", "task", False) == [8, 9]
+    with pytest.raises(ValueError, match="bad item 7"):
+        map_all(client, _fail_on, [(x,) for x in range(12)], "test", "task", False, window=3, bad=7)
+    assert map_all(client, _fail_on, [], "test", "task", False, bad=0) == []
+
+
+def test_window_grows_with_the_cluster_threads(client):
+    assert window_size(client) >= 256
+
+
+def _summary(x: int) -> dict:
+    return {"keys": {f"k{x % 5}": x}, "order": [x]}
+
+
+def _combine(*summaries: dict) -> dict:
+    out: dict = {"keys": {}, "order": []}
+    for s in summaries:
+        for k, v in s["keys"].items():
+            out["keys"][k] = out["keys"].get(k, 0) + v
+        out["order"] += s["order"]
+    return out
+
+
+@pytest.mark.parametrize("window", [3, 16, 1000])
+def test_map_reduce_gives_one_tree_result_for_any_window(client, monkeypatch, window):
+    monkeypatch.setattr(aggregate, "window_size", lambda c: window)
+    ctx = SimpleNamespace(client=client, name="test", progress=False)
+    items = list(range(50))
+    cost = [(x * 7) % 11 for x in items]
+    merged = map_reduce(ctx, _summary, items, _combine, "count", cost=cost)
+    assert merged["order"] == items  # part order, whatever the window and the submission order
+    assert list(merged["keys"]) == ["k0", "k1", "k2", "k3", "k4"]
+    assert merged["keys"]["k0"] == sum(x for x in items if x % 5 == 0)
+    assert map_reduce(ctx, _summary, [], _combine, "count") is None

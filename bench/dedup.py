@@ -20,6 +20,12 @@ neardup_data.py) and prints the wall time and the peak RSS summed over the whole
     .venv/bin/python bench/dedup.py                  # real benchmark, 3 runs each
     .venv/bin/python bench/dedup.py --quick          # 3,000 documents, 1 run each
     .venv/bin/python bench/dedup.py --docs 1000000   # thresher alone at 1M documents
+    .venv/bin/python bench/dedup.py --incremental    # two runs against an index vs one run
+
+Incremental: run 1 deduplicates files 0-3 into a fresh index (`index:` on minhash_signatures),
+run 2 files 4-7 against it; the pairwise precision/recall/F1 of both runs' clusters together
+(a run-2 copy of a run-1 story points at the run-1 document it duplicates) against one run
+over all files, and run 2's time with and without the index.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ sys.path = [p for p in sys.path if Path(p or ".").resolve() != BENCH] + [str(BEN
 import argparse
 import gzip
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -211,15 +218,70 @@ def scale(args: argparse.Namespace) -> None:
     print(f"  pairwise precision {p:.4f} recall {r:.4f} F1 {f1:.4f}")
 
 
+def run_halves(data: Path, out: Path, workers: int, files: list[str], index: Path | None) -> float:
+    """`thresher run` (read + the four MinHash stages) on `files` of the benchmark, with `index`
+    set on minhash_signatures if given; returns the wall seconds of the four stages."""
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    config = CONFIG.format(out=out / "run", data=data, ngram=NGRAM, perm=BANDS * ROWS, bands=BANDS, rows=ROWS)
+    line = f"  - {{path: {data}/docs-*.jsonl, format: jsonl, source: bench}}\n"
+    config = config.replace(line, "".join(line.replace("docs-*.jsonl", name) for name in files))
+    if index is not None:
+        config = config.replace(f"rows: {ROWS}}}", f"rows: {ROWS}, index: {index}}}")
+    (out / "dedup.yaml").write_text(config)
+    cmd = [sys.executable, "-m", "pipeline.cli", "run", str(out / "dedup.yaml"), "--workers", str(workers),
+           "--no-progress"]
+    with (out / "log.txt").open("w") as log:
+        done = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env={**os.environ,
+                                                                                          "PYTHONPATH": str(REPO)})
+    if done.returncode:
+        raise SystemExit(f"thresher failed ({done.returncode}); see {out / 'log.txt'}")
+    stages = json.loads((out / "run" / "stats.json").read_text())["stages"][1:]
+    return sum(s["wall_seconds"] for s in stages)
+
+
+def incremental(args: argparse.Namespace) -> None:
+    """The benchmark in two runs against an index (the first half of the files, then the second)
+    against one run over all of it: the same pairwise quality, and what reading the index costs."""
+    data = dataset(3000 if args.quick else None)
+    ids = truth(data)
+    true = {bid: story for bid, (story, _) in ids.items()}
+    root = CACHE / "incremental"
+    index = root / "index"
+    shutil.rmtree(index, ignore_errors=True)
+    names = [p.name for p in sorted(data.glob("docs-*.jsonl"))]
+    first, second = names[: len(names) // 2], names[len(names) // 2:]
+    whole = run_halves(data, root / "one-run", args.workers, names, None)
+    one = run_halves(data, root / "run-1", args.workers, first, index)
+    two = run_halves(data, root / "run-2", args.workers, second, index)
+    alone = run_halves(data, root / "run-2-alone", args.workers, second, None)
+    clusters = {bid: tid for bid, (_, tid) in ids.items()}
+    for name in ("run-1", "run-2"):  # each run's removals; a kept document is its own cluster
+        clusters.update({bid: rep for bid, rep in thresher_clusters(root / name, ids).items() if rep != ids[bid][1]})
+    entries = [c["entries"] for c in json.loads((index / "minhash" / "_index.json").read_text())["commits"]]
+    print(f"{len(ids)} documents; MinHash stages' wall time (2 workers), index entries per commit {entries}")
+    for label, pred, seconds in (("one run over all files", thresher_clusters(root / "one-run", ids), whole),
+                                 ("run 1 (files 0-3) + run 2 (files 4-7) via the index", clusters, one + two)):
+        p, r, f1 = pairwise_prf(pred, true)
+        print(f"  {label:<52} precision {p:.4f} recall {r:.4f} F1 {f1:.4f}  {seconds:6.1f}s")
+    print(f"  run 2 against the index {two:.1f}s vs run 2 alone {alone:.1f}s: reading {entries[0]} entries "
+          f"costs {two - alone:+.1f}s")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--incremental", action="store_true",
+                    help="two runs against an index (halves of the files) vs one run: quality and time")
     ap.add_argument("--quick", action="store_true", help="3,000 documents, 1 run")
     ap.add_argument("--docs", type=int, help="run thresher alone on this many documents (RSS + time)")
     ap.add_argument("--runs", type=int, help="repetitions (default 3, --quick 1)")
     ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args()
     args.runs = args.runs or (1 if args.quick else 3)
-    scale(args) if args.docs else compare(args)
+    if args.incremental:
+        incremental(args)
+    else:
+        scale(args) if args.docs else compare(args)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,8 @@ Run: the real runner on a LocalCluster of 2 worker processes, read -> bench_scor
 -> lsh_buckets -> duplicate_clusters -> remove_duplicates -> select (keep_top 0.9) -> mix
 (51/49) -> tokenize. Each size runs in a fresh process, so its peaks are its own.
 
+Parts are the config's defaults (`read.max_bytes_per_part`, 128 MiB of text; the map stage
+merges small ones); before parts were sized by bytes the config read 2,000 documents a part.
 Printed per stage: wall time, documents in and docs/s, tasks the scheduler ran, the client
 process's peak RSS (client and scheduler share it on a LocalCluster) and the largest worker
 process's peak RSS (psutil, sampled every 0.1 s). Then per size: the whole run's peaks, and the
@@ -53,7 +55,6 @@ seed: 0
 inputs:
   - {{path: {data}/fin-*.jsonl, format: jsonl, source: fin_news, domain: financial}}
   - {{path: {data}/web-*.jsonl, format: jsonl, source: web, domain: general}}
-read: {{max_docs_per_part: 2000}}
 stages:
   - bench_score: {{}}
   - exact_dedup: {{}}
@@ -220,18 +221,20 @@ def measure(n_docs: int, workers: int) -> dict:
     with cluster.open_client(workers=workers) as client:
         client.register_plugin(TaskCount())
         sampler.start()
-        for method in ("_run_read", "_run_stage"):
+        for method in ("_run_read", "_run_chain", "_run_global"):
             original = getattr(runner.Runner, method)
 
             def timed(self, *args, _original=original):
-                index = int(args[-2].split("-")[0])  # (..., folder, fingerprint)
+                index = args[0] if args and isinstance(args[0], int) else 0
                 sampler.sample()
                 sampler.label = f"{index:02d}"
                 before, start = tasks_done(client), time.perf_counter()
                 result = _original(self, *args)
                 sampler.sample()
-                manifest = read_json(f"{result.dir}/_manifest.json")
-                stages.append({"stage": result.name, "seconds": time.perf_counter() - start,
+                outputs = result if isinstance(result, list) else [result]  # a chain of fused map stages
+                manifest = read_json(outputs[0].path("_manifest.json"))
+                name = outputs[0].name if len(outputs) == 1 else f"{outputs[0].name}..{outputs[-1].name}"
+                stages.append({"stage": name, "seconds": time.perf_counter() - start,
                                "docs_in": manifest["stats"]["docs_in"], "tasks": tasks_done(client) - before,
                                "peaks": sampler.peaks.get(sampler.label, [0, 0])})
                 return result

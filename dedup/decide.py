@@ -15,6 +15,7 @@ input parts), so every decision is independent of partitioning and worker count.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections import Counter
 from collections.abc import Callable
@@ -25,6 +26,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from dedup.index import write_key_entries
 from pipeline import storage
 from pipeline.io import commit, commit_records, is_committed, read_json, write_json, write_parquet
 from pipeline.record import metadata_to_json, rejected_schema
@@ -66,7 +68,7 @@ DECIDED_META = pd.DataFrame({
     "node": pd.Series([], dtype="int64"), "part": pd.Series([], dtype="int64"),
     "group": pd.Series([], dtype="int64"), "cluster_size": pd.Series([], dtype="int64"),
     "removed": pd.Series([], dtype=bool), "duplicate_of": pd.Series([], dtype=object),
-    "source": pd.Series([], dtype=object), "domain": pd.Series([], dtype=object),
+    "in_index": pd.Series([], dtype=bool), "source": pd.Series([], dtype=object), "domain": pd.Series([], dtype=object),
 })
 SUMMARY_META = pd.DataFrame({"kind": pd.Series([], dtype=object), "key": pd.Series([], dtype=object),
                              "count": pd.Series([], dtype="int64")})
@@ -101,7 +103,9 @@ def shuffle_method(npartitions: int) -> str:
 
 def rank_documents(df: pd.DataFrame, ranking: tuple[str, ...]) -> pd.DataFrame:
     """`df` sorted by group, then best representative first (nulls last), node breaking ties."""
-    columns, ascending = ["group"], [True]
+    # An indexed document (negative node, from an earlier run: dedup/index.py) is always kept.
+    df = df.assign(_from_run=df["node"].to_numpy() >= 0)
+    columns, ascending = ["group", "_from_run"], [True, True]
     for key in ranking:
         column, asc = _RANK_COLUMNS[key]
         if column not in columns:
@@ -110,36 +114,54 @@ def rank_documents(df: pd.DataFrame, ranking: tuple[str, ...]) -> pd.DataFrame:
     if "node" not in columns:
         columns.append("node")
         ascending.append(True)
-    return df.sort_values(columns, ascending=ascending, na_position="last", kind="mergesort")
+    ordered = df.sort_values(columns, ascending=ascending, na_position="last", kind="mergesort")
+    return ordered.drop(columns="_from_run")
 
 
-def decide_partition(df: pd.DataFrame, ranking: tuple[str, ...]) -> pd.DataFrame:
-    """For every group of 2+ documents in `df`: each member, its group's size, whether it is
-    removed and the id of the representative it is a duplicate of."""
+@dataclasses.dataclass(frozen=True)
+class NewEntries:
+    """Where `decide` stages the keys of the documents a run keeps, for an index (dedup/index.py)."""
+
+    folder: str
+    run: str
+
+
+def decide_partition(df: pd.DataFrame, ranking: tuple[str, ...], new_entries: NewEntries | None = None,
+                     partition_info: dict | None = None) -> pd.DataFrame:
+    """For every run document in a group of 2+ in `df`: its group's size, whether it is removed,
+    the id of the representative it duplicates and whether that one is indexed (from an earlier
+    run). With `new_entries`, the group's key and representative of every group whose kept
+    document is this run's (singletons included) are written there for the index."""
     df = rank_documents(df, ranking)
-    group = df["group"].to_numpy()
+    group, node = df["group"].to_numpy(), df["node"].to_numpy()
     first = np.ones(len(df), dtype=bool)
     first[1:] = group[1:] != group[:-1]
     start = np.flatnonzero(first)
     sizes = np.diff(np.append(start, len(df)))
     member_size = np.repeat(sizes, sizes)
-    keep = member_size > 1
+    from_run = node >= 0
+    if new_entries is not None:
+        number = partition_info["number"] if partition_info else 0
+        write_key_entries(df[first & from_run], new_entries.folder, new_entries.run, number)
+    keep = (member_size > 1) & from_run
     rep_id = np.repeat(df["id"].to_numpy()[start], sizes)
-    node = df["node"].to_numpy()
     out = pd.DataFrame({
         "node": node, "part": node >> np.int64(32), "group": group, "cluster_size": member_size,
-        "removed": ~first, "duplicate_of": rep_id,
+        "removed": ~first, "duplicate_of": rep_id, "in_index": np.repeat(~from_run[start], sizes),
         "source": df["source"].to_numpy(), "domain": df["domain"].to_numpy(),
     })[keep]
     return out.reset_index(drop=True).astype(DECIDED_META.dtypes.to_dict())
 
 
 def summarize_partition(df: pd.DataFrame) -> pd.DataFrame:
-    """Counts for the audit: group sizes (one per representative), removals per source/domain."""
+    """Counts for the audit: group sizes (one per group), removals per source/domain and of
+    documents found in the index."""
     counts: Counter = Counter()
-    for size, n in df.loc[~df["removed"], "cluster_size"].value_counts().items():
+    for size, n in df.drop_duplicates("group")["cluster_size"].value_counts().items():
         counts[("cluster_size", str(int(size)))] += int(n)
     removed = df[df["removed"]]
+    if removed["in_index"].any():
+        counts[("removed_in_index", "")] += int(removed["in_index"].sum())
     for column in ("source", "domain"):
         for value, n in removed[column].fillna("(none)").value_counts().items():
             counts[(f"removed_by_{column}", str(value))] += int(n)
@@ -155,17 +177,19 @@ def write_partition_decisions(df: pd.DataFrame, parts: tuple[str, ...], out_dir:
             "row": pa.array((rows["node"].to_numpy() & 0xFFFFFFFF).astype(np.int32)),
             "duplicate_of": pa.array(rows["duplicate_of"].tolist(), pa.string()),
             "cluster_size": pa.array(rows["cluster_size"].to_numpy(), pa.int64()),
+            "in_index": pa.array(rows["in_index"].to_numpy(), pa.bool_()),
         })
         write_parquet(table, storage.join(out_dir, parts[int(part_index)]))
     return pd.DataFrame({"written": [len(df)]})
 
 
-def decide(client, frame, ranking: tuple[str, ...], parts: tuple[str, ...], out_dir: str, rows: int) -> dict:
+def decide(client, frame, ranking: tuple[str, ...], parts: tuple[str, ...], out_dir: str, rows: int,
+           new_entries: NewEntries | None = None) -> dict:
     """Group `frame` (a Dask DataFrame like GROUP_META, `rows` rows) by `group`, write the
     removals per part under `out_dir`, and return the audit counts."""
     n = n_partitions(rows)
     decided = frame.shuffle(on="group", npartitions=n, shuffle_method=shuffle_method(n))
-    decided = client.persist(decided.map_partitions(decide_partition, ranking, meta=DECIDED_META))
+    decided = client.persist(decided.map_partitions(decide_partition, ranking, new_entries, meta=DECIDED_META))
     removed = decided[decided["removed"]]
     writes = removed.shuffle(on="part", npartitions=n, shuffle_method=shuffle_method(n))
     writes = writes.map_partitions(write_partition_decisions, parts, str(out_dir),
@@ -184,6 +208,9 @@ def audit_from_summary(summary: pd.DataFrame, removed: int) -> dict:
         "documents_removed": removed,
         "group_size_histogram": {k: sizes[k] for k in sorted(sizes, key=int)},
     }
+    in_index = [int(v) for (kind, _), v in totals.items() if kind == "removed_in_index"]
+    if in_index:
+        audit["documents_removed_in_index"] = sum(in_index)
     for column in ("source", "domain"):
         kind = f"removed_by_{column}"
         audit[kind] = {k: int(v) for (kd, k), v in totals.items() if kd == kind}
@@ -203,11 +230,17 @@ def replace_column(table: pa.Table, name: str, values: list[str | None]) -> pa.T
     return table.set_column(table.column_names.index(name), table.schema.field(name), pa.array(values, pa.string()))
 
 
-def with_reason(dropped: pa.Table, stage: str, reason: str) -> pa.Table:
-    """Rows for `rejected/`: `dropped` plus the `stage` and `reason` columns."""
+def with_reason(dropped: pa.Table, stage: str, reason: str | list[str]) -> pa.Table:
+    """Rows for `rejected/`: `dropped` plus the `stage` and `reason` (one, or one per row) columns."""
     n = dropped.num_rows
+    reasons = [reason] * n if isinstance(reason, str) else reason
     dropped = dropped.append_column("stage", pa.array([stage] * n, pa.string()))
-    return dropped.append_column("reason", pa.array([reason] * n, pa.string()))
+    return dropped.append_column("reason", pa.array(reasons, pa.string()))
+
+
+def index_reason(reason: str) -> str:
+    """The reason of a document removed because an earlier run kept its duplicate (dedup/index.py)."""
+    return f"{reason}_in_index"
 
 
 def _annotate(dropped: pa.Table, decisions: pa.Table, stage: str, reason: str) -> pa.Table:
@@ -217,7 +250,10 @@ def _annotate(dropped: pa.Table, decisions: pa.Table, stage: str, reason: str) -
         meta = json.loads(raw) if raw else {}
         meta.update({"duplicate_of": rep, "duplicate_cluster_size": size})
         metadata.append(metadata_to_json(meta))
-    return with_reason(replace_column(dropped, "metadata", metadata), stage, reason)
+    in_index = (decisions["in_index"].to_pylist() if "in_index" in decisions.column_names
+                else [False] * decisions.num_rows)
+    reasons = [index_reason(reason) if indexed else reason for indexed in in_index]
+    return with_reason(replace_column(dropped, "metadata", metadata), stage, reasons)
 
 
 def apply_part(part: str, in_dir: str, decisions_dir: str, out_dir: str, stage: str, reason: str) -> dict:
@@ -238,8 +274,8 @@ def apply_part(part: str, in_dir: str, decisions_dir: str, out_dir: str, stage: 
         assert dropped.schema.names == rejected_schema(table.schema).names
         write_parquet(dropped, storage.join(out_dir, "rejected", part))
         files.append(f"rejected/{part}")
-        stats.docs_rejected = stats.rejected[reason] = dropped.num_rows
-        stats.bytes_rejected = stats.rejected_bytes[reason] = text_bytes(dropped)
+        for why, text in zip(dropped["reason"].to_pylist(), dropped["text"].to_pylist()):
+            stats.reject(why, len((text or "").encode()))
     kept = table.filter(pa.array(~mask))
     write_parquet(kept, storage.join(out_dir, part))
     stats.docs_out, stats.bytes_out = kept.num_rows, text_bytes(kept)

@@ -58,7 +58,9 @@ def bucket_edges(df: pd.DataFrame) -> pd.DataFrame:
     first = np.ones(len(key), dtype=bool)
     first[1:] = key[1:] != key[:-1]
     head = node[np.maximum.accumulate(np.where(first, np.arange(len(key)), 0))]
-    member = ~first & (node != head)  # a document twice in a bucket is no edge
+    # A document twice in a bucket is no edge; nor are two indexed documents (negative nodes,
+    # dedup/index_minhash.py): a member that is indexed has an indexed head, the bucket's smallest.
+    member = ~first & (node != head) & (node >= 0)
     return pd.DataFrame({"u": node[member], "v": head[member]})
 
 
@@ -73,14 +75,17 @@ def write_edge_part(df: pd.DataFrame, path: str) -> int:
 
 
 def write_edges(client, signature_paths: list[str], bands: int, rows: int, documents: int,
-                out_dir: str) -> tuple[int, list[str]]:
+                out_dir: str, indexed: dd.DataFrame | None = None) -> tuple[int, list[str]]:
     """Write the candidate edges of all signature files under `out_dir`; return their number
-    and the names of the files written (the stage's manifest records them)."""
+    and the names of the files written (the stage's manifest records them). `indexed`: the
+    (key, node) rows of an index's entries, joined in the same shuffle (`documents` counts them)."""
     batches = [[str(p) for p in signature_paths[i:i + SIGNATURE_FILES_PER_TASK]]
                for i in range(0, len(signature_paths), SIGNATURE_FILES_PER_TASK)]
     if not batches:
         return 0, []
     keys = dd.from_map(key_frame, batches, bands=bands, rows=rows, meta=KEY_META, enforce_metadata=False)
+    if indexed is not None:
+        keys = dd.concat([keys, indexed])
     n_parts = max(1, -(-documents * bands // KEYS_PER_PARTITION))
     raw = keys.shuffle(on="key", npartitions=n_parts, shuffle_method=shuffle_method(n_parts))
     raw = raw.map_partitions(bucket_edges, meta=EDGE_META)

@@ -29,9 +29,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field, model_validator
 
+from dedup.index import IndexParams
 from dedup.normalize import Normalization, normalize
 from dedup.sha1 import sha1_hash32_spans
-from pipeline.stage import StageParams
 
 MERSENNE_PRIME = np.uint64((1 << 61) - 1)
 MAX_HASH = np.uint32((1 << 32) - 1)
@@ -44,8 +44,8 @@ _SHA1_DIGEST = type(hashlib.sha1()).digest
 _CHUNK_ELEMENTS = 8 << 20
 
 
-class MinHashParams(StageParams):
-    """The MinHash LSH configuration shared by the four MinHash stages."""
+class MinHashParams(IndexParams):
+    """The MinHash LSH configuration shared by the four MinHash stages (`index`: dedup/index_minhash.py)."""
 
     ngram: int = Field(5, gt=0, description="shingle size (words or characters)")
     shingle: Literal["word", "char"] = Field("word", description="word or character n-grams")

@@ -29,6 +29,7 @@ import os
 import shutil
 
 import dask.dataframe as dd
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -47,8 +48,17 @@ from dedup.decide import (
     n_partitions,
     rank_frame,
 )
+from dedup.index import session
+from dedup.index_minhash import (
+    band_frame,
+    index_docinfo,
+    minhash_index,
+    snapshot_of,
+    stage_part,
+    verify_index_edges,
+)
 from dedup.jaccard import sample_edges, sample_similarities, verify_edges
-from dedup.lsh import EDGE_META, write_edges
+from dedup.lsh import EDGE_META, KEY_META, write_edges
 from dedup.minhash import MinHashParams, document_shingle_hashes, get_hasher
 from pipeline import storage
 from pipeline.io import commit, commit_records, is_committed, parquet_rows, read_json, write_parquet
@@ -108,13 +118,33 @@ def fresh(directory: str) -> str:
 
 # -- minhash_signatures ---------------------------------------------------------------------
 
+# Texts shingled at a time: the word-span arrays take ~15 bytes per byte of text, so a whole
+# 128 MiB part at once took a 2.5 GB worker (bench/scale.py).
+SHINGLE_CHUNK_BYTES = 16 << 20
+
+
+def part_signatures(texts: pa.ChunkedArray, params: MinHashParams) -> tuple[np.ndarray, np.ndarray]:
+    """Signatures and shingle counts of `texts`, ~SHINGLE_CHUNK_BYTES of text at a time (a
+    document's signature depends on its text only, so the chunks change no bit)."""
+    hasher = get_hasher(params.num_perm, params.seed, params.scheme)
+    ends = np.cumsum(pc.fill_null(pc.binary_length(texts), 0).to_numpy(zero_copy_only=False))
+    signatures, counts, start = [np.zeros((0, params.num_perm), np.uint32)], [np.zeros(0, np.int64)], 0
+    while start < len(texts):
+        done = ends[start - 1] if start else 0
+        stop = max(start + 1, int(np.searchsorted(ends, done + SHINGLE_CHUNK_BYTES, side="right")))
+        hashes, n = document_shingle_hashes(texts.slice(start, stop - start).combine_chunks(), params)
+        signatures.append(hasher.signatures(hashes, n))
+        counts.append(n)
+        start = stop
+    return np.concatenate(signatures), np.concatenate(counts)
+
+
 def signature_part(item: tuple[int, str], in_dir: str, out_dir: str, params: MinHashParams) -> dict:
     """Write the signatures of one part, then its commit record (stats and the file: the part
     is done). On a worker."""
     part_index, part = item
     table = storage.read_table(storage.join(in_dir, part))
-    hashes, counts = document_shingle_hashes(table["text"], params)
-    signatures = get_hasher(params.num_perm, params.seed, params.scheme).signatures(hashes, counts)
+    signatures, counts = part_signatures(table["text"], params)
     info = pa.Table.from_pandas(rank_frame(table, part_index).astype(DOCINFO_META.dtypes.to_dict()),
                                 preserve_index=False)
     info = info.append_column("shingles", pa.array(counts, pa.int32()))
@@ -136,6 +166,10 @@ class MinHashSignatures(GlobalStage):
 
     name = "minhash_signatures"
     Params = MinHashParams
+
+    def check(self) -> None:
+        if (index := minhash_index(self.params)) is not None:
+            index.preflight(output="")
 
     def run(self, ctx) -> dict:
         todo = [(i, p) for i, p in enumerate(ctx.input.parts) if not is_committed(ctx.dir, p)]
@@ -163,11 +197,22 @@ class LshBuckets(GlobalStage):
         out = fresh(ctx.path("edges"))
         signature_dir = artefact(ctx, block, "signatures")
         paths = [storage.join(signature_dir, p) for p in ctx.input.parts]
-        n_edges, edge_files = write_edges(ctx.client, paths, block["bands"], block["rows"], block["documents"], out)
+        params = MinHashParams.model_validate(block["params"])
+        with session(ctx, minhash_index(params), ctx.path("_work"), keep_lock=True) as index:
+            snap = index.snapshot() if index is not None else None
+            indexed = (dd.from_map(band_frame, snap.batches(), bands=block["bands"], meta=KEY_META,
+                                   enforce_metadata=False)
+                       if snap is not None and snap.parts and block["documents"] else None)
+            documents = block["documents"] + (snap.entries if snap is not None else 0)
+            n_edges, edge_files = write_edges(ctx.client, paths, block["bands"], block["rows"], documents, out,
+                                              indexed)
         ctx.stats.count("candidate_pairs", n_edges)
         link_parts(ctx)
         pass_through_stats(ctx)
         block = {**block, "edges": f"{ctx.name}/edges", "edge_count": n_edges, "edge_files": edge_files}
+        if snap is not None:  # the index as this run reads it (index_minhash.snapshot_of)
+            block.update(index_folder=snap.folder, index_commits=snap.commits, index_without=snap.without,
+                          index_entries=snap.entries)
         return {"minhash": block}
 
 
@@ -207,7 +252,9 @@ class DuplicateClusters(GlobalStage):
 
     def run(self, ctx) -> dict:
         block = minhash_block(ctx, "edges")
-        audit = decided_once(ctx.path("clusters"), lambda folder: self._cluster(ctx, block, folder))
+        index = minhash_index(MinHashParams.model_validate(block["params"]))
+        with session(ctx, index, ctx.path("_work"), keep_lock=True):
+            audit = decided_once(ctx.path("clusters"), lambda folder: self._cluster(ctx, block, folder))
         link_parts(ctx)
         pass_through_stats(ctx)
         ctx.stats.count("documents_to_remove", audit["documents_removed"])
@@ -223,16 +270,26 @@ class DuplicateClusters(GlobalStage):
             return {"lsh": lsh, "false_positives": none, **decide_nothing()}
         edges = dd.from_map(read_edges, chunks(edge_paths, 8), meta=EDGE_META, enforce_metadata=False)
         n_edges, signature_dir = block["edge_count"], artefact(ctx, block, "signatures")
-        audit = {"lsh": lsh, "false_positives": self._sample_audit(ctx, edges, n_edges, params, lsh, signature_dir)}
+        # Pairs inside this run (v >= 0; v is the smaller node) and pairs with an indexed document.
+        own = edges[edges["v"] >= 0] if "index_commits" in block else edges
+        own_count = count(ctx, own) if own is not edges else n_edges
+        audit = {"lsh": lsh, "false_positives": self._sample_audit(ctx, own, own_count, params, lsh, signature_dir)}
         if self.params.verify_threshold is not None:
-            edges = ctx.client.persist(verify_edges(edges, ctx.input.parts, ctx.input.dir, params,
-                                                    self.params.verify_threshold, n_partitions(n_edges)))
-            kept = int(ctx.client.compute(edges.map_partitions(len).sum()).result())
+            edges = ctx.client.persist(self._verify(ctx, block, edges, own, params, signature_dir, n_edges))
+            kept = count(ctx, edges)
             audit["verification"] = {"threshold": self.params.verify_threshold, "pairs_checked": n_edges,
                                      "pairs_dropped": n_edges - kept}
             n_edges = kept
-        audit.update(self._decide(ctx, edges, n_edges, signature_dir, out))
+        audit.update(self._decide(ctx, edges, n_edges, signature_dir, out, block))
         return audit
+
+    def _verify(self, ctx, block: dict, edges, own, params, signature_dir: str, n_edges: int):
+        threshold, n = self.params.verify_threshold, n_partitions(n_edges)
+        verified = verify_edges(own, ctx.input.parts, ctx.input.dir, params, threshold, n)
+        if (snap := snapshot_of(block)) is None:
+            return verified
+        indexed = verify_index_edges(edges[edges["v"] < 0], ctx.input.parts, signature_dir, snap, threshold, n)
+        return dd.concat([verified, indexed])
 
     def _sample_audit(self, ctx, edges, n_edges: int, params, lsh: dict, signature_dir: str) -> dict:
         if not self.params.audit_pairs:
@@ -241,15 +298,22 @@ class DuplicateClusters(GlobalStage):
         sims = sample_similarities(ctx, sample, ctx.input.dir, signature_dir, params)
         return audits.false_positive_audit(sims, lsh["jaccard_threshold"], n_edges)
 
-    def _decide(self, ctx, edges, n_edges: int, signature_dir: str, out: str) -> dict:
+    def _decide(self, ctx, edges, n_edges: int, signature_dir: str, out: str, block: dict) -> dict:
         if not n_edges:  # verification may have dropped every pair
             return decide_nothing()
         labels = connected_components(ctx.client, edges, n_edges, self.params.max_local_edges)
         paths = [storage.join(signature_dir, p) for p in ctx.input.parts]
         docinfo = dd.from_map(read_docinfo, chunks(paths, 16), meta=DOCINFO_META, enforce_metadata=False)
+        if (snap := snapshot_of(block)) is not None:
+            indexed = index_docinfo(labels, snap, n_partitions(n_edges))
+            docinfo = dd.concat([docinfo, indexed])
         frame = labels.merge(docinfo, on="node", how="inner", npartitions=n_partitions(2 * n_edges))
         frame = frame.rename(columns={"label": "group"})[list(GROUP_META.columns)]
         return decide(ctx.client, frame, self.params.representative, ctx.input.parts, out, 2 * n_edges)
+
+
+def count(ctx, frame) -> int:
+    return int(ctx.client.compute(frame.map_partitions(len).sum()).result())
 
 
 def decide_nothing() -> dict:
@@ -268,5 +332,19 @@ class RemoveDuplicates(GlobalStage):
 
     def run(self, ctx) -> dict:
         block = minhash_block(ctx, "clusters")
-        apply_all(ctx, artefact(ctx, block, "clusters"), self.name, f"{self.name}.near_duplicate")
-        return {"minhash": block, "audit": read_json(ctx.input.path(MANIFEST)).get("audit", {})}
+        decisions, work, extra = artefact(ctx, block, "clusters"), ctx.path("_work"), {}
+        with session(ctx, minhash_index(MinHashParams.model_validate(block["params"])), work) as index:
+            apply_all(ctx, decisions, self.name, f"{self.name}.near_duplicate")
+            if index is not None:
+                staged = storage.join(work, "index")
+                decided_once(staged, lambda folder: self._stage_entries(ctx, block, decisions, folder, index.run))
+                extra = {"index": index.commit(staged)}
+        storage.rm(work)
+        return {"minhash": block, "audit": read_json(ctx.input.path(MANIFEST)).get("audit", {}), **extra}
+
+    def _stage_entries(self, ctx, block: dict, decisions: str, folder: str, run: str) -> dict:
+        """The index entries of the documents this run keeps, one file per input part."""
+        written = ctx.map(stage_part, list(ctx.input.parts), "index entries",
+                          signature_dir=artefact(ctx, block, "signatures"), decisions_dir=decisions, out_dir=folder,
+                          run=run, lsh_shape=(block["bands"], block["rows"]))
+        return {"entries": sum(written)}

@@ -13,6 +13,10 @@ and `duplicate_of: <kept id>` in their metadata; documents without a URL pass th
 
     stages:
       - url_dedup: {representative: [latest, quality_score, length, id]}
+      - url_dedup: {index: s3://bucket/dedup-index}   # also drop URLs that earlier runs kept
+
+With `index`, a document whose normalised URL an earlier run kept is removed whatever its crawl
+date (reason `url_dedup.duplicate_url_in_index`), and this run's kept URLs are added (dedup/index.py).
 """
 
 from __future__ import annotations
@@ -29,11 +33,11 @@ import numpy as np
 import pandas as pd
 from pydantic import Field
 
-from dedup.decide import GROUP_META, SUMMARY_META, apply_all, audit_from_summary, decide, decided_once, rank_frame
-from dedup.exact import PARTS_PER_TASK, batches
+from dedup.decide import GROUP_META, rank_frame
+from dedup.exact import PARTS_PER_TASK, KeyedDedup, batches
+from dedup.index import IndexParams
 from pipeline import storage
-from pipeline.io import parquet_rows
-from pipeline.stage import GlobalStage, StageParams, register
+from pipeline.stage import register
 
 TRACKING_PARAMS = ("utm_*", "fbclid", "gclid", "dclid", "msclkid", "mc_cid", "mc_eid", "_ga", "_gl", "igshid")
 DEFAULT_PORTS = {"http": 80, "https": 443, "ftp": 21}
@@ -101,12 +105,15 @@ def url_parts(batch: list[tuple[int, str]], in_dir: str, tracking: tuple[str, ..
 
 
 @register
-class UrlDedup(GlobalStage):
+class UrlDedup(KeyedDedup):
     """Keep one document per normalised URL (tracking parameters, default ports, re-crawls)."""
 
     name = "url_dedup"
+    index_kind = "url"
+    reason = "url_dedup.duplicate_url"
+    meta = URL_META
 
-    class Params(StageParams):
+    class Params(IndexParams):
         tracking_params: tuple[str, ...] = Field(
             TRACKING_PARAMS, description="query parameters dropped before comparing (* matches anything)")
         representative: tuple[UrlRankKey, ...] = Field(
@@ -114,20 +121,13 @@ class UrlDedup(GlobalStage):
             description="keep order: latest (newest crawl), quality_score (highest), length (longest), id, order")
         date_field: str = Field("warc_date", description="metadata field holding the crawl date (for latest)")
 
-    def run(self, ctx) -> dict:
-        work = ctx.path("_work")
-        decisions = storage.join(work, "decisions")
-        audit = decided_once(decisions, lambda folder: self._decide(ctx, folder))
-        apply_all(ctx, decisions, self.name, f"{self.name}.duplicate_url")
-        storage.rm(work)
-        return {"audit": audit}
+    def tracking(self) -> tuple[str, ...]:
+        return tuple(p.lower() for p in self.params.tracking_params)
 
-    def _decide(self, ctx, out_dir: str) -> dict:
-        rows = sum(parquet_rows(p) for p in ctx.input.paths())
-        if not rows:
-            return audit_from_summary(SUMMARY_META, 0)
+    def index_settings(self) -> dict:
+        return {"key": "blake2b-64 of the normalised URL", "tracking_params": sorted(set(self.tracking()))}
+
+    def key_frame(self, ctx) -> dd.DataFrame:
         date_field = self.params.date_field if "latest" in self.params.representative else None
-        frame = dd.from_map(url_parts, batches(ctx.input.parts, PARTS_PER_TASK), in_dir=ctx.input.dir,
-                            tracking=tuple(p.lower() for p in self.params.tracking_params), date_field=date_field,
-                            meta=URL_META, enforce_metadata=False)
-        return decide(ctx.client, frame, self.params.representative, ctx.input.parts, out_dir, rows)
+        return dd.from_map(url_parts, batches(ctx.input.parts, PARTS_PER_TASK), in_dir=ctx.input.dir,
+                           tracking=self.tracking(), date_field=date_field, meta=URL_META, enforce_metadata=False)

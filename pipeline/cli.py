@@ -1,7 +1,7 @@
 """The `thresher` command line.
 
     thresher run CONFIG.yaml [--output DIR] [--scheduler ADDRESS | --cluster KIND] [--workers N] [--dry-run]
-                 [--sample N] [--remove-stale] [--no-guards]
+                 [--sample N] [--remove-stale] [--keep-intermediate] [--no-guards]
     thresher demo [--output DIR]
     thresher list
 
@@ -34,6 +34,8 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                    "instead of a local cluster; OUTPUT must be on a file system every worker sees")
     p.add_argument("--workers", type=int, metavar="N", help="local worker processes (default: CPU count)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--keep-intermediate", action="store_true", help="write every map stage's kept documents "
+                   "(by default consecutive map stages run fused and only the last of them writes its documents)")
     p.add_argument("--no-guards", action="store_true", help="exit 0 even when a source, an input or a mix "
                    "domain loses its documents (the config's guards: section; for exploring)")
 
@@ -57,7 +59,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         with open_client(args.scheduler, args.workers, config.cluster) as client:
             summary = Runner(config, client, progress=not args.no_progress, remove_stale=args.remove_stale,
-                             guards=not args.no_guards).run()
+                             keep_intermediate=args.keep_intermediate, guards=not args.no_guards).run()
     except GuardFailed as failed:
         if failed.summary is not None:  # every stage ran: the receipt, then the one line
             print_summary(failed.summary)
@@ -91,7 +93,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from pipeline.demo import run_demo
 
     return run_demo(args.output, workers=args.workers, progress=not args.no_progress, scheduler=args.scheduler,
-                    guards=not args.no_guards)
+                    keep_intermediate=args.keep_intermediate, guards=not args.no_guards)
 
 
 def cmd_list(args: argparse.Namespace) -> int:

@@ -51,6 +51,7 @@ class StageSpec(Frozen):
     name: str
     params: dict[str, Any] = Field(default_factory=dict)
     scope: Scope = Scope()  # `only` / `skip`, given beside the stage's params
+    materialize: bool | None = None  # `materialize: true|false` beside the params; None: the stage's default
 
 
 class RunConfig(Frozen):
@@ -79,14 +80,18 @@ class RunConfig(Frozen):
         stages = []
         for spec in self.stages:
             cls = registry[spec.name]
-            stages.append(cls(cls.Params.model_validate(spec.params), spec.scope))
+            stage = cls(cls.Params.model_validate(spec.params), spec.scope)
+            if spec.materialize is not None:
+                stage.materialize = spec.materialize
+            stages.append(stage)
         return stages
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved config as written next to the output: storage options (credentials)
         show their keys only, never their values."""
         d = self.model_dump(mode="json")
-        d["stages"] = [{s["name"]: {**s["params"], **Scope.model_validate(s["scope"]).model_dump(exclude_none=True)}}
+        d["stages"] = [{s["name"]: {**s["params"], **Scope.model_validate(s["scope"]).model_dump(exclude_none=True),
+                                    **({} if s["materialize"] is None else {"materialize": s["materialize"]})}}
                        for s in d["stages"]]
         if d["cluster"] is None:
             del d["cluster"]
@@ -178,8 +183,20 @@ def _parse_stage(item: Any, index: int) -> StageSpec:
         key = "only" if scope.only is not None else "skip"
         raise ConfigError(f"{where}.{name}.{key}: only map stages take a scope; {name} is a global stage and "
                           "sees every document")
+    materialize = _materialize(params.pop("materialize", None), registry[name].kind, f"{where}.{name}")
     validated = validate_config(registry[name].Params, params, f"{where}.{name}")
-    return StageSpec(name=name, params=validated.model_dump(mode="json"), scope=scope)
+    return StageSpec(name=name, params=validated.model_dump(mode="json"), scope=scope, materialize=materialize)
+
+
+def _materialize(value: Any, kind: str, where: str) -> bool | None:
+    """A stage's `materialize` key: whether a map stage's kept documents are written even when
+    a map stage follows (the runner fuses consecutive map stages otherwise)."""
+    if value is not None and not isinstance(value, bool):
+        raise ConfigError(f"{where}.materialize: must be true or false, got {value!r}")
+    if value is not None and kind != "map":
+        raise ConfigError(f"{where}.materialize: only map stages take it; a global stage always writes its "
+                          "documents")
+    return value
 
 
 def parse_config(data: Any, output: str | None = None, cluster: str | None = None) -> RunConfig:

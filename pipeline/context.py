@@ -28,8 +28,11 @@ class StageOutput:
 
     dir: str  # a URL (or local path), joined with `storage.join`
     fingerprint: str
-    parts: tuple[str, ...]
+    parts: tuple[str, ...]  # empty when the documents were not written (`materialized` false)
     schema: pa.Schema
+    materialized: bool = True  # false: a map stage fused into the next one (pipeline/fuse.py)
+    rows: tuple[int, ...] | None = None  # per part, when the manifest gave them
+    sizes: tuple[int, ...] | None = None  # text (or page) bytes per part, when the manifest gave them
 
     @property
     def name(self) -> str:

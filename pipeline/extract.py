@@ -34,6 +34,9 @@ class Extract(DocumentStage):
     """Main-text extraction from HTML (trafilatura), time- and size-capped per page."""
 
     name = "extract"
+    # Extraction costs ~50x the filters after it: keep its text, so that changing a filter
+    # reruns the filters from here and not from the raw pages (and the report measures it).
+    materialize = True
 
     class Params(StageParams):
         favor_precision: bool = Field(False, description="keep less text, less boilerplate")

@@ -96,6 +96,8 @@ def select(path: str, stage: str | None, rejected: bool) -> Selection:
         quarantine = [{"stage": s.dir_name, **q} for s in stages for q in s.manifest["stats"].get("quarantine", [])]
         return Selection(files, sum(s.manifest["stats"].get("docs_rejected", 0) for s in stages), quarantine)
     (s,) = stages
+    if not s.materialized:
+        raise ValueError(f"--stage: {s.unwritten()}")
     return Selection([(s.dir_name, f.path) for f in s.files()], sum(s.manifest.get("rows", {}).values()))
 
 

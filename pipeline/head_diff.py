@@ -45,7 +45,8 @@ def show_diff(path: str, keys: list[str], doc_id: str | None, as_json: bool) -> 
 
 
 def stage_pair(stages: list[StageDir], keys: list[str]) -> tuple[StageDir, StageDir]:
-    """(before, after) from `--diff STAGE` (the stage before it, it) or `--diff A B`."""
+    """(before, after) from `--diff STAGE` (the nearest stage before it that wrote its documents,
+    it) or `--diff A B`."""
     if len(keys) > 2:
         raise ValueError(f"--diff: give one stage or two, not {len(keys)}")
     picked = [pick_stage(stages, key, "--diff") for key in keys]
@@ -53,10 +54,15 @@ def stage_pair(stages: list[StageDir], keys: list[str]) -> tuple[StageDir, Stage
         position = stages.index(picked[0])
         if position == 0:
             raise ValueError(f"--diff: nothing comes before {picked[0].dir_name}; give a later stage")
-        picked.insert(0, stages[position - 1])
+        # The nearest earlier stage that wrote its documents: a fused run of stages is diffed whole.
+        written = [s for s in stages[:position] if s.materialized]
+        picked.insert(0, written[-1] if written else stages[position - 1])
     before, after = picked
     if before.index >= after.index:
         raise ValueError(f"--diff: {before.dir_name} does not come before {after.dir_name}; give the earlier first")
+    for stage in (before, after):
+        if not stage.materialized:
+            raise ValueError(f"--diff: {stage.unwritten()}; or diff across the fused stages from the stage before them")
     return before, after
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline import storage
@@ -104,6 +105,29 @@ def parquet_rows(path: str | os.PathLike) -> int:
     return storage.parquet_file(path).metadata.num_rows
 
 
+SIZED_COLUMNS = ("text", "raw")  # what a part's size counts: its text, and its pages before extraction
+
+
+def table_bytes(table: pa.Table) -> int:
+    """Bytes of the text and raw page values in `table`: the measure parts are cut and merged by."""
+    return sum(int(pc.sum(pc.binary_length(table.column(c))).as_py() or 0)
+               for c in SIZED_COLUMNS if c in table.column_names)
+
+
+def parquet_sizes(path: str | os.PathLike) -> tuple[int, int]:
+    """Rows and an estimate of `table_bytes` of a Parquet file from its footer alone: the
+    uncompressed size of its text and raw column chunks (values plus 4 bytes each)."""
+    meta = storage.parquet_file(path).metadata
+    n_bytes = 0
+    for g in range(meta.num_row_groups):
+        group = meta.row_group(g)
+        for c in range(group.num_columns):
+            column = group.column(c)
+            if column.path_in_schema in SIZED_COLUMNS:
+                n_bytes += column.total_uncompressed_size
+    return meta.num_rows, n_bytes
+
+
 def file_sha256(path: str | os.PathLike) -> str:
     return storage.sha256(path)
 
@@ -130,6 +154,11 @@ def commit(out_dir: str, name: str, stats: dict, files: Iterable[str]) -> dict:
 
 def is_committed(out_dir: str, name: str) -> bool:
     return storage.exists(storage.join(out_dir, COMMITS, f"{name}.json"))
+
+
+def committed_names(out_dir: str) -> set[str]:
+    """Names of the tasks with a commit record under `out_dir` (one listing, no reads)."""
+    return {n.removesuffix(".json") for n in storage.listdir(storage.join(out_dir, COMMITS)) if n.endswith(".json")}
 
 
 def commit_records(out_dir: str) -> dict[str, dict]:

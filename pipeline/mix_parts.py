@@ -141,10 +141,11 @@ def concat_candidates(*pools: dict) -> dict:
     return {k: np.concatenate([pool[k] for pool in pools if k in pool], axis=1) for k in keys}
 
 
-def _sampled(hkey: np.ndarray, part: int, plan: dict) -> np.ndarray:
-    """Which rows (sampling keys `hkey`, all of `part`) the key's fractional epoch takes:
-    those before the cut (sampling key, part, row), and the cut itself when it is included."""
-    rows = np.arange(len(hkey))
+def _sampled(hkey: np.ndarray, rows: np.ndarray, part: int, plan: dict) -> np.ndarray:
+    """Which of the key's rows (their sampling keys `hkey` and positions `rows` in `part`) the
+    key's fractional epoch takes: those before the cut (sampling key, part, row), and the cut
+    itself when it is included. Rows are positions among all of the part's rows, as the cut's
+    are (`candidates`), whatever other keys the part holds."""
     if plan["take"] != "cut":
         return np.full(len(hkey), plan["take"] == "all")
     ck, cp, cr, include = plan["cut"]
@@ -160,7 +161,7 @@ def _copies(work: pa.Table, part: int, plans: dict) -> tuple[np.ndarray, np.ndar
     epochs = np.full(len(keys), -1, dtype=np.int64)  # the last epoch of each row; -1: not used
     for key, plan in plans.items():
         mine = keys == key
-        epochs[mine] = plan["full"] - 1 + _sampled(hkey[mine], part, plan).astype(np.int64)
+        epochs[mine] = plan["full"] - 1 + _sampled(hkey[mine], np.flatnonzero(mine), part, plan).astype(np.int64)
     rows = np.repeat(np.arange(len(keys)), epochs + 1)
     first = np.repeat(np.cumsum(epochs + 1) - (epochs + 1), epochs + 1)
     copy_epoch = np.arange(len(rows)) - first

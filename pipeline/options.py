@@ -53,12 +53,29 @@ class InputSpec(Frozen):
 
 
 class ReadOptions(Frozen):
-    max_docs_per_part: int = Field(1000, gt=0)
-    max_bytes_per_part: int = Field(64 << 20, gt=0)
+    """How documents are cut into parts (one task each). A part holds up to `max_bytes_per_part`
+    of text (page bytes before extraction) and, when set, `max_docs_per_part` documents; the
+    first map stage after the read stage or a global stage merges consecutive small parts up to
+    the same limits (pipeline/fuse.py)."""
+
+    max_bytes_per_part: int = Field(128 << 20, gt=0, description="text (or page) bytes per part, e.g. 128MiB")
+    # A per-document stage holds a part's documents as Python objects, ~1.6 KB each beyond their
+    # text: 128 MiB of 200-byte documents would take ~1 GB per worker, 100,000 of them ~160 MB.
+    max_docs_per_part: int | None = Field(100_000, gt=0, description="documents per part (null: no limit)")
     max_record_bytes: int = Field(64 << 20, gt=0, description="larger records are rejected")
     files_per_task: int = Field(64, gt=0, description="small files (html) read per task")
     limit: int | None = Field(None, gt=0, description="read only the first N documents of each input, its files in "
                               "order (quick trials; `thresher run --sample N`)")
+
+    @field_validator("max_bytes_per_part", "max_record_bytes", mode="before")
+    @classmethod
+    def _size(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                return parse_bytes(value)
+            except ValueError:
+                raise ValueError(f"{value!r} is not a size; write e.g. 128MiB or 134217728") from None
+        return value
 
 
 CLUSTER_KINDS = ("local", "slurm", "pbs", "sge", "lsf")

@@ -1,9 +1,10 @@
 """The read stage (always stage 00): input files -> `00-read/part-TTTTT-CCCC.parquet`.
 
 One task per WARC/JSONL/Parquet file (or per group of HTML files); a task writes its
-documents in chunks of at most `read.max_docs_per_part` documents / `max_bytes_per_part`
-bytes, its rejected records beside them, and its `StageStats` (skipped record kinds,
-quarantined files) and the names of the files it wrote last: that commit record marks the task
+documents in chunks of at most `read.max_bytes_per_part` bytes (of page bytes when the
+documents are pages, else of text) and, if set, `max_docs_per_part` documents, its rejected
+records beside them, and its `StageStats` (skipped record kinds, quarantined files), the names
+of the files it wrote and each part's rows and bytes last: that commit record marks the task
 done for a resumed run, and only parts it lists count.
 
 With `read.limit: N` (`thresher run --sample N`) each input gives its first N documents (rejected
@@ -50,6 +51,7 @@ class _ChunkWriter:
     def __init__(self, task: ReadTask, out_dir: str, schema: pa.Schema, options: ReadOptions):
         self.task, self.out_dir, self.schema, self.options = task, out_dir, schema, options
         self.files: list[str] = []
+        self.sizes: dict[str, dict] = {}  # part -> rows and bytes, for the merge plans after it
         self.docs: list[Document] = []
         self.rejected: list[tuple[Document, str, str]] = []
         self.n_bytes = 0
@@ -58,7 +60,8 @@ class _ChunkWriter:
     def add(self, doc: Document) -> None:
         self.docs.append(doc)
         self.n_bytes += doc_bytes(doc)
-        if len(self.docs) >= self.options.max_docs_per_part or self.n_bytes >= self.options.max_bytes_per_part:
+        max_docs = self.options.max_docs_per_part
+        if (max_docs is not None and len(self.docs) >= max_docs) or self.n_bytes >= self.options.max_bytes_per_part:
             self.flush()
 
     def add_rejected(self, doc: Document, reason: str) -> None:
@@ -74,6 +77,7 @@ class _ChunkWriter:
             self.files.append(f"rejected/{name}")
         write_parquet(documents_to_table(self.docs, self.schema), storage.join(self.out_dir, name))
         self.files.append(name)
+        self.sizes[name] = {"rows": len(self.docs), "bytes": self.n_bytes}
         self.docs, self.rejected, self.n_bytes = [], [], 0
         self.chunk += 1
 
@@ -96,7 +100,7 @@ def run_read_task(task: ReadTask, spec: InputSpec, options: ReadOptions, out_dir
     writer.flush(last=True)
     stats.seconds = time.perf_counter() - start
     result = stats.to_dict()
-    commit(out_dir, f"task-{task.index:05d}", result, writer.files)
+    commit(out_dir, f"task-{task.index:05d}", {**result, "sizes": writer.sizes}, writer.files)
     return result
 
 

@@ -3,6 +3,8 @@
 Stage `i` writes `OUTPUT/<ii>-<name>/part-*.parquet` (+ `rejected/`, `_stats/`) and, last,
 `_manifest.json`; OUTPUT is any fsspec URL (`pipeline.storage`). A stage whose manifest matches
 its fingerprint (its params, the seed and its input's fingerprint) is skipped on a rerun.
+Consecutive map stages run fused, one task per part, and only the last of them (or one that
+materializes) writes its kept documents (`pipeline.fuse`); `keep_intermediate` writes them all.
 
 The commit protocol works without rename, so it holds on object stores: a part counts only
 once a commit record lists it. A map task writes its parts, then `_stats/<part>.json` (its
@@ -23,6 +25,8 @@ and stop a run that lost an input or a source (`GuardFailed`).
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import json
 import time
 from collections.abc import Iterable
@@ -34,19 +38,18 @@ from distributed import Client
 from pipeline import __version__, storage
 from pipeline.config import RunConfig, config_hash
 from pipeline.context import GlobalContext, StageOutput
-from pipeline.guards import Guards, count_rejected, count_rejected_files, format_sources, source_losses
+from pipeline.fuse import Step, chain_name, groups, merge_plan, run_chain_part, share_wall_time
+from pipeline.guards import Guards, count_rejected_files, format_sources, source_losses
 from pipeline.io import (
     COMMITS,
-    commit,
     commit_records,
+    committed_names,
     committed_parts,
-    file_sizes,
     is_committed,
-    parquet_rows,
+    parquet_sizes,
     read_json,
     write_bytes,
     write_json,
-    write_parquet,
 )
 from pipeline.preflight import check_output
 from pipeline.progress import largest_first, log, map_all
@@ -57,29 +60,22 @@ from pipeline.stale import clear_stale, planned_dirs
 from pipeline.stats import StageStats
 
 MANIFEST = "_manifest.json"
+
+
 def run_map_part(in_path: str, out_dir: str, part: str, stage: MapStage) -> dict:
-    """Process one partition; runs on a Dask worker. Writes rejected, kept, then the commit
-    record (stats + the files written), which makes the part count."""
-    table = storage.read_table(in_path)
-    result = stage.run_part(table)
-    result.stats.rejected_by_source.update(count_rejected(result.rejected))
-    files = [part]
-    if result.rejected.num_rows:
-        write_parquet(result.rejected, storage.join(out_dir, "rejected", part))
-        files.append(f"rejected/{part}")
-    write_parquet(result.kept, storage.join(out_dir, part))
-    stats = result.stats.to_dict()
-    commit(out_dir, part, stats, files)
-    return stats
+    """Process one partition with one stage (a chain of one); runs on a Dask worker. Writes
+    rejected, kept, then the commit record (stats + the files written), which makes it count."""
+    return run_chain_part([in_path], part, [Step(stage, out_dir, write=True, keep=True)])[0]
 
 
 class Runner:
     def __init__(self, config: RunConfig, client: Client, progress: bool = True, remove_stale: bool = False,
-                 guards: bool = True):
+                 keep_intermediate: bool = False, guards: bool = True):
         self.config = config
         self.client = client
         self.progress = progress
         self.remove_stale = remove_stale
+        self.keep_intermediate = keep_intermediate  # write every map stage's kept documents
         self.out = config.output
         self.guards = Guards(config.guards) if guards else None
         configure_storage(config)
@@ -95,12 +91,19 @@ class Runner:
         plan = self._plan(tasks, stages)
         clear_stale(self.out, plan, remove=self.remove_stale)
         write_bytes(self.config.to_yaml().encode(), storage.join(self.out, "config.yaml"))
-        previous = self._run_read(tasks, *plan[0])
-        manifests = [read_json(previous.path(MANIFEST))]
-        for stage, (folder, fingerprint) in zip(stages, plan[1:]):
-            self._check(manifests)  # an input or a source lost already stops the run before the next stage
-            previous = self._run_stage(stage, previous, folder, fingerprint)
-            manifests.append(read_json(previous.path(MANIFEST)))
+        outputs = [self._run_read(tasks, *plan[0])]
+        manifests = [read_json(outputs[0].path(MANIFEST))]
+        fingerprints = [fingerprint for _, fingerprint in plan[1:]]
+        for group in groups(stages, self.keep_intermediate):
+            self._check(manifests)  # an input or a source lost already stops the run before the next stages
+            index = group[0] + 1  # stage folders count from 01; 00 is the read stage
+            if isinstance(stages[group[0]], MapStage):
+                done = self._run_chain(index, [stages[i] for i in group], outputs[-1],
+                                       group[0] in self.merging, [fingerprints[i] for i in group])
+            else:
+                done = [self._run_global(index, stages[group[0]], outputs[-1], fingerprints[group[0]])]
+            outputs += done
+            manifests += [read_json(o.path(MANIFEST)) for o in done]
         summary = summarize(self.config, manifests)
         write_json(summary, storage.join(self.out, "stats.json"))
         self._check(manifests, summary)
@@ -113,41 +116,66 @@ class Runner:
     # -- stages ---------------------------------------------------------------------------
 
     def _plan(self, tasks: list, stages: list[Stage]) -> list[tuple[str, str]]:
-        """(folder name, fingerprint) of every stage this run writes, read first. A stage's
-        fingerprint is its params, the seed and its input's fingerprint: `_prepare` reuses a
-        folder only if it holds the same one."""
+        """(folder name, fingerprint) of every stage this run writes, read first; `_prepare`
+        reuses a folder only if it holds the same fingerprint. Where a run of fused map stages
+        begins its input's small parts are merged (`self.merging`; with --keep-intermediate
+        too, so that writing every stage changes no part)."""
         files = [(f.relpath, f.size) for t in tasks for f in t.files]
         # Storage options (credentials, endpoints) change where bytes come from, not which.
         inputs = [spec.model_dump(exclude={"storage_options"}) for spec in self.config.inputs]
         # exclude_none: `read.limit` unset leaves the fingerprints of earlier runs as they were
         read = self.config.read.model_dump(exclude_none=True)
-        fingerprint = config_hash([__version__, inputs, read, files])
-        fingerprints = [fingerprint]
-        for stage in stages:
-            params = stage.params.model_dump(mode="json")
-            scope = stage.scope.model_dump(mode="json", exclude_none=True)  # {} for most stages: old fingerprints hold
-            fingerprints.append(config_hash([__version__, stage.name, params, stage.fingerprint_extra(),
-                                             self.config.seed, fingerprints[-1], *([scope] if scope else [])]))
+        fingerprints = [config_hash([__version__, inputs, read, files])]
+        self.merging = {g[0] for g in groups(stages) if isinstance(stages[g[0]], MapStage)}
+        for i, stage in enumerate(stages):
+            fingerprints.append(self._fingerprint(stage, fingerprints[-1], i in self.merging))
         return list(zip(planned_dirs([s.name for s in stages]), fingerprints))
 
-    def _prepare(self, directory: str, fingerprint: str) -> StageOutput | None:
+    def _fingerprint(self, stage: Stage, previous: str, merges: bool = False) -> str:
+        """What decides a stage's output: its params and scope, the seed, its input's
+        fingerprint (so a change reruns every stage after it) and whether it merges its input's
+        parts (the part sizes are in the read stage's fingerprint)."""
+        params = stage.params.model_dump(mode="json")
+        scope = stage.scope.model_dump(mode="json", exclude_none=True)  # {} for most stages: old fingerprints hold
+        return config_hash([__version__, stage.name, params, stage.fingerprint_extra(), self.config.seed,
+                            previous, *([scope] if scope else []), *([{"merges_parts": True}] if merges else [])])
+
+    def _done(self, directory: str, fingerprint: str, keep: bool = True) -> StageOutput | None:
+        """The finished output in `directory` if its manifest matches `fingerprint` (and holds
+        the documents when `keep` asks for them), else None."""
+        manifest = storage.join(directory, MANIFEST)
+        if not storage.exists(manifest):
+            return None
+        done = read_json(manifest)
+        materialized = done.get("materialized", True)
+        if done.get("fingerprint") != fingerprint or (keep and not materialized):
+            return None
+        parts = tuple(done["parts"])
+        rows, sizes = done.get("rows", {}), done.get("bytes", {})
+        return StageOutput(directory, fingerprint, parts, _schema_of(directory, done), materialized,
+                           tuple(rows[p] for p in parts) if all(p in rows for p in parts) else None,
+                           tuple(sizes[p] for p in parts) if all(p in sizes for p in parts) else None)
+
+    def _prepare(self, directory: str, fingerprint: str, keep: bool = True) -> StageOutput | None:
         """Return the finished output if `directory` already holds it; otherwise make sure
         the directory holds nothing from a different configuration and no uncommitted file."""
-        name = storage.basename(directory)
-        manifest = storage.join(directory, MANIFEST)
-        if storage.exists(manifest):
-            done = read_json(manifest)
-            if done.get("fingerprint") == fingerprint:
-                log(f"[{name}] done already, skipped")
-                return StageOutput(directory, fingerprint, tuple(done["parts"]), _schema_of(directory, done))
+        if (done := self._done(directory, fingerprint, keep)) is not None:
+            log(f"[{storage.basename(directory)}] done already, skipped")
+            return done
+        self._clean(directory, fingerprint, keep)
+        return None
+
+    def _clean(self, directory: str, fingerprint: str, keep: bool) -> None:
+        """Keep the commit records of an unfinished run of the same stage (same fingerprint,
+        documents written or not alike) and delete what they do not list; else start empty."""
         marker = storage.join(directory, "_stage.json")
-        if storage.exists(marker) and read_json(marker).get("fingerprint") == fingerprint:
+        state = {"fingerprint": fingerprint, "materialized": keep}
+        if storage.exists(marker) and {"materialized": True, **read_json(marker)} == state:
             discard_uncommitted(directory)
         else:
             storage.rm(directory)
         storage.makedirs(directory)
-        write_json({"fingerprint": fingerprint}, marker)
-        return None
+        write_json(state, marker)
 
     def _run_read(self, tasks: list, folder: str, fingerprint: str) -> StageOutput:
         directory = storage.join(self.out, folder)
@@ -167,44 +195,116 @@ class Runner:
                     self.progress, options=self.config.read, out_dir=directory, schema=schema)
         records = commit_records(directory)
         stats = _merge_stats(records)
+        sizes = {part: size for r in records.values() for part, size in r.get("sizes", {}).items()}
+        parts = committed_parts(records.values())
+        known = all(p in sizes for p in parts)  # records written before they gave sizes: read the parts
         extra = {"inputs": input_summary(self.config.inputs, tasks, records)}
-        return self._finish(directory, "read", "source", {}, fingerprint, stats, start, extra, schema,
-                            committed_parts(records.values()))
+        return self._finish(directory, "read", "source", {}, fingerprint, stats, time.perf_counter() - start, extra,
+                            schema, parts, {p: sizes[p]["rows"] for p in parts} if known else None,
+                            {p: sizes[p]["bytes"] for p in parts} if known else None)
 
-    def _run_stage(self, stage: Stage, previous: StageOutput, folder: str, fingerprint: str) -> StageOutput:
-        directory = storage.join(self.out, folder)
-        params = stage.params.model_dump(mode="json")
+    def _run_chain(self, index: int, stages: list[MapStage], previous: StageOutput, merges: bool,
+                   fingerprints: list[str]) -> list[StageOutput]:
+        """Run consecutive map stages (folders `index`, `index + 1`, ...) as one task per part
+        of `previous` (per group of its small parts when `merges`), writing only the last
+        one's documents (pipeline/fuse.py)."""
+        dirs = [storage.join(self.out, f"{index + j:02d}-{s.name}") for j, s in enumerate(stages)]
+        keep = [j == len(stages) - 1 for j in range(len(stages))]
+        done = [self._done(d, f, k) for d, f, k in zip(dirs, fingerprints, keep)]
+        first = next((j for j, d in enumerate(done) if d is None), len(stages))  # the first stage to compute
+        for d in dirs[:first]:
+            log(f"[{storage.basename(d)}] done already, skipped")
+        if first == len(stages):
+            return done
+        # Its input: the nearest earlier stage whose documents were written, else the chain's.
+        source = max((j for j in range(first) if done[j].materialized), default=-1)
+        source_output = done[source] if source >= 0 else previous
+        for j in range(first, len(stages)):
+            self._clean(dirs[j], fingerprints[j], keep[j])
+        start = time.perf_counter()
+        steps = [Step(stages[j], dirs[j], write=j >= first, keep=keep[j]) for j in range(source + 1, len(stages))]
+        # A stage of the chain written earlier (--keep-intermediate) holds the groups already.
+        self._map_chain(source_output, self._chain_tasks(source_output, merges and source < 0), steps, dirs[first:])
+        records = [commit_records(d) for d in dirs[first:]]
+        stats = [_merge_stats(r) for r in records]
+        wall = share_wall_time(time.perf_counter() - start, [s.seconds for s in stats])
+        schemas = list(itertools.accumulate(stages[source + 1:], lambda schema, s: s.output_schema(schema),
+                                            initial=source_output.schema))[1:]
+        outputs = done[:first]
+        for j, stage_records, stage_stats, seconds in zip(range(first, len(stages)), records, stats, wall):
+            outputs.append(self._finish_map(stages[j], dirs[j], fingerprints[j], stage_stats, seconds,
+                                            schemas[j - source - 1], stage_records, keep[j], dirs))
+        return outputs
+
+    def _chain_tasks(self, source: StageOutput, merge: bool) -> list[tuple[list[str], int]]:
+        """The chain's tasks: groups of `source`'s parts (each alone unless `merge`), with their bytes."""
+        rows, sizes = part_sizes(source)
+        if not merge:
+            return [([p], n) for p, n in zip(source.parts, sizes)]
+        read = self.config.read
+        size = dict(zip(source.parts, sizes))
+        plan = merge_plan(list(source.parts), rows, sizes, read.max_bytes_per_part, read.max_docs_per_part)
+        return [(group, sum(size[p] for p in group)) for group in plan]
+
+    def _map_chain(self, source: StageOutput, plan: list[tuple[list[str], int]], steps: list[Step],
+                   computed: list[str]) -> None:
+        """Run `steps` over every group of `source`'s parts in `plan` whose output (named after
+        its first part) some stage in `computed` has no record of."""
+        committed = [committed_names(d) for d in computed]
+        todo = [(group, n) for group, n in plan if not all(group[0] in names for names in committed)]
+        name = chain_name(computed)
+        replayed = [s.dir for s in steps if not s.write]
+        merged = f" in {len(plan)} task(s), small parts merged" if len(plan) < len(source.parts) else ""
+        log(f"[{name}] started: {len(source.parts)} part(s){merged}{_resumed(plan, todo)}"
+            + (f", {len(computed)} stages in one task per part" if len(computed) > 1 else "")
+            + (f"; rerunning {chain_name(replayed)} from {source.name}, not written" if replayed else ""))
+        todo = [todo[i] for i in largest_first([n for _, n in todo])]
+        map_all(self.client, run_chain_part, [([source.path(p) for p in group], group[0]) for group, _ in todo],
+                name, "part", self.progress, steps=steps)
+
+    def _finish_map(self, stage: MapStage, directory: str, fingerprint: str, stats: StageStats, wall: float,
+                    schema: pa.Schema, records: dict[str, dict], keep: bool, chain: list[str]) -> StageOutput:
+        """A map stage's manifest: its parts and rows, or, not materialized, the rows it kept
+        per input part and the stage its documents went on to."""
+        sizes = {name: (record["rows"], record["bytes"]) if "bytes" in record
+                 else parquet_sizes(storage.join(directory, name)) for name, record in sorted(records.items())}
+        extra: dict[str, Any] = {"materialized": keep}
+        if not keep:
+            extra["fused_into"] = storage.basename(chain[-1])
+        if len(chain) > 1:
+            extra["chain"] = [storage.basename(d) for d in chain]
+        parts = committed_parts(records.values()) if keep else []
+        output = self._finish(directory, stage.name, stage.kind, stage.params.model_dump(mode="json"), fingerprint,
+                              stats, wall, extra, schema, parts, {p: r for p, (r, _) in sizes.items()},
+                              {p: n for p, (_, n) in sizes.items()})
+        return dataclasses.replace(output, materialized=keep)
+
+    def _run_global(self, index: int, stage: GlobalStage, previous: StageOutput, fingerprint: str) -> StageOutput:
+        directory = storage.join(self.out, f"{index:02d}-{stage.name}")
         if (done := self._prepare(directory, fingerprint)) is not None:
             return done
         start = time.perf_counter()
-        if isinstance(stage, MapStage):
-            schema = stage.output_schema(previous.schema)
-            todo = [p for p in previous.parts if not is_committed(directory, p)]
-            log(f"[{storage.basename(directory)}] started: {len(previous.parts)} part(s)"
-                f"{_resumed(previous.parts, todo)}")
-            todo = [todo[i] for i in largest_first(file_sizes(previous.path(p) for p in todo))]
-            map_all(self.client, run_map_part, [(previous.path(p), directory, p) for p in todo],
-                    storage.basename(directory), "part", self.progress, stage=stage)
-            records = commit_records(directory)
-            stats, extra, parts = _merge_stats(records), {}, committed_parts(records.values())
-        else:
-            assert isinstance(stage, GlobalStage)
-            log(f"[{storage.basename(directory)}] started: {len(previous.parts)} part(s), global")
-            stats = StageStats()
-            ctx = GlobalContext(self.client, previous, directory, self.config.seed, stats, self.progress)
-            extra = stage.run(ctx) or {}
-            stats.seconds = time.perf_counter() - start
-            schema, parts = None, sorted(ctx.parts)
-        return self._finish(directory, stage.name, stage.kind, params, fingerprint, stats, start, extra, schema,
-                            parts)
+        log(f"[{storage.basename(directory)}] started: {len(previous.parts)} part(s), global")
+        stats = StageStats()
+        ctx = GlobalContext(self.client, previous, directory, self.config.seed, stats, self.progress)
+        extra = stage.run(ctx) or {}
+        stats.seconds = time.perf_counter() - start
+        return self._finish(directory, stage.name, stage.kind, stage.params.model_dump(mode="json"), fingerprint,
+                            stats, time.perf_counter() - start, extra, None, sorted(ctx.parts))
 
     def _finish(self, directory: str, name: str, kind: str, params: dict, fingerprint: str,
-                stats: StageStats, start: float, extra: dict, schema: pa.Schema | None,
-                committed: list[str]) -> StageOutput:
-        """Write the manifest (last: it marks the stage done) over the committed parts."""
+                stats: StageStats, wall: float, extra: dict, schema: pa.Schema | None,
+                committed: list[str], rows: dict[str, int] | None = None,
+                sizes: dict[str, int] | None = None) -> StageOutput:
+        """Write the manifest (last: it marks the stage done) over the committed parts; `rows`
+        and `sizes` (bytes) per part when the commit records gave them, else read from the
+        parts' footers."""
         parts = tuple(committed)
         if sum(stats.rejected_by_source.values()) != stats.docs_rejected:  # a global stage's own rejected/
             stats.rejected_by_source = count_rejected_files(self.client, directory)
+        if rows is None or sizes is None:
+            footers = {p: parquet_sizes(storage.join(directory, p)) for p in parts}
+            rows, sizes = {p: r for p, (r, _) in footers.items()}, {p: n for p, (_, n) in footers.items()}
         if schema is None:
             schema = storage.read_schema(storage.join(directory, parts[0])) if parts else pa.schema([])
         manifest = {
@@ -213,9 +313,10 @@ class Runner:
             "params": params,
             "fingerprint": fingerprint,
             "thresher_version": __version__,
-            "wall_seconds": round(time.perf_counter() - start, 3),
+            "wall_seconds": round(wall, 3),
             "parts": list(parts),
-            "rows": {p: parquet_rows(storage.join(directory, p)) for p in parts},
+            "rows": rows,
+            "bytes": sizes,
             "stats": stats.to_dict(),
             **extra,
         }
@@ -226,7 +327,8 @@ class Runner:
             f"({manifest['wall_seconds']:.1f}s)")
         if errors := {k: v for k, v in s.rejected.items() if k.endswith(".error")}:
             log(f"[{name}] warning: documents raised errors and were set aside in rejected/: {errors}")
-        return StageOutput(directory, fingerprint, parts, schema)
+        return StageOutput(directory, fingerprint, parts, schema, rows=tuple(rows[p] for p in parts),
+                           sizes=tuple(sizes[p] for p in parts))
 
 
 def _resumed(items: list, todo: list) -> str:
@@ -261,6 +363,14 @@ def discard_uncommitted(directory: str) -> None:
         temp = storage.basename(rel).startswith(".") and ".tmp-" in rel
         if temp or (rel.startswith(_TASK_OUTPUTS) and rel not in listed):
             storage.rm(storage.join(directory, rel), recursive=False)
+
+
+def part_sizes(output: StageOutput) -> tuple[list[int], list[int]]:
+    """Rows and bytes of each of `output`'s parts: from its manifest, else the parts' footers."""
+    if output.rows is not None and output.sizes is not None:
+        return list(output.rows), list(output.sizes)
+    footers = [parquet_sizes(output.path(p)) for p in output.parts]
+    return [r for r, _ in footers], [n for _, n in footers]
 
 
 def _schema_of(directory: str, manifest: dict) -> pa.Schema:

@@ -12,7 +12,9 @@ Stages are registered by name with `@register` and configured from YAML through 
 `Params` model (pydantic, frozen, unknown keys forbidden). Every map stage also takes a scope,
 `only: {source: [...], domain: [...]}` and/or `skip: {...}`: documents outside it pass
 through untouched, in place, counted as `scope.passed_through` (`Scope`, applied by
-`MapStage.run_part`), so web-page rules need not touch curated newswire:
+`MapStage.run_part`), so web-page rules need not touch curated newswire. The runner runs
+consecutive map stages in one task per part and writes the kept documents once, at the end
+of the run (`MapStage.materialize`, pipeline/fuse.py):
 
     @register
     class MinChars(Filter):
@@ -141,6 +143,11 @@ class Reject:
 
 class MapStage(Stage):
     kind = "map"
+    # Whether this stage's kept documents are written even when a map stage follows it. The
+    # runner fuses consecutive map stages into one task per part and writes only the last one's
+    # kept documents (every stage's rejected documents and stats are always written); a stage
+    # that materializes ends such a chain. A config overrides it per stage (`materialize: true`).
+    materialize: ClassVar[bool] = False
 
     def output_schema(self, input_schema: pa.Schema) -> pa.Schema:
         """Columns this stage writes, given its input's; default: unchanged."""

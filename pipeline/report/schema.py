@@ -195,7 +195,8 @@ class Dedup(_Model):
     params: dict[str, Any]
     lsh: dict[str, Any] | None = Field(description="bands, rows, jaccard_threshold, s_curve, as the stage wrote it")
     audit: dict[str, Any] | None = Field(
-        description="group_size_histogram, removed_by_source/domain, false_positives, as the stage wrote it")
+        description="group_size_histogram, removed_by_source/domain, false_positives (units, units_removed for "
+                    "paragraph/line dedup; eval_sets for decontaminate), as the stage wrote it")
 
 
 class ShardDomain(_Model):

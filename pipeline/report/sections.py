@@ -18,7 +18,8 @@ from pipeline.report import checks
 from pipeline.report.docstats import NONE
 from pipeline.report.sources import StageDir
 
-DEDUP_STAGES = ("exact_dedup", "minhash_signatures", "lsh_buckets", "duplicate_clusters", "remove_duplicates")
+DEDUP_STAGES = ("url_dedup", "exact_dedup", "minhash_signatures", "lsh_buckets", "duplicate_clusters",
+                "remove_duplicates", "paragraph_dedup", "line_dedup", "decontaminate")
 
 
 def _pct(part: float | None, whole: float | None) -> float | None:
@@ -156,7 +157,8 @@ def dedup(stages: list[StageDir]) -> list[dict]:
         out.append({"stage": stage.name, "dir": stage.dir_name, "documents_in": s.get("docs_in", 0),
                     "documents_removed": s.get("docs_rejected", 0),
                     "pct_removed": _pct(s.get("docs_rejected", 0), s.get("docs_in")),
-                    "params": m.get("params", {}), "lsh": m.get("lsh"), "audit": m.get("audit")})
+                    "params": m.get("params", {}), "lsh": m.get("lsh"),
+                    "audit": m.get("audit", m.get("decontamination"))})  # decontaminate's report is its audit
     return out
 
 

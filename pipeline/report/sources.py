@@ -5,7 +5,9 @@
 - *shards*: a folder holding a tokenize stage's `manifest.json` (see SHARDS.md);
 - *documents*: a Parquet or JSON-lines file (`.jsonl`, `.json`, optionally `.gz`/`.zst`), a
   folder of them (searched recursively), or one stage's output folder (its `part-*.parquet`,
-  never its `rejected/`).
+  never its `rejected/`; a map stage fused into the next ones wrote none: `"materialized":
+  false` in its manifest, which lists no parts, so a run's report counts its documents and
+  bytes from the manifest and measures no tokens for it).
 
 Documents are read in bounded Arrow batches (`iter_batches`): Parquet by record batch, JSONL
 by groups of lines, so a file larger than memory streams. PATH may be an fsspec URL
@@ -63,6 +65,19 @@ class StageDir:
 
     def path(self, *names: str) -> str:
         return storage.join(self.dir, *names)
+
+    @property
+    def materialized(self) -> bool:
+        """False for a map stage fused into a later one (pipeline/fuse.py): its kept documents
+        were not written, only its rejected ones, records and manifest."""
+        return self.manifest.get("materialized", True)
+
+    def unwritten(self) -> str:
+        """Why this stage's kept documents cannot be shown, and what to do instead."""
+        return (f"{self.dir_name} ran fused into {self.manifest.get('fused_into', 'a later stage')}, so its kept "
+                f"documents were not written (its rejected ones were); look at "
+                f"{self.manifest.get('fused_into', 'that stage')}, or rerun with --keep-intermediate (or "
+                f"`materialize: true` on the stage) to keep them")
 
     def files(self) -> list[DocFile]:
         return [DocFile(self.path(p), "parquet") for p in self.manifest.get("parts", [])]
@@ -145,7 +160,12 @@ def document_files(path: str) -> list[DocFile]:
     if storage.isfile(path):
         return [DocFile(path, doc_format(path))] if doc_format(path) else []
     if storage.isfile(storage.join(path, MANIFEST)):  # one stage's output: its parts, not rejected/
-        return StageDir(0, path, read_json(storage.join(path, MANIFEST))).files()
+        manifest = read_json(storage.join(path, MANIFEST))
+        if not manifest.get("materialized", True):
+            raise ValueError(f"PATH {path!r}: this stage ran fused with the next ones and its documents were not "
+                             f"written (they went on to {manifest.get('fused_into')}); give that stage's folder, or "
+                             "rerun with `thresher run --keep-intermediate` (or `materialize: true` on the stage)")
+        return StageDir(0, path, manifest).files()
     files = storage.walk_files(path)
     # A report written into the folder earlier (its stats.json is JSON, not documents) is skipped.
     present = set(files)

@@ -23,7 +23,7 @@ def error_of(**changes) -> str:
 def test_valid_config_resolves_defaults():
     config = parse(stages=[{"language": {"keep": ["en"]}}, "extract"])
     assert [s.name for s in config.stages] == ["language", "extract"]
-    assert config.stages[0].params["min_score"] == 0.0 and config.read.max_docs_per_part == 1000
+    assert config.stages[0].params["min_score"] == 0.0 and config.read.max_docs_per_part == 100_000
     assert "language:" in config.to_yaml() and config.build_stages()[0].params.keep == ["en"]
 
 
@@ -80,7 +80,7 @@ def test_dry_run_prints_resolved_config(tmp_path):
                     "stages: [language]\n")
     proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "run", str(path), "--dry-run"],
                           capture_output=True, text=True, check=True)
-    assert "min_score: 0.0" in proc.stdout and "max_docs_per_part: 1000" in proc.stdout
+    assert "min_score: 0.0" in proc.stdout and "max_docs_per_part: 100000" in proc.stdout
 
 
 def test_cluster_section_errors_name_the_dotted_key():

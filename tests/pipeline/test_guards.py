@@ -47,13 +47,13 @@ def test_a_source_that_loses_every_document_fails_naming_it_and_why(tmp_path):
     fin, web = write_jsonl(tmp_path / "fin.jsonl", FIN), write_jsonl(tmp_path / "web.jsonl", WEB)
     inputs = [{"path": str(fin), "format": "jsonl", "source": "fin", "domain": "financial"},
               {"path": str(web), "format": "jsonl", "source": "web", "domain": "general"}]
-    proc = run(tmp_path, inputs, [{"min_chars": {"min_chars": 1000, "only": {"source": ["web"]}}}, "max_chars"])
+    stages = [{"min_chars": {"min_chars": 1000, "only": {"source": ["web"]}}}, "exact_dedup"]
+    proc = run(tmp_path, inputs, stages)
     line = guard_line(proc)
     assert "source web (domain general) lost 100.0% of its 6 documents (min_chars.too_few_chars 6)" in line
     assert "source fin" not in line
-    assert "[02-max_chars]" not in proc.stderr  # stopped right after the stage that lost it
-    again = run(tmp_path, inputs, [{"min_chars": {"min_chars": 1000, "only": {"source": ["web"]}}}, "max_chars"],
-                None, "--no-guards")
+    assert "[02-exact_dedup]" not in proc.stderr  # stopped right after the stage that lost it
+    again = run(tmp_path, inputs, stages, None, "--no-guards")
     assert again.returncode == 0 and "[01-min_chars] done already, skipped" in again.stderr  # kept: it resumes
 
 

@@ -59,11 +59,15 @@ def test_head_prints_the_runs_last_documents_readably(demo_run):
 
 def test_a_stage_by_number_name_or_folder_in_manifest_order(capsys, demo_run):
     out = demo_run.out
-    by_number = json_rows(capsys, out, "--stage", "5", "-n", "7")
-    assert by_number == json_rows(capsys, out, "--stage", "gopher_quality", "-n", "7")
-    assert by_number == json_rows(capsys, out, "--stage", "05-gopher_quality", "-n", "7")
-    assert [r["id"] for r in by_number] == stage_ids(out / "05-gopher_quality")[:7]
-    assert {r["folder"] for r in by_number} == {"05-gopher_quality"} and "raw" not in by_number[0]
+    by_number = json_rows(capsys, out, "--stage", "8", "-n", "7")
+    assert by_number == json_rows(capsys, out, "--stage", "pii", "-n", "7")
+    assert by_number == json_rows(capsys, out, "--stage", "08-pii", "-n", "7")
+    assert [r["id"] for r in by_number] == stage_ids(out / "08-pii")[:7]
+    assert {r["folder"] for r in by_number} == {"08-pii"} and "raw" not in by_number[0]
+    # A stage fused into a later one wrote no kept documents: one line says where they went.
+    status, _, err = head(capsys, out, "--stage", "gopher_quality")
+    assert status == 2 and len(err.splitlines()) == 1
+    assert "05-gopher_quality ran fused into 08-pii, so its kept documents were not written" in err
     status, _, err = head(capsys, out, "--stage", "gopher")
     assert status == 2 and err.startswith("thresher: error: --stage: no finished stage 'gopher' here; the stages "
                                           "are 00-read, 01-extract,") and len(err.splitlines()) == 1
@@ -104,11 +108,12 @@ def test_where_filters_on_columns_and_length(capsys, demo_run):
 
 
 def test_a_stage_folder_and_a_single_part(capsys, demo_run):
-    stage = demo_run.out / "05-gopher_quality"
+    stage = demo_run.out / "08-pii"
     part = stage / manifest(stage)["parts"][1]
     assert [r["id"] for r in json_rows(capsys, stage, "-n", "3")] == stage_ids(stage)[:3]
     assert [r["id"] for r in json_rows(capsys, part, "-n", "2")] == pq.read_table(part)["id"].to_pylist()[:2]
-    rejected = json_rows(capsys, stage, "--rejected")
+    # A fused stage's folder still holds what it rejected.
+    rejected = json_rows(capsys, demo_run.out / "05-gopher_quality", "--rejected")
     assert [r["reason"] for r in rejected] == ["gopher_quality.too_few_words"]
 
 
@@ -127,11 +132,13 @@ def test_diff_of_extraction_shows_the_page_then_its_text(demo_run):
 def test_diff_names_the_stage_that_dropped_a_document(capsys, demo_run):
     out = demo_run.out
     dropped = pq.read_table(out / "05-gopher_quality" / "rejected")["id"][0].as_py()
-    status, text, _ = head(capsys, out, "--diff", "language", "gopher_quality", "--id", dropped)
+    status, text, _ = head(capsys, out, "--diff", "pii", "--id", dropped)  # across the fused filters
     assert status == 0
     assert text.splitlines()[1:] == [
-        "before: 02-language  text, 235 chars",
-        "after:  not in 05-gopher_quality: dropped by 05-gopher_quality (gopher_quality.too_few_words)"]
+        "before: 01-extract  text, 235 chars",
+        "after:  not in 08-pii: dropped by 05-gopher_quality (gopher_quality.too_few_words)"]
+    status, _, err = head(capsys, out, "--diff", "language", "gopher_quality", "--id", dropped)
+    assert status == 2 and "02-language ran fused into 08-pii" in err
     status, text, _ = head(capsys, out, "--diff", "classify")  # scores change, text does not
     assert status == 0 and "changed: quality_score: - -> " in text and text.rstrip().endswith("text unchanged")
     status, _, err = head(capsys, out, "--diff", "select", "remove_duplicates")

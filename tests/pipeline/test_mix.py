@@ -7,12 +7,14 @@ from __future__ import annotations
 import re
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from pipeline.config import load_config
 from pipeline.io import read_json
 from pipeline.mix import Mix, MixParams, _cut, allocate, leaf_targets
+from pipeline.mix_parts import _copies
 from pipeline.record import Document, table_to_documents
 from pipeline.runner import Runner
 from tests.conftest import REPO, shared_path
@@ -28,8 +30,8 @@ def corpus() -> list[Document]:
     return fin[:10] + gen[:5] + odd + fin[10:] + gen[5:]
 
 
-def mix(params: dict, tmp_path, client, docs=None) -> tuple[dict, object, list[Document]]:
-    write_parts(tmp_path / "in", docs or corpus(), per_part=8)
+def mix(params: dict, tmp_path, client, docs=None, per_part: int = 8) -> tuple[dict, object, list[Document]]:
+    write_parts(tmp_path / "in", docs or corpus(), per_part=per_part)
     extra, stats = run_global(Mix(MixParams.model_validate(params)), tmp_path / "in", tmp_path / "out", client)
     out = [d for p in sorted((tmp_path / "out").glob("part-*.parquet")) for d in table_to_documents(pq.read_table(p))]
     return extra["mixture"], stats, out
@@ -68,6 +70,27 @@ def test_whole_epochs_plus_a_seeded_remainder_in_one_priority_order(tmp_path, cl
     _, _, again = mix({"targets": {"financial": 0.5, "general": 0.5}, "max_epochs": 2.5}, tmp_path / "b", client,
                       docs)
     assert [(d.id, d.metadata) for d in again] == [(d.id, d.metadata) for d in out]
+
+
+def test_the_copies_do_not_depend_on_how_the_documents_are_split_into_parts(tmp_path, client):
+    """Parts that hold several (domain, source) keys, as merged parts do: a cut's row is a
+    position among all of its part's rows, and a cut left out stays out."""
+    work = pa.table({"key": ["A", "B", "B", "B"], "hkey": np.array([9, 5, 7, 3], dtype=np.uint64)})
+    plans = {"A": {"full": 1, "take": "none", "cut": None},
+             "B": {"full": 0, "take": "cut", "cut": (7, 0, 2, False)}}  # B's sample stops before row 2
+    rows, epochs, _ = _copies(work, 0, plans)
+    assert rows.tolist() == [0, 1, 3] and epochs.tolist() == [0, 0, 0]
+    plans["B"]["cut"] = (7, 0, 2, True)
+    assert _copies(work, 0, plans)[0].tolist() == [0, 1, 2, 3]
+    docs = [Document(id=f"d{i}", text="x" * (40 + 4 * (i % 5)), source="s", domain=("financial", "general")[i % 2])
+            for i in range(30)]
+    params = {"targets": {"financial": 0.3, "general": 0.7}, "max_epochs": 3}
+    copies = {}
+    for per_part in (1, 7, 30):
+        _, _, out = mix(params, tmp_path / str(per_part), client, docs, per_part=per_part)
+        copies[per_part] = sorted((d.id, d.metadata["mix"]["epoch"]) for d in out)
+    assert copies[7] == copies[1] == copies[30]
+    assert 0 < sum(epoch == 2 for _, epoch in copies[1]) < 15  # general: 2 epochs and a sampled third
 
 
 def test_the_remainder_takes_the_closest_whole_documents():

@@ -165,7 +165,8 @@ def test_storage_options_are_redacted_in_the_written_config():
 
 def _cleaneval_config(tmp_path: Path, output: Path) -> Path:
     html = shared_path("extraction_cleaneval", "html")
-    config = {"output": str(output), "read": {"files_per_task": 4},
+    # Parts of four pages that no stage merges (a merge would make one part of the whole sample).
+    config = {"output": str(output), "read": {"files_per_task": 4, "max_docs_per_part": 4},
               "inputs": [{"path": str(html / "final-1*.html.gz"), "format": "html", "source": "cleaneval"}],
               "stages": [{"extract": {}}, {"language": {}}]}
     path = tmp_path / f"{output.name}.yaml"

@@ -12,9 +12,10 @@ Every check reads the manifests the runner writes, never the documents: the read
 `inputs` (per input: documents read and kept, reasons, quarantined files), every stage's
 `stats.rejected_by_source` (per source and reason; filled on the workers, part by part) and the
 mix stage's `mixture` report. The runner checks after every stage (a run of fused map stages
-counts as one), so a run stops right after the stage that emptied an input or a source; quarantined files are counted once the run is
-done (a damaged file loses only its own records). A failure deletes nothing: the stages that
-finished stay committed, and a rerun resumes. `thresher run --no-guards` turns them all off.
+counts as one), so a run stops right after the stage that emptied an input or a source;
+quarantined files are counted once the run is done (a damaged file loses only its own records).
+A failure deletes nothing: the stages that finished stay committed, and a rerun resumes.
+`thresher run --no-guards` turns them all off.
 
 A source's loss is the share of the documents read for it that some stage rejected. Rejections
 that only shape a mixture (the stage's `sampling_reasons`: the mix's `not_sampled`, tokenize's

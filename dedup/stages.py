@@ -190,6 +190,7 @@ class LshBuckets(GlobalStage):
     """Shuffle LSH band keys on Dask; documents sharing a bucket become candidate pairs."""
 
     name = "lsh_buckets"
+    follows = ("minhash_signatures",)
 
     def run(self, ctx) -> dict:
         block = minhash_block(ctx, "signatures")
@@ -237,6 +238,7 @@ class DuplicateClusters(GlobalStage):
     """Connected components of candidate pairs; one representative kept per cluster; audit."""
 
     name = "duplicate_clusters"
+    follows = ("lsh_buckets",)
 
     class Params(StageParams):
         representative: tuple[RankKey, ...] = Field(
@@ -326,6 +328,7 @@ class RemoveDuplicates(GlobalStage):
     """Drop every document that duplicate_clusters marked as a near-duplicate of a kept one."""
 
     name = "remove_duplicates"
+    follows = ("duplicate_clusters",)
 
     def run(self, ctx) -> dict:
         block = minhash_block(ctx, "clusters")

@@ -1,13 +1,15 @@
 """The `thresher` command line.
 
     thresher run CONFIG.yaml [--output DIR] [--scheduler ADDRESS | --cluster KIND] [--workers N] [--dry-run]
-                 [--sample N] [--remove-stale] [--keep-intermediate]
+                 [--sample N] [--remove-stale] [--keep-intermediate] [--no-guards]
     thresher demo [--output DIR]
     thresher list
 
-Bad configuration exits with status 2 and one line naming the key (set THRESHER_DEBUG=1 for
-the traceback); `--help` works on every command. Other packages add commands through
-`add_commands(subparsers)` in the modules named by `COMMAND_MODULES`.
+Bad configuration (a key, an input path, the output path, the stage order) exits with status 2
+and one line naming the key, before any stage runs; a failed guard (pipeline/guards.py) exits
+with status 3 and one line once the stages it concerns have run; Ctrl-C exits with status 130
+and one line. Set THRESHER_DEBUG=1 for the traceback. `--help` works on every command. Other
+packages add commands through `add_commands(subparsers)` in the modules named by `COMMAND_MODULES`.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from collections.abc import Callable
 from pydantic import ValidationError
 
 from pipeline.config import RunConfig, load_config
+from pipeline.guards import GuardFailed
 from pipeline.options import CLUSTER_KINDS, ClusterError, ConfigError
+from pipeline.preflight import check_paths
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
@@ -32,6 +36,8 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--keep-intermediate", action="store_true", help="write every map stage's kept documents "
                    "(by default consecutive map stages run fused and only the last of them writes its documents)")
+    p.add_argument("--no-guards", action="store_true", help="exit 0 even when a source, an input or a mix "
+                   "domain loses its documents (the config's guards: section; for exploring)")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -46,12 +52,18 @@ def cmd_run(args: argparse.Namespace) -> int:
         config = sampled(config, args.sample, args.output)
     config.build_stages()
     _check_workers(args, config)
+    check_paths(config)
     if args.dry_run:
         print(config.to_yaml(), end="")
         return 0
-    with open_client(args.scheduler, args.workers, config.cluster) as client:
-        summary = Runner(config, client, progress=not args.no_progress, remove_stale=args.remove_stale,
-                         keep_intermediate=args.keep_intermediate).run()
+    try:
+        with open_client(args.scheduler, args.workers, config.cluster) as client:
+            summary = Runner(config, client, progress=not args.no_progress, remove_stale=args.remove_stale,
+                             keep_intermediate=args.keep_intermediate, guards=not args.no_guards).run()
+    except GuardFailed as failed:
+        if failed.summary is not None:  # every stage ran: the receipt, then the one line
+            print_summary(failed.summary)
+        raise
     print_summary(summary)
     return 0
 
@@ -81,7 +93,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from pipeline.demo import run_demo
 
     return run_demo(args.output, workers=args.workers, progress=not args.no_progress, scheduler=args.scheduler,
-                    keep_intermediate=args.keep_intermediate)
+                    keep_intermediate=args.keep_intermediate, guards=not args.no_guards)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -149,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(error, 2)
     except ClusterError as error:
         return _fail(error, 1)
+    except GuardFailed as error:
+        return _fail(error, 3)
     except KeyboardInterrupt:
         print("thresher: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130

@@ -12,9 +12,11 @@
       - extract: {favor_precision: false}
       - language: {keep: [en], min_score: 0.65}
     cluster: {kind: slurm, jobs: 4, cores: 8, memory: 16GB, walltime: "02:00:00"}   # optional
+    guards: {max_loss_fraction: 0.99}   # optional: when a run fails instead of exiting 0 (pipeline/guards.py)
 
 A bad key fails with one line that names its dotted path and says what is valid, e.g.
-`stages[1].language.min_score: Input should be less than or equal to 1`.
+`stages[1].language.min_score: Input should be less than or equal to 1`; so does a stage put
+where it cannot read its input (`lsh_buckets` not right after `minhash_signatures`).
 `${VAR}` and `${VAR:-default}` in strings are replaced from the environment.
 
     from pipeline.config import load_config
@@ -33,6 +35,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
+from pipeline.guards import GuardOptions
 from pipeline.options import (
     REDACTED,
     ClusterOptions,
@@ -58,6 +61,7 @@ class RunConfig(Frozen):
     read: ReadOptions = ReadOptions()
     stages: list[StageSpec] = Field(default_factory=list)
     cluster: ClusterOptions | None = None
+    guards: GuardOptions = GuardOptions()
     storage_options: dict[str, Any] | None = Field(
         None, description="fsspec options for the output URL (never written out; default: the environment)")
 
@@ -209,7 +213,30 @@ def parse_config(data: Any, output: str | None = None, cluster: str | None = Non
         raise ConfigError("stages: must be a list of {stage_name: {params}}")
     config = validate_config(RunConfig, data)
     specs = [_parse_stage(item, i) for i, item in enumerate(stages)]
+    check_stage_order([spec.name for spec in specs])
     return config.model_copy(update={"stages": specs})
+
+
+def check_stage_order(names: list[str]) -> None:
+    """A stage that reads what one particular stage wrote (its class's `follows`) must come
+    right after it: found here, before the read stage runs, not when the stage starts."""
+    registry = load_registry()
+    for index, name in enumerate(names):
+        follows = registry[name].follows
+        before = names[index - 1] if index else "read"
+        if follows and before not in follows:
+            raise ConfigError(f"stages[{index}].{name}: must come right after {' or '.join(follows)}, whose "
+                              f"output it reads ({_chain(name, registry)}); here it follows {before}")
+
+
+def _chain(name: str, registry: dict) -> str:
+    """The run of stages linked by `follows` through `name`: `a -> b -> c`."""
+    chain = [name]
+    while len(registry[chain[0]].follows) == 1:
+        chain.insert(0, registry[chain[0]].follows[0])
+    while after := [n for n, cls in sorted(registry.items()) if chain[-1] in cls.follows and n not in chain]:
+        chain.append(after[0])
+    return " -> ".join(chain)
 
 
 def _with_kind(section: Any, kind: str) -> dict[str, Any]:

@@ -37,6 +37,7 @@ import dataclasses
 import pyarrow as pa
 
 from pipeline import storage
+from pipeline.guards import count_rejected
 from pipeline.io import commit, table_bytes, write_parquet
 from pipeline.stage import MapStage, PartResult, Stage
 
@@ -85,6 +86,7 @@ def write_part(step: Step, part: str, result: PartResult, merged: list[str] | No
     record (stats, rows and bytes kept, the input parts merged into it, files), which makes the
     part count for this stage."""
     files = []
+    result.stats.rejected_by_source.update(count_rejected(result.rejected))  # for the run's guards
     if result.rejected.num_rows:
         write_parquet(result.rejected, storage.join(step.dir, "rejected", part))
         files.append(f"rejected/{part}")

@@ -96,6 +96,7 @@ class Mix(GlobalStage):
 
     name = "mix"
     Params = MixParams
+    sampling_reasons = frozenset({"mix.not_sampled"})
 
     def check(self) -> None:
         if self.params.tokenizer is not None and not storage.isfile(self.params.tokenizer):
@@ -127,6 +128,7 @@ class Mix(GlobalStage):
         storage.rm(ctx.path("_work"))
         chosen = {tuple(json.loads(k)): tuple(v) for k, v in written["keys"].items()}
         report = _report(docs, chosen, targets, available, total, p, seed, domain_targets, nested)
+        report["warnings"] += _unplaced_warnings(written["rejected"])
         _fill_stats(ctx.stats, counted, written, bool(epochs))
         for line in report["warnings"]:
             print(f"[{ctx.name}] warning: {line}", file=sys.stderr, flush=True)
@@ -262,6 +264,18 @@ def _warnings(domains, targets, available, total, max_epochs) -> list[str]:
         if abs(entry["achieved"] - entry["target"]) > 0.005:
             out.append(f"domain {d}: target {entry['target']:.2%} but achieved {entry['achieved']:.2%} "
                        f"of {sum(e['tokens'] for e in domains.values())} tokens")
+    return out
+
+
+def _unplaced_warnings(rejected: dict) -> list[str]:
+    """Documents that no target could take (they count as lost in the run's guards)."""
+    out = []
+    if n := rejected.get("mix.missing_domain", [0])[0]:
+        out.append(f"{n} document(s) have no domain and were dropped (mix.missing_domain); give their inputs "
+                   "a `domain:` or classify them before the mix")
+    if n := rejected.get("mix.domain_not_in_targets", [0])[0]:
+        out.append(f"{n} document(s) have a domain that no target names and were dropped "
+                   "(mix.domain_not_in_targets)")
     return out
 
 

@@ -110,7 +110,7 @@ def _account(item, writer: _ChunkWriter, stats: StageStats, relpath: str) -> Non
         stats.bytes_out += doc_bytes(item)
         writer.add(item)
     elif isinstance(item, Rejected):
-        stats.reject(item.reason, doc_bytes(item.doc))
+        stats.reject(item.reason, doc_bytes(item.doc), source=item.doc.source)
         writer.add_rejected(item.doc, item.reason)
     elif isinstance(item, Skipped):
         stats.count(f"skipped.{item.kind}")
@@ -119,6 +119,29 @@ def _account(item, writer: _ChunkWriter, stats: StageStats, relpath: str) -> Non
         stats.quarantine.append({"file": relpath, "reason": item.reason, "detail": item.detail})
     stats.docs_in = stats.docs_out + stats.docs_rejected
     stats.bytes_in = stats.bytes_out + stats.bytes_rejected
+
+
+def input_summary(inputs: list[InputSpec], tasks: list[ReadTask], records: dict[str, dict]) -> list[dict]:
+    """Per input, in config order, what its read tasks' commit records say: documents read and
+    kept, rejections and skipped records by reason, quarantined files by reason. Goes into the
+    read stage's manifest (`inputs`), where the guards find an input that yielded nothing."""
+    per_input = [StageStats() for _ in inputs]
+    files = [0] * len(inputs)
+    for task in tasks:
+        files[task.input_index] += len(task.files)
+        if (record := records.get(task_name(task))) is not None:  # a limited read leaves some tasks out
+            per_input[task.input_index] += StageStats.from_dict(record)
+    out = []
+    for index, (spec, stats) in enumerate(zip(inputs, per_input)):
+        quarantined: dict[str, set[str]] = {}
+        for entry in stats.quarantine:
+            quarantined.setdefault(entry["reason"], set()).add(entry["file"])
+        out.append({"index": index, "path": spec.path, "source": spec.source, "domain": spec.domain,
+                    "files": files[index], "docs_in": stats.docs_in, "docs_out": stats.docs_out,
+                    "rejected": dict(stats.rejected.most_common()),
+                    "skipped": {k: v for k, v in stats.counters.most_common() if k.startswith("skipped.")},
+                    "quarantined_files": {r: sorted(f) for r, f in sorted(quarantined.items())}})
+    return out
 
 
 def task_name(task: ReadTask) -> str:

@@ -16,6 +16,8 @@ and produces the same bytes. A stage whose params changed is recomputed from scr
 everything after it. Before the first stage, folders of stages the config no longer names
 are moved to `OUTPUT/_stale/` (deleted with `remove_stale`) and planned folders made with another
 fingerprint are deleted (`pipeline/stale.py`), so the output holds only this config's stages.
+Before each stage and at the end, the run's guards (`pipeline.guards`) read the manifests so far
+and stop a run that lost an input or a source (`GuardFailed`).
 
     with open_client(workers=2) as client:          # pipeline/cluster.py
         Runner(load_config("configs/demo.yaml"), client).run()
@@ -37,6 +39,7 @@ from pipeline import __version__, storage
 from pipeline.config import RunConfig, config_hash
 from pipeline.context import GlobalContext, StageOutput
 from pipeline.fuse import Step, chain_name, groups, merge_plan, run_chain_part, share_wall_time
+from pipeline.guards import Guards, count_rejected_files, format_sources, source_losses
 from pipeline.io import (
     COMMITS,
     commit_records,
@@ -48,8 +51,9 @@ from pipeline.io import (
     write_bytes,
     write_json,
 )
+from pipeline.preflight import check_output
 from pipeline.progress import largest_first, log, map_all
-from pipeline.read import read_limited, read_schema, run_read_task
+from pipeline.read import input_summary, read_limited, read_schema, run_read_task
 from pipeline.readers import list_tasks, static_prefix
 from pipeline.stage import GlobalStage, MapStage, Stage
 from pipeline.stale import clear_stale, planned_dirs
@@ -66,13 +70,14 @@ def run_map_part(in_path: str, out_dir: str, part: str, stage: MapStage) -> dict
 
 class Runner:
     def __init__(self, config: RunConfig, client: Client, progress: bool = True, remove_stale: bool = False,
-                 keep_intermediate: bool = False):
+                 keep_intermediate: bool = False, guards: bool = True):
         self.config = config
         self.client = client
         self.progress = progress
         self.remove_stale = remove_stale
         self.keep_intermediate = keep_intermediate  # write every map stage's kept documents
         self.out = config.output
+        self.guards = Guards(config.guards) if guards else None
         configure_storage(config)
         storage.register_on(client)
 
@@ -80,23 +85,33 @@ class Runner:
         stages = self.config.build_stages()
         for stage in stages:
             stage.check()
+        check_output(self.out, self.config.storage_options)
         storage.makedirs(self.out)
         tasks = list_tasks(self.config.inputs, self.config.read)
         plan = self._plan(tasks, stages)
         clear_stale(self.out, plan, remove=self.remove_stale)
         write_bytes(self.config.to_yaml().encode(), storage.join(self.out, "config.yaml"))
         outputs = [self._run_read(tasks, *plan[0])]
+        manifests = [read_json(outputs[0].path(MANIFEST))]
         fingerprints = [fingerprint for _, fingerprint in plan[1:]]
         for group in groups(stages, self.keep_intermediate):
+            self._check(manifests)  # an input or a source lost already stops the run before the next stages
             index = group[0] + 1  # stage folders count from 01; 00 is the read stage
             if isinstance(stages[group[0]], MapStage):
-                outputs += self._run_chain(index, [stages[i] for i in group], outputs[-1],
-                                           group[0] in self.merging, [fingerprints[i] for i in group])
+                done = self._run_chain(index, [stages[i] for i in group], outputs[-1],
+                                       group[0] in self.merging, [fingerprints[i] for i in group])
             else:
-                outputs.append(self._run_global(index, stages[group[0]], outputs[-1], fingerprints[group[0]]))
-        summary = summarize(self.config, [read_json(o.path(MANIFEST)) for o in outputs])
+                done = [self._run_global(index, stages[group[0]], outputs[-1], fingerprints[group[0]])]
+            outputs += done
+            manifests += [read_json(o.path(MANIFEST)) for o in done]
+        summary = summarize(self.config, manifests)
         write_json(summary, storage.join(self.out, "stats.json"))
+        self._check(manifests, summary)
         return summary
+
+    def _check(self, manifests: list[dict], summary: dict | None = None) -> None:
+        if self.guards is not None:
+            self.guards.check(manifests, summary)
 
     # -- stages ---------------------------------------------------------------------------
 
@@ -183,7 +198,8 @@ class Runner:
         sizes = {part: size for r in records.values() for part, size in r.get("sizes", {}).items()}
         parts = committed_parts(records.values())
         known = all(p in sizes for p in parts)  # records written before they gave sizes: read the parts
-        return self._finish(directory, "read", "source", {}, fingerprint, stats, time.perf_counter() - start, {},
+        extra = {"inputs": input_summary(self.config.inputs, tasks, records)}
+        return self._finish(directory, "read", "source", {}, fingerprint, stats, time.perf_counter() - start, extra,
                             schema, parts, {p: sizes[p]["rows"] for p in parts} if known else None,
                             {p: sizes[p]["bytes"] for p in parts} if known else None)
 
@@ -284,6 +300,8 @@ class Runner:
         and `sizes` (bytes) per part when the commit records gave them, else read from the
         parts' footers."""
         parts = tuple(committed)
+        if sum(stats.rejected_by_source.values()) != stats.docs_rejected:  # a global stage's own rejected/
+            stats.rejected_by_source = count_rejected_files(self.client, directory)
         if rows is None or sizes is None:
             footers = {p: parquet_sizes(storage.join(directory, p)) for p in parts}
             rows, sizes = {p: r for p, (r, _) in footers.items()}, {p: n for p, (_, n) in footers.items()}
@@ -365,7 +383,9 @@ def _merge_stats(records: dict[str, dict]) -> StageStats:
 
 
 def summarize(config: RunConfig, manifests: Iterable[dict]) -> dict[str, Any]:
-    """The run's receipt: every stage's counts, in order, plus the quarantine list."""
+    """The run's receipt: every stage's counts, in order, the quarantine list, and per source
+    the documents read and lost with the reasons."""
+    manifests = list(manifests)
     stages = []
     for index, m in enumerate(manifests):
         stages.append({"index": index, "stage": m["stage"], "kind": m["kind"], "dir": f"{index:02d}-{m['stage']}",
@@ -383,6 +403,7 @@ def summarize(config: RunConfig, manifests: Iterable[dict]) -> dict[str, Any]:
             "files_quarantined": len(first["quarantine"]),
         },
         "stages": stages,
+        "sources": source_losses(manifests),
     }
 
 
@@ -390,5 +411,7 @@ def print_summary(summary: dict) -> None:
     print(f"output:  {summary['output']}")
     for s in summary["stages"]:
         print(f"  {s['dir']:<24} in {s['docs_in']:>8}  kept {s['docs_out']:>8}  rejected {s['docs_rejected']:>7}")
+    for line in format_sources(summary.get("sources", {})):
+        print(line)
     print(f"stats:   {summary['output']}/stats.json")
     print("summary: " + json.dumps(summary["summary"]))

@@ -21,6 +21,7 @@ import importlib
 import os
 import pickle
 import select
+import signal
 import struct
 import subprocess
 import sys
@@ -153,6 +154,8 @@ def _close_all() -> None:
 
 
 def main(target: str) -> None:
+    # Ctrl-C is the run's to handle: this child ends when its worker closes the pipe.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     # The protocol owns the real stdout; anything the library prints goes to stderr.
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
@@ -176,7 +179,10 @@ def main(target: str) -> None:
             reply = ("ok", fn(payload))
         except Exception as error:  # reported to the parent, which decides what to do
             reply = ("error", f"{type(error).__name__}: {error}")
-        _write_frame(out, reply)
+        try:
+            _write_frame(out, reply)
+        except BrokenPipeError:  # the worker went away meanwhile (a run stopped): nobody to answer
+            return
 
 
 if __name__ == "__main__":

@@ -98,6 +98,11 @@ class Stage:
     name: ClassVar[str]
     kind: ClassVar[str]
     Params: ClassVar[type[StageParams]] = StageParams
+    # Stages whose output this one reads besides the documents (a MinHash stage reads its
+    # predecessor's artefacts): it must come right after one of them, checked with the config.
+    follows: ClassVar[tuple[str, ...]] = ()
+    # Rejection reasons that shape a mixture rather than lose data (the guards don't count them).
+    sampling_reasons: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, params: StageParams | None = None, scope: Scope | None = None):
         self.params = params if params is not None else self.Params()

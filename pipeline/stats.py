@@ -3,7 +3,9 @@
 Every partition a stage processes yields a `StageStats`; the runner saves it beside the part,
 adds the parts together into the stage's `_manifest.json`, and merges all stages into
 `OUTPUT/stats.json`. Counts are exact; `counters` holds free-form named counts (skipped WARC
-records by kind, languages seen, PII replacements, ...), added key by key.
+records by kind, languages seen, PII replacements, ...), added key by key; `rejected_by_source`
+counts rejected documents per (source, reason), which the run's guards (`pipeline.guards`) and
+its per-source summary add up over the stages (written as {source: {reason: documents}}).
 
     s = StageStats(docs_in=10, docs_out=9); s.reject("gopher_quality.too_few_words", 120)
     total = sum(part_stats, StageStats())
@@ -29,12 +31,15 @@ class StageStats:
     rejected_bytes: Counter = dataclasses.field(default_factory=Counter)  # reason -> text bytes
     counters: Counter = dataclasses.field(default_factory=Counter)  # name -> count
     quarantine: list = dataclasses.field(default_factory=list)  # whole-file problems
+    rejected_by_source: Counter = dataclasses.field(default_factory=Counter)  # (source, reason) -> documents
 
-    def reject(self, reason: str, n_bytes: int = 0) -> None:
+    def reject(self, reason: str, n_bytes: int = 0, source: str | None = None) -> None:
         self.docs_rejected += 1
         self.bytes_rejected += n_bytes
         self.rejected[reason] += 1
         self.rejected_bytes[reason] += n_bytes
+        if source is not None:
+            self.rejected_by_source[source, reason] += 1
 
     def count(self, name: str, value: int | float = 1) -> None:
         self.counters[name] += value
@@ -55,6 +60,10 @@ class StageStats:
             d[key] = dict(sorted(getattr(self, key).items()))
         d["seconds"] = round(self.seconds, 3)
         d["quarantine"] = sorted(self.quarantine, key=lambda q: (q["file"], q["detail"]))
+        by_source: dict[str, dict[str, int]] = {}
+        for (source, reason), n in sorted(self.rejected_by_source.items()):
+            by_source.setdefault(source, {})[reason] = n
+        d["rejected_by_source"] = by_source
         return d
 
     @classmethod
@@ -63,5 +72,8 @@ class StageStats:
         for key in ("rejected", "rejected_bytes", "counters"):
             d[key] = Counter(d.get(key, {}))
         d["quarantine"] = list(d.get("quarantine", []))
+        by_source = d.get("rejected_by_source", {})
+        d["rejected_by_source"] = Counter({(source, reason): n for source, reasons in by_source.items()
+                                           for reason, n in reasons.items()})
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})

@@ -62,6 +62,8 @@ class Tokenize(GlobalStage):
 
     name = "tokenize"
     Params = TokenizeParams
+    # Trimming to the mixture and dropping repeated copies of validation documents lose nothing.
+    sampling_reasons = frozenset({f"tokenize.{planning.TRIMMED}", f"tokenize.{planning.COPY_OF_VALID}"})
 
     def check(self) -> None:
         import sentencepiece  # noqa: F401  (a missing dependency fails before the run)

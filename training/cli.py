@@ -13,8 +13,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
+
+from pipeline.interrupts import call_in_own_group
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -33,7 +34,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                "-m", "training.train", args.config, *(f"--set={item}" for item in args.set)]
     if args.output:
         command += ["--output", args.output]
-    return subprocess.call(command)
+    return call_in_own_group(command)  # Ctrl-C: one line from thresher, nothing from torchrun or the ranks
 
 
 def _preflight(config, nproc: int) -> None:

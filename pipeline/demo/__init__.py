@@ -16,7 +16,7 @@ DEMO_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "demo.yaml"
 
 
 def run_demo(output: str, workers: int | None = None, progress: bool = True, scheduler: str | None = None,
-             keep_intermediate: bool = False) -> int:
+             keep_intermediate: bool = False, guards: bool = True) -> int:
     from pipeline.cluster import open_client
     from pipeline.demo.crawl import write_sample
     from pipeline.demo.models import train_demo_models
@@ -31,7 +31,8 @@ def run_demo(output: str, workers: int | None = None, progress: bool = True, sch
     os.environ["DEMO_SAMPLE"], os.environ["DEMO_MODELS"] = str(sample), str(models)
     config = load_config(DEMO_CONFIG, output=output)
     with open_client(scheduler, workers) as client:
-        summary = Runner(config, client, progress=progress, keep_intermediate=keep_intermediate).run()
+        summary = Runner(config, client, progress=progress, keep_intermediate=keep_intermediate,
+                         guards=guards).run()
         report = write_report(output, client=client)
     print_summary(summary)
     print(f"report:  {report}")

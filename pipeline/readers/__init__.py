@@ -4,10 +4,10 @@ Each reader is a generator over one file that yields, in file order, a `Document
 WARC/HTML inputs with the page bytes in `extras["raw"]`), a `Rejected` record (a broken line,
 an oversized record: kept with its reason), a `Skipped` record kind (WARC `request`,
 `metadata`, `dns:`, non-HTML, non-200 responses: counted, not stored), or a `Quarantined`
-problem with the file itself (empty, truncated, corrupt), after which the reader resumes
-where it can. Document ids are deterministic from the origin: `source/relpath@offset` for
-WARC records, `source/relpath:line` for JSONL, `source/relpath:row` for Parquet and
-`source/relpath` for HTML files.
+problem with the file itself (empty, truncated, corrupt, or not of the input's `format`:
+`readers.sniff`), after which the reader resumes where it can. Document ids are deterministic
+from the origin: `source/relpath@offset` for WARC records, `source/relpath:line` for JSONL,
+`source/relpath:row` for Parquet and `source/relpath` for HTML files.
 
     from pipeline.readers import list_tasks, read_file
     for item in read_file(task.files[0], spec, options): ...
@@ -69,13 +69,18 @@ def static_prefix(pattern: str) -> str:
     return head[: head.rfind("/") + 1] if "/" in head else ""
 
 
+def is_glob(pattern: str) -> bool:
+    return any(ch in pattern for ch in "*?[")
+
+
 def list_files(spec: InputSpec) -> list[InputFile]:
+    """The files `spec.path` names (a literal path that does not exist names none)."""
     options = spec.storage_options or storage.options_for(spec.path)
     fs, _, paths = fsspec.core.get_fs_token_paths(spec.path, storage_options=options)
     prefix = fs._strip_protocol(static_prefix(spec.path)) if static_prefix(spec.path) else ""
     files = []
     for path in sorted(paths):
-        if fs.isdir(path):
+        if fs.isdir(path) or not (is_glob(spec.path) or fs.exists(path)):
             continue
         rel = path[len(prefix):].lstrip("/") if prefix and path.startswith(prefix) else path.rsplit("/", 1)[-1]
         files.append(InputFile(fs.unstrip_protocol(path) if "://" in spec.path else path, rel, fs.size(path)))
@@ -90,19 +95,32 @@ def list_tasks(inputs: list[InputSpec], options: ReadOptions) -> list[ReadTask]:
     for i, spec in enumerate(inputs):
         files = list_files(spec)
         if not files:
-            raise ValueError(f"inputs[{i}].path: no files match {spec.path!r}")
+            raise ValueError(no_files_message(i, spec))
         step = options.files_per_task if spec.format == "html" else 1
         for start in range(0, len(files), step):
             tasks.append(ReadTask(len(tasks), i, tuple(files[start : start + step])))
     return tasks
 
 
+def no_files_message(index: int, spec: InputSpec) -> str:
+    """Why input `index` names no file, as a one-line error naming `inputs[index].path`."""
+    if is_glob(spec.path):
+        return f"inputs[{index}].path: no files match {spec.path!r}"
+    if storage.isdir(spec.path):
+        return f"inputs[{index}].path: {spec.path!r} is a folder; name its files, e.g. {spec.path.rstrip('/')}/*"
+    return f"inputs[{index}].path: {spec.path!r} does not exist"
+
+
 def read_file(file: InputFile, spec: InputSpec, options: ReadOptions) -> Iterator[ReadItem]:
     from pipeline.readers import html, jsonl, parquet, text, warc
+    from pipeline.readers.sniff import wrong_format
 
     reader = {"warc": warc.read, "html": html.read, "jsonl": jsonl.read, "parquet": parquet.read, "text": text.read}
     if file.size == 0:
         yield Quarantined("read.empty_file", f"{file.relpath} is empty")
+        return
+    if (problem := wrong_format(file, spec)) is not None:
+        yield problem
         return
     yield from reader[spec.format](file, spec, options)
 

@@ -65,7 +65,8 @@ def _read_from(stream, start: int, magic: bytes, file, spec, options) -> Iterato
             last = iterator.offset
             yield _convert(record, last, file, spec, options)
     except (ArchiveLoadFailed, zlib.error, EOFError, OSError, ValueError) as error:
-        return (yield from _quarantine(stream, iterator.offset, magic, file, error))
+        # warcio's offset goes negative when it takes non-WARC bytes for an ARC record
+        return (yield from _quarantine(stream, max(iterator.offset, start), magic, file, error))
     # warcio ends quietly at a record cut short: either it stops before the partial record
     # (bytes are left over) or it yields what it got (the last record is not whole).
     if file.size - iterator.offset > 4 or not _whole_record_at(stream, last, magic == _GZIP_MAGIC):
@@ -94,7 +95,8 @@ def _quarantine(stream, bad_at: int, magic: bytes, file, error: Exception) -> It
     resume = _find_next(stream, bad_at + 1, magic)
     what = "read.truncated_file" if resume is None else "read.corrupt_record"
     end = f"resumed at byte {resume}" if resume is not None else "rest of file unreadable"
-    yield Quarantined(what, f"{file.relpath} at byte {bad_at}: {type(error).__name__}: {error}; {end}")
+    message = " ".join(str(error).split())  # warcio's messages span lines
+    yield Quarantined(what, f"{file.relpath} at byte {bad_at}: {type(error).__name__}: {message}; {end}")
     return resume
 
 

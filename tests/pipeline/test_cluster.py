@@ -73,7 +73,8 @@ def test_other_batch_systems_get_their_own_directives(kind, directives):
 
 def test_cluster_with_scheduler_or_workers_is_a_one_line_error(tmp_path, capsys):
     config = tmp_path / "c.yaml"
-    config.write_text("output: o\ninputs: [{path: x, format: jsonl, source: s}]\n"
+    (tmp_path / "x.jsonl").write_text('{"text": "a"}\n')  # --dry-run checks that the inputs exist
+    config.write_text(f"output: o\ninputs: [{{path: {tmp_path}/x.jsonl, format: jsonl, source: s}}]\n"
                       "cluster: {kind: slurm, memory: 4GB}\n")
     assert main(["run", str(config), "--cluster", "slurm", "--scheduler", "tcp://h:8786"]) == 2
     assert capsys.readouterr().err == ("thresher: error: --cluster and --scheduler: give one (--scheduler uses a "
@@ -116,7 +117,8 @@ def test_ctrl_c_while_waiting_cancels_the_jobs_and_exits_130(tmp_path, monkeypat
     fake_batch_system(tmp_path, monkeypatch, f"echo sbatch >> {calls}; echo 'Submitted batch job 4242'",
                       scancel=f'echo "scancel $*" >> {calls}')
     config = tmp_path / "c.yaml"
-    config.write_text(f"output: {tmp_path}/out\ninputs: [{{path: x, format: jsonl, source: s}}]\n"
+    (tmp_path / "x.jsonl").write_text('{"text": "a"}\n')  # inputs are checked before the jobs start
+    config.write_text(f"output: {tmp_path}/out\ninputs: [{{path: {tmp_path}/x.jsonl, format: jsonl, source: s}}]\n"
                       "cluster: {kind: slurm, memory: 1GB, dashboard_address: '127.0.0.1:0'}\n")
     # SIGINT as a terminal sends it, even where this test runs with SIGINT ignored (a background job)
     proc = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "run", str(config)], cwd=REPO, text=True,

@@ -74,8 +74,10 @@ def test_cli_reports_one_line_error_and_exit_code(tmp_path):
 
 
 def test_dry_run_prints_resolved_config(tmp_path):
+    (tmp_path / "x.jsonl").write_text('{"text": "a"}\n')  # --dry-run checks that the inputs exist
     path = tmp_path / "ok.yaml"
-    path.write_text("output: o\ninputs: [{path: x, format: jsonl, source: s}]\nstages: [language]\n")
+    path.write_text(f"output: o\ninputs: [{{path: {tmp_path}/x.jsonl, format: jsonl, source: s}}]\n"
+                    "stages: [language]\n")
     proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "run", str(path), "--dry-run"],
                           capture_output=True, text=True, check=True)
     assert "min_score: 0.0" in proc.stdout and "max_docs_per_part: 100000" in proc.stdout

@@ -97,7 +97,7 @@ def test_bad_input_never_stops_a_run(client, tmp_path):
     summary = run(client, tmp_path / "out", [
         {"path": str(tmp_path / "in" / "*.warc.gz"), "format": "warc", "source": "crawl"},
         {"path": str(tmp_path / "in" / "*.jsonl"), "format": "jsonl", "source": "feed"},
-    ], [{"extract": {}}])
+    ], [{"extract": {}}], guards={"max_quarantined_files": 3})  # the three broken WARCs, on purpose
     read, extract = summary["stages"][0], summary["stages"][1]
     reasons = {q["file"]: q["reason"] for q in read["quarantine"]}
     assert reasons == {"cut.warc.gz": "read.truncated_file", "corrupt.warc.gz": "read.corrupt_record",

@@ -43,6 +43,7 @@ inputs:
   - {path: "${SAMPLE}/crawl/*.warc.gz", format: warc, source: crawl, storage_options: OPTIONS}
   - {path: "${SAMPLE}/feeds/*.jsonl", format: jsonl, source: newswire, domain: financial}
 read: {max_docs_per_part: 16}
+guards: {max_quarantined_files: 1}  # the sample's truncated WARC
 stages:
   - extract: {}
   - language: {keep: [en], min_score: 0.5}

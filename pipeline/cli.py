@@ -5,8 +5,9 @@
     thresher demo [--output DIR]
     thresher list
 
-Bad configuration (a key, an input path, the output path, the stage order) exits with status 2
-and one line naming the key, before any stage runs; a failed guard (pipeline/guards.py) exits
+Bad configuration (a key, an input path, the output path, the stage order, an artifact such as
+`mixture` that a stage needs and no earlier stage produces) exits with status 2 and one line
+naming the key, before any stage runs; a failed guard (pipeline/guards.py) exits
 with status 3 and one line once the stages it concerns have run; Ctrl-C exits with status 130
 and one line. Set THRESHER_DEBUG=1 for the traceback. `--help` works on every command. Other
 packages add commands through `add_commands(subparsers)` in the modules named by `COMMAND_MODULES`.

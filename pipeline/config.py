@@ -16,7 +16,8 @@
 
 A bad key fails with one line that names its dotted path and says what is valid, e.g.
 `stages[1].language.min_score: Input should be less than or equal to 1`; so does a stage put
-where it cannot read its input (`lsh_buckets` not right after `minhash_signatures`).
+where it cannot read its input (`lsh_buckets` not right after `minhash_signatures`), or after no
+stage that produces an artifact it needs (`tokenize: {mixture: required}` without a `mix` before).
 `${VAR}` and `${VAR:-default}` in strings are replaced from the environment.
 
     from pipeline.config import load_config
@@ -214,6 +215,7 @@ def parse_config(data: Any, output: str | None = None, cluster: str | None = Non
     config = validate_config(RunConfig, data)
     specs = [_parse_stage(item, i) for i, item in enumerate(stages)]
     check_stage_order([spec.name for spec in specs])
+    check_artifacts(specs)
     return config.model_copy(update={"stages": specs})
 
 
@@ -227,6 +229,21 @@ def check_stage_order(names: list[str]) -> None:
         if follows and before not in follows:
             raise ConfigError(f"stages[{index}].{name}: must come right after {' or '.join(follows)}, whose "
                               f"output it reads ({_chain(name, registry)}); here it follows {before}")
+
+
+def check_artifacts(specs: list[StageSpec]) -> None:
+    """A stage that needs an artifact (its class's `needs`, given its params) must come after a
+    stage that produces it: found here, before the read stage runs, not when the stage starts."""
+    registry = load_registry()
+    produced: set[str] = set()
+    for index, spec in enumerate(specs):
+        cls = registry[spec.name]
+        for artifact in cls.needs(cls.Params.model_validate(spec.params)):
+            if artifact not in produced:
+                makers = " or ".join(n for n, c in sorted(registry.items()) if artifact in c.produces)
+                raise ConfigError(f"stages[{index}].{spec.name}: needs the {artifact} artifact, which no earlier "
+                                  f"stage produces; add {makers} before it")
+        produced.update(cls.produces)
 
 
 def _chain(name: str, registry: dict) -> str:

@@ -2,7 +2,8 @@
 
 `StageOutput` names a finished stage's folder (a URL or local path), fingerprint, committed
 parts and schema; `GlobalContext` gives a global stage the Dask client, its input, its own
-folder, the seed and its stats, and runs maps on the cluster (`ctx.map`) with progress.
+folder, the seed, its stats and the artifacts of earlier stages (`ctx.artifacts["mixture"]`:
+the mix stage's folder), and runs maps on the cluster (`ctx.map`) with progress.
 
     parts = ctx.map(fn, ctx.input.paths(), "hash", cost=sizes); ctx.write_part("part-00000", table)
 """
@@ -56,6 +57,9 @@ class GlobalContext:
     stats: StageStats
     progress: bool = True
     parts: set[str] = dataclasses.field(default_factory=set)  # this stage's committed parts
+    # artifact name -> folder of the latest earlier stage that produced it, for those the stage
+    # `uses` (`Stage.produces`, `Stage.uses`)
+    artifacts: dict[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def name(self) -> str:

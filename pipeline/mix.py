@@ -97,6 +97,7 @@ class Mix(GlobalStage):
     name = "mix"
     Params = MixParams
     sampling_reasons = frozenset({"mix.not_sampled"})
+    produces = ("mixture",)  # the report in its _manifest.json, which tokenize corrects by real tokens
 
     def check(self) -> None:
         if self.params.tokenizer is not None and not storage.isfile(self.params.tokenizer):

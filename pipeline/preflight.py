@@ -8,8 +8,9 @@ through the read stage.
   `output: ...`. (On an object store a key may sit "under" another key's object, so only the
   output key itself is checked there.)
 
-The stage order is checked with the config (`pipeline.config.check_stage_order`). All paths go
-through `pipeline.storage`, so URLs (s3://...) are checked as fsspec sees them.
+The stage order and the artifacts stages need are checked with the config
+(`pipeline.config.check_stage_order`, `check_artifacts`). All paths go through
+`pipeline.storage`, so URLs (s3://...) are checked as fsspec sees them.
 
     check_paths(load_config("configs/demo.yaml"))
 """

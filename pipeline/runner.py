@@ -36,7 +36,7 @@ import pyarrow as pa
 from distributed import Client
 
 from pipeline import __version__, storage
-from pipeline.config import RunConfig, config_hash
+from pipeline.config import RunConfig, check_artifacts, config_hash
 from pipeline.context import GlobalContext, StageOutput
 from pipeline.fuse import Step, chain_name, groups, merge_plan, run_chain_part, share_wall_time
 from pipeline.guards import Guards, count_rejected_files, format_sources, source_losses
@@ -83,6 +83,7 @@ class Runner:
 
     def run(self) -> dict[str, Any]:
         stages = self.config.build_stages()
+        check_artifacts(self.config.stages)  # parse_config checked it; a config built in code too
         for stage in stages:
             stage.check()
         check_output(self.out, self.config.storage_options)
@@ -94,6 +95,7 @@ class Runner:
         outputs = [self._run_read(tasks, *plan[0])]
         manifests = [read_json(outputs[0].path(MANIFEST))]
         fingerprints = [fingerprint for _, fingerprint in plan[1:]]
+        artifacts: dict[str, str] = {}  # name -> folder of the latest stage that produced it
         for group in groups(stages, self.keep_intermediate):
             self._check(manifests)  # an input or a source lost already stops the run before the next stages
             index = group[0] + 1  # stage folders count from 01; 00 is the read stage
@@ -101,8 +103,9 @@ class Runner:
                 done = self._run_chain(index, [stages[i] for i in group], outputs[-1],
                                        group[0] in self.merging, [fingerprints[i] for i in group])
             else:
-                done = [self._run_global(index, stages[group[0]], outputs[-1], fingerprints[group[0]])]
+                done = [self._run_global(index, stages[group[0]], outputs[-1], fingerprints[group[0]], artifacts)]
             outputs += done
+            artifacts.update({a: o.dir for i, o in zip(group, done) for a in stages[i].produces})
             manifests += [read_json(o.path(MANIFEST)) for o in done]
         summary = summarize(self.config, manifests)
         write_json(summary, storage.join(self.out, "stats.json"))
@@ -279,14 +282,16 @@ class Runner:
                               {p: n for p, (_, n) in sizes.items()})
         return dataclasses.replace(output, materialized=keep)
 
-    def _run_global(self, index: int, stage: GlobalStage, previous: StageOutput, fingerprint: str) -> StageOutput:
+    def _run_global(self, index: int, stage: GlobalStage, previous: StageOutput, fingerprint: str,
+                    artifacts: dict[str, str]) -> StageOutput:
         directory = storage.join(self.out, f"{index:02d}-{stage.name}")
         if (done := self._prepare(directory, fingerprint)) is not None:
             return done
         start = time.perf_counter()
         log(f"[{storage.basename(directory)}] started: {len(previous.parts)} part(s), global")
         stats = StageStats()
-        ctx = GlobalContext(self.client, previous, directory, self.config.seed, stats, self.progress)
+        ctx = GlobalContext(self.client, previous, directory, self.config.seed, stats, self.progress,
+                            artifacts={a: artifacts[a] for a in stage.uses if a in artifacts})
         extra = stage.run(ctx) or {}
         stats.seconds = time.perf_counter() - start
         return self._finish(directory, stage.name, stage.kind, stage.params.model_dump(mode="json"), fingerprint,

@@ -6,7 +6,9 @@ implement `process_document(doc, stats)`, or `Filter` and implement only `filter
 returns `None` to keep the document or a reason string (`"too_few_words"`) to drop it; the base
 class prefixes the stage name, counts, times and routes the dropped rows to `rejected/`.
 A *global* stage (dedup, mix, tokenizer training) sees the whole dataset at once: subclass
-`GlobalStage` and implement `run(ctx)`.
+`GlobalStage` and implement `run(ctx)`. A stage declares the artifacts it produces and uses
+besides the documents (`produces`, `uses`, `needs`: mix produces the `mixture` that tokenize
+uses); the runner hands a global stage those of earlier stages (`ctx.artifacts`).
 
 Stages are registered by name with `@register` and configured from YAML through their
 `Params` model (pydantic, frozen, unknown keys forbidden). Every map stage also takes a scope,
@@ -101,12 +103,24 @@ class Stage:
     # Stages whose output this one reads besides the documents (a MinHash stage reads its
     # predecessor's artefacts): it must come right after one of them, checked with the config.
     follows: ClassVar[tuple[str, ...]] = ()
+    # Artifacts: named outputs besides the documents, found in the producing stage's folder
+    # (`mixture` is in mix's `_manifest.json`). A global stage gets, for each artifact it
+    # `uses`, the folder of the latest earlier stage that `produces` it in `ctx.artifacts`,
+    # however many stages come in between; one whose params make it `needs` an artifact no
+    # earlier stage produces is refused with the config (`pipeline.config.check_artifacts`).
+    produces: ClassVar[tuple[str, ...]] = ()
+    uses: ClassVar[tuple[str, ...]] = ()
     # Rejection reasons that shape a mixture rather than lose data (the guards don't count them).
     sampling_reasons: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, params: StageParams | None = None, scope: Scope | None = None):
         self.params = params if params is not None else self.Params()
         self.scope = scope or Scope()
+
+    @classmethod
+    def needs(cls, params: StageParams) -> tuple[str, ...]:
+        """The artifacts of `uses` that this stage, configured with `params`, cannot run without."""
+        return ()
 
     def check(self) -> None:
         """Fail early (at build time, not mid-run) when an optional dependency or a file

@@ -15,17 +15,21 @@ documents to `rejected/` with their reason, and write `manifest.json` (see
 `tokenization.manifest`). Document order is fixed by (part name, row) and every choice is
 seeded, so the shards are byte-identical across reruns and worker counts. The stage writes
 no `part-*.parquet`: it is meant to be the last one.
+
+The mixture is the `mixture` artifact of the latest mix stage earlier in the run, however many
+stages come in between (`ctx.artifacts`); `mixture: required` refuses a config without one
+before the run, `mixture: none` ignores it (the weights are then the shares of tokens written).
 """
 
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from pydantic import Field, model_validator
+from pydantic import Field, model_serializer, model_validator
 
 from pipeline import storage
 from pipeline.io import file_sha256, file_sizes, read_json, write_bytes, write_parquet
@@ -48,6 +52,17 @@ class TokenizeParams(StageParams):
     train: TokenizerOptions | None = Field(None, description="train a tokenizer on a sample of the input")
     max_shard_tokens: int = Field(500_000_000, gt=0, description="tokens per training shard at most")
     valid_fraction: float = Field(0.01, ge=0, lt=1, description="original documents per domain held out")
+    mixture: Literal["auto", "required", "none"] = Field(
+        "auto", description="the mix stage's targets: auto (used when a mix stage ran earlier in the run), "
+        "required (a config without an earlier mix is refused) or none (ignored: weights are the tokens written)")
+
+    @model_serializer(mode="wrap")
+    def _without_default_mixture(self, handler):
+        # Left out at its default, so the fingerprints of runs from before `mixture` stay what they were.
+        data = handler(self)
+        if isinstance(data, dict) and data.get("mixture") == "auto":
+            data.pop("mixture")
+        return data
 
     @model_validator(mode="after")
     def _one_tokenizer(self) -> TokenizeParams:
@@ -64,6 +79,11 @@ class Tokenize(GlobalStage):
     Params = TokenizeParams
     # Trimming to the mixture and dropping repeated copies of validation documents lose nothing.
     sampling_reasons = frozenset({f"tokenize.{planning.TRIMMED}", f"tokenize.{planning.COPY_OF_VALID}"})
+    uses = ("mixture",)
+
+    @classmethod
+    def needs(cls, params: TokenizeParams) -> tuple[str, ...]:
+        return ("mixture",) if params.mixture == "required" else ()
 
     def check(self) -> None:
         import sentencepiece  # noqa: F401  (a missing dependency fails before the run)
@@ -89,8 +109,7 @@ class Tokenize(GlobalStage):
         ctx.map(encode_task, todo, "encode", cost=file_sizes(todo), work_dir=work,
                 model_path=info["path"], sha256=info["sha256"], dtype=dtype, seed=ctx.seed)
         stems = [storage.stem(p) for p in paths]
-        upstream = ctx.input.path("_manifest.json")  # the mix stage's report, when it ran just before
-        mixture = read_json(upstream).get("mixture") if storage.exists(upstream) else None
+        mixture = self._mixture(ctx)
         planned = ctx.client.submit(plan_shards, work, stems, self.params.valid_fraction, mixture, ctx.seed,
                                     self.params.max_shard_tokens, pure=False)
         planned = wait_all([planned], f"{ctx.name}:plan", "task", ctx.progress)[0]
@@ -105,6 +124,16 @@ class Tokenize(GlobalStage):
         storage.rm(work)
         correction = planned["correction"]
         return _summary(info, manifest, correction)
+
+    def _mixture(self, ctx) -> dict | None:
+        """The report of the latest mix stage before this one, however many stages came in
+        between (None without one, or with `mixture: none`)."""
+        folder = ctx.artifacts.get("mixture")
+        if self.params.mixture == "none" or folder is None:
+            if self.params.mixture == "required":  # the config check refuses this before the run
+                raise ValueError("tokenize.mixture: required, but no mix stage ran before tokenize")
+            return None
+        return read_json(storage.join(folder, "_manifest.json"))["mixture"]
 
     def _tokenizer(self, ctx) -> dict[str, Any]:
         """Copy or train the model into the stage's folder; return its manifest entry."""

@@ -104,3 +104,32 @@ def test_cluster_kind_override_and_defaults():
     assert config.to_dict()["cluster"]["kind"] == "slurm"
     with pytest.raises(ConfigError, match=r"^cluster\.memory: required for kind lsf"):
         parse_config(BASE, cluster="lsf")
+
+
+MIX = {"mix": {"targets": {"financial": 0.5, "general": 0.5}}}
+
+
+def test_a_stage_that_needs_an_artifact_must_come_after_a_stage_that_produces_it():
+    required = {"tokenize": {"model": "m.model", "mixture": "required"}}
+    assert error_of(stages=[required]) == (
+        "stages[0].tokenize: needs the mixture artifact, which no earlier stage produces; add mix before it")
+    assert error_of(stages=["min_chars", required, MIX]).startswith("stages[1].tokenize: needs the mixture")
+    config = parse(stages=[MIX, "min_chars", required])  # anywhere earlier will do
+    assert config.stages[2].params["mixture"] == "required"
+    # the default `auto` is left out of the params, so fingerprints from before `mixture` hold
+    assert "mixture" not in parse(stages=[{"tokenize": {"model": "m.model"}}]).stages[0].params
+
+
+@pytest.mark.parametrize("dry_run", [True, False])
+def test_cli_refuses_a_missing_artifact_before_the_run(tmp_path, dry_run):
+    (tmp_path / "x.jsonl").write_text('{"text": "a"}\n')
+    path = tmp_path / "needs.yaml"
+    path.write_text(f"output: {tmp_path}/out\ninputs: [{{path: {tmp_path}/x.jsonl, format: jsonl, source: s}}]\n"
+                    "stages:\n  - min_chars\n  - tokenize: {model: m.model, mixture: required}\n")
+    proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "run", str(path), "--workers", "1",
+                           *(["--dry-run"] if dry_run else [])], capture_output=True, text=True)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        "thresher: error: stages[1].tokenize: needs the mixture artifact, which no earlier stage produces; "
+        "add mix before it"]
+    assert not (tmp_path / "out").exists()

@@ -1,19 +1,23 @@
 """The tokenize stage end to end on real documents: megatron-core reads every shard and the
 tokens decode back to the documents; shards are byte-identical across reruns and worker
-counts; valid documents never reach training shards; bad params fail with the key's name."""
+counts; valid documents never reach training shards; bad params fail with the key's name; the mix
+stage's mixture reaches tokenize with other stages in between."""
 
 from __future__ import annotations
 
 import collections
 import json
 import re
+import types
 from pathlib import Path
 
 import pytest
 import sentencepiece as spm
 
+from pipeline.config import parse_config
 from pipeline.io import read_json
 from pipeline.record import Document
+from pipeline.runner import Runner
 from tests.tokenization.conftest import run_global, write_parts
 from tokenization.manifest import load_manifest
 from tokenization.stage import Tokenize, TokenizeParams
@@ -171,3 +175,47 @@ def test_leftovers_of_a_killed_run_with_another_model_are_not_reused(tokenized, 
     tokenize({"model": str(small_model), "max_shard_tokens": 20000, "valid_fraction": 0.05},
              input_dir, tmp_path / "resumed", client2)
     assert shard_bytes(tmp_path / "resumed") == shard_bytes(out)
+
+
+def run_stages(stages: list, docs: list[Document], small_model, client, out: Path) -> tuple[dict, dict]:
+    """A run of `stages` ending in tokenize over `docs` (one jsonl input per domain): the
+    shard manifest and tokenize's own `_manifest.json`."""
+    inputs = []
+    for domain in ("financial", "general"):
+        path = out.parent / f"{domain}.jsonl"  # the same files for every run: document ids come from them
+        path.write_text("".join(json.dumps({"text": d.text}) + "\n" for d in docs if d.domain == domain))
+        inputs.append({"path": str(path), "format": "jsonl", "source": domain, "domain": domain})
+    tokenize = {"tokenize": {"model": str(small_model), "max_shard_tokens": 20000, "valid_fraction": 0.05}}
+    config = parse_config({"output": str(out), "inputs": inputs, "stages": [*stages, tokenize]})
+    Runner(config, client, progress=False, guards=False).run()  # a few long documents miss the shares a bit
+    folder = out / f"{len(stages) + 1:02d}-tokenize"
+    return read_json(folder / "manifest.json"), read_json(folder / "_manifest.json")
+
+
+def test_the_mixture_reaches_tokenize_with_a_stage_in_between(shared_docs, small_model, client2, tmp_path):
+    docs = [d for d in shared_docs if d.domain == "financial"][:80] + [d for d in shared_docs if d.domain == "general"]
+    mix = {"mix": {"targets": {"financial": 0.7, "general": 0.3}}}
+    direct, direct_stage = run_stages([mix], docs, small_model, client2, tmp_path / "direct")
+    between, between_stage = run_stages([mix, {"min_chars": {"min_chars": 1}}], docs, small_model, client2,
+                                        tmp_path / "between")
+    assert direct["mixture"] == between["mixture"] == {"financial": 0.7, "general": 0.3}
+    assert between_stage["mixture_correction"] == direct_stage["mixture_correction"] != {}
+    assert between["domains"] == direct["domains"]
+    # the default `auto` without a mix stage: weights are the shares of tokens written, as before
+    plain, plain_stage = run_stages([{"min_chars": {"min_chars": 1}}], docs, small_model, client2, tmp_path / "plain")
+    total = sum(d["tokens"] for d in plain["domains"].values())
+    assert plain["mixture"] == {d: round(e["tokens"] / total, 6) for d, e in plain["domains"].items()}
+    assert plain_stage["mixture_correction"] == {} and "mixture" not in plain_stage["params"]
+
+
+def test_mixture_none_ignores_a_mix_and_required_without_one_fails_outside_the_runner_too(tmp_path):
+    (tmp_path / "_manifest.json").write_text(json.dumps({"mixture": {"targets": {"a": 1.0}}}))
+    ran_mix = types.SimpleNamespace(artifacts={"mixture": str(tmp_path)})
+
+    def stage(mixture: str) -> Tokenize:
+        return Tokenize(TokenizeParams(model="m.model", mixture=mixture))
+
+    assert stage("auto")._mixture(ran_mix) == {"targets": {"a": 1.0}}
+    assert stage("none")._mixture(ran_mix) is None
+    with pytest.raises(ValueError, match=r"^tokenize\.mixture: required, but no mix stage ran before tokenize$"):
+        stage("required")._mixture(types.SimpleNamespace(artifacts={}))  # no config check outside the runner

@@ -41,13 +41,13 @@ def _preflight(config, nproc: int) -> None:
     """What would fail on every rank, failed once here with one line."""
     from pathlib import Path
 
-    from training.checkpoint import complete_checkpoints, resolve_checkpoint
+    from training.checkpoint import complete_checkpoints, init_candidates
     from training.shards import load_manifest
 
     config.grad_accum_steps(nproc)
     load_manifest(config.data.manifest)
     if config.checkpoint.init_from and not complete_checkpoints(Path(config.output) / "checkpoints"):
-        resolve_checkpoint(config.checkpoint.init_from)
+        init_candidates(config.checkpoint.init_from)
 
 
 def cmd_plan(args: argparse.Namespace) -> int:

@@ -202,8 +202,11 @@ def build_optimizer(model: torch.nn.Module, opts: TrainOptions):
 
 def restore(checkpointer: Checkpointer, config: TrainConfig, model, optimizer, scheduler,
             loader: BlendedLoader, log: MetricLogger) -> int:
-    """Resume this run's newest checkpoint, else load `init_from` weights; the step to go on from."""
-    latest = checkpointer.latest()
+    """Resume this run's newest intact checkpoint, else load `init_from` weights; the step to go on from."""
+    had_any = checkpointer.latest() is not None
+    latest = checkpointer.latest_intact(log.note)
+    if had_any and latest is None:
+        log.note(f"warning: no intact checkpoint left in {checkpointer.folder}; starting from scratch")
     if latest is not None:
         state = checkpointer.load(latest, model, optimizer)
         scheduler.load_state_dict(state["scheduler"])
@@ -213,7 +216,7 @@ def restore(checkpointer: Checkpointer, config: TrainConfig, model, optimizer, s
         return state["step"]
     log.reset()  # a fresh run: earlier metrics in OUTPUT belong to a run that is gone
     if config.checkpoint.init_from:
-        log.note(f"initialised weights from {load_weights(model, config.checkpoint.init_from)} "
+        log.note(f"initialised weights from {load_weights(model, config.checkpoint.init_from, log.note)} "
                  "(fresh optimizer, schedule and data order)")
     return 0
 

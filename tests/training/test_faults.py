@@ -1,0 +1,162 @@
+"""Trainer faults: a run killed with SIGKILL at a random step resumes to the uninterrupted loss
+curve bitwise; a truncated or corrupt latest checkpoint is detected (`_complete.json`: size and
+crc32 of every file), set aside with a warning, and the previous one resumed from."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import torch.distributed as dist
+
+from pipeline.cli import main
+from tests.training.test_train import (
+    DAPT,
+    REPO,
+    SMALL,
+    STEPS,
+    TINY,
+    command,
+    descendants,
+    records,
+    thresher_train,
+    train_in_process,
+)
+from training.checkpoint import MARKER, complete_checkpoints, verify, write_marker
+
+
+@pytest.fixture(scope="module")
+def reference(manifest_path, tmp_path_factory) -> tuple[Path, list[str]]:
+    """An uninterrupted 2-rank run: checkpoints at steps 4, 8 and 12."""
+    sets = [f"data.manifest={manifest_path}", *SMALL]
+    output = tmp_path_factory.mktemp("faults") / "reference"
+    thresher_train(TINY, output, 2, sets)
+    return output, sets
+
+
+def assert_same_curve(reference: Path, output: Path, steps) -> None:
+    (expected, expected_evals), (got, got_evals) = records(reference), records(output)
+    for step in steps:
+        assert got[step]["loss"] == expected[step]["loss"], step
+        assert got[step]["grad_norm"] == expected[step]["grad_norm"], step
+    assert got_evals[STEPS]["eval"] == expected_evals[STEPS]["eval"]
+
+
+def damage(path: Path, how: str) -> str:
+    """Truncate the file to half, or flip one byte in its middle (size unchanged)."""
+    data = bytearray(path.read_bytes())
+    if how == "truncate":
+        path.write_bytes(data[: len(data) // 2])
+        return "truncated"
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(data)
+    return "corrupt bytes"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["truncate", "flip"])
+def test_a_damaged_latest_checkpoint_falls_back_to_the_previous_one(reference, tmp_path, how):
+    output, (ref, sets) = tmp_path / how, reference
+    for step in ("step-000004", "step-000008"):
+        shutil.copytree(ref / "checkpoints" / step, output / "checkpoints" / step)
+    bad = output / "checkpoints" / "step-000008"
+    shard = max((p for p in bad.iterdir() if p.suffix == ".distcp"), key=lambda p: p.stat().st_size)
+    why = damage(shard, how)
+
+    stdout = thresher_train(TINY, output, 2, sets)
+    warning = [line for line in stdout.splitlines() if line.startswith("warning:")]
+    assert len(warning) == 1 and str(bad) in warning[0] and shard.name in warning[0] and why in warning[0], stdout
+    assert "moved to step-000008.corrupt" in warning[0]
+    assert "step-000004 (step 4, 32 samples consumed)" in stdout
+    assert_same_curve(ref, output, range(5, STEPS + 1))
+    assert [p.name for p in complete_checkpoints(output / "checkpoints")] == ["step-000004", "step-000008",
+                                                                              "step-000012"]
+    assert (output / "checkpoints" / "step-000008.corrupt").is_dir()
+
+
+@pytest.mark.slow
+def test_a_run_killed_at_a_random_step_resumes_to_the_same_curve_bitwise(reference, tmp_path):
+    ref, sets = reference
+    kill_after = random.Random(6).randint(4, STEPS - 1)  # seeded (5): after a checkpoint, before the end
+    output = tmp_path / "killed"
+    process = subprocess.Popen(command(TINY, output, 2, sets), cwd=REPO, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while process.poll() is None and time.monotonic() < deadline and kill_after not in logged_steps(output):
+        time.sleep(0.02)
+    assert process.poll() is None, f"the run ended before step {kill_after} was logged"
+    for pid in [process.pid, *descendants(process.pid)]:  # the launcher and every rank, mid-run
+        os.kill(pid, signal.SIGKILL)
+    process.wait()
+
+    stdout = thresher_train(TINY, output, 2, sets)
+    resumed = re.search(r"resumed from \S+ \(step (\d+),", stdout)
+    assert resumed, stdout
+    # From the last checkpoint before the kill (the kill may land a step late, no more).
+    assert int(resumed.group(1)) <= kill_after + 1 and int(resumed.group(1)) < STEPS, (kill_after, stdout)
+    assert_same_curve(ref, output, range(1, STEPS + 1))  # before the kill: same run; after: resumed
+
+
+def logged_steps(output: Path) -> set[int]:
+    path = output / "metrics.jsonl"
+    lines = path.read_text().splitlines() if path.exists() else []
+    return {json.loads(line)["step"] for line in lines[:-1] if "eval" not in line}  # last may be partial
+
+
+@pytest.fixture
+def one_rank_group():
+    dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+    yield
+    dist.destroy_process_group()
+
+
+def test_verify_names_what_is_wrong_and_accepts_unmarked_checkpoints(tmp_path, one_rank_group):
+    folder = tmp_path / "step-000004"
+    folder.mkdir()
+    for name, size in ((".metadata", 10), ("__0_0.distcp", 1000), ("__1_0.distcp", 900)):
+        (folder / name).write_bytes(bytes(range(256)) * (size // 256) + bytes(size % 256))
+    assert verify(folder) is None  # no marker: a checkpoint from before markers, unverified
+    write_marker(folder)
+    assert sorted(json.loads((folder / MARKER).read_text())["files"]) == [".metadata", "__0_0.distcp",
+                                                                         "__1_0.distcp"]
+    assert verify(folder) is None
+    damage(folder / "__1_0.distcp", "flip")
+    assert verify(folder) == "__1_0.distcp fails its crc32 check: corrupt bytes"
+    damage(folder / "__0_0.distcp", "truncate")
+    assert verify(folder) == "__0_0.distcp is 500 bytes, 1000 expected: truncated"  # the first, by name
+    (folder / "__0_0.distcp").unlink()
+    assert verify(folder) == "__0_0.distcp is missing"
+    (folder / MARKER).write_text('{"files": ')
+    assert verify(folder) == f"{MARKER} is unreadable (JSONDecodeError)"
+
+
+@pytest.mark.slow
+def test_with_no_intact_checkpoint_left_the_run_starts_from_scratch(reference, tmp_path, capsys):
+    ref, sets = reference
+    bad = tmp_path / "checkpoints" / "step-000004"
+    shutil.copytree(ref / "checkpoints" / "step-000004", bad)
+    damage(bad / ".metadata", "flip")
+    stdout = train_in_process(TINY, tmp_path, [*sets, "train.steps=4", "eval.every=4"], capsys)
+    assert f"warning: no intact checkpoint left in {tmp_path / 'checkpoints'}; starting from scratch" in stdout
+    assert "resumed from" not in stdout and sorted(records(tmp_path)[0]) == [1, 2, 3, 4]
+
+
+@pytest.mark.slow
+def test_init_from_a_corrupt_step_directory_fails_with_one_line(reference, tmp_path, capsys):
+    ref, sets = reference
+    bad = tmp_path / "pretrain" / "step-000012"
+    shutil.copytree(ref / "checkpoints" / "step-000012", bad)
+    damage(bad / ".metadata", "truncate")
+    args = ["train", str(DAPT), "--output", str(tmp_path / "dapt"), "--set", sets[0],
+            "--set", f"checkpoint.init_from={bad}"]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"thresher: error: checkpoint.init_from: {bad} is corrupt (.metadata is ") and "\n" not in err

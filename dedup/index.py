@@ -41,7 +41,7 @@ import dask.dataframe as dd
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from pydantic import Field, model_serializer
+from pydantic import Field
 
 from dedup import lock
 from pipeline import storage
@@ -58,16 +58,9 @@ STAGED = "_index"  # where a stage writes the entries it will commit, inside its
 class IndexParams(StageParams):
     """The `index` setting of the dedup stages that can run incrementally."""
 
+    omitted_at_default = ("index",)  # added later: old fingerprints hold
     index: str | None = Field(None, description="folder (fsspec URL) of what earlier runs kept: remove what is "
                               "there, add what this run keeps (incremental dedup)")
-
-    @model_serializer(mode="wrap")
-    def _without_unset_index(self, handler):
-        # Left out when unset, so fingerprints of runs without an index stay what they were.
-        data = handler(self)
-        if isinstance(data, dict) and data.get("index") is None:
-            data.pop("index", None)
-        return data
 
 
 def index_nodes(ipart: int, n_rows: int) -> np.ndarray:

@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from pydantic import Field, model_serializer
+from pydantic import Field
 
 from dedup.decide import (
     add_into,
@@ -144,20 +144,13 @@ def rewrite_part(part: str, in_dir: str, decisions_dir: str, out_dir: str, stage
 
 
 class UnitDedupParams(StageParams):
+    omitted_at_default = ("repeats",)  # added later: old fingerprints hold
     normalization: Normalization = Normalization()
     min_chars_after_dedup: int = Field(
         100, ge=0, description="a document left with fewer characters after the removals is rejected")
     repeats: Literal["all", "across_documents"] = Field(
         "all", description="which repeats are removed: all (every occurrence after the first, within a document "
         "too) or across_documents (only those in later documents; the first one's document keeps its own repeats)")
-
-    @model_serializer(mode="wrap")
-    def _without_default_repeats(self, handler):
-        # Left out at its default, so the fingerprints of runs from before `repeats` stay what they were.
-        data = handler(self)
-        if isinstance(data, dict) and data.get("repeats") == "all":
-            data.pop("repeats")
-        return data
 
 
 class UnitDedup(GlobalStage):

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_serializer
 
 from pipeline.record import (
     Document,
@@ -59,9 +59,22 @@ STAGE_PACKAGES = ("pipeline", "filters", "dedup", "tokenization")
 
 
 class StageParams(BaseModel):
-    """Base of every stage's parameters: immutable, unknown keys are errors."""
+    """Base of every stage's parameters: immutable, unknown keys are errors. A parameter added
+    after runs were fingerprinted is named in `omitted_at_default`: it is left out of the dump
+    (hence of the fingerprint and the written config) while it has its default, so those runs'
+    fingerprints stay what they were."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+    omitted_at_default: ClassVar[tuple[str, ...]] = ()
+
+    @model_serializer(mode="wrap")
+    def _without_late_defaults(self, handler):
+        data = handler(self)
+        if isinstance(data, dict):
+            for name in self.omitted_at_default:
+                if name in data and getattr(self, name) == type(self).model_fields[name].default:
+                    data.pop(name)
+        return data
 
 
 class Match(StageParams):

@@ -29,7 +29,7 @@ from typing import Any, Literal
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from pydantic import Field, model_serializer, model_validator
+from pydantic import Field, model_validator
 
 from pipeline import storage
 from pipeline.io import file_sha256, file_sizes, read_json, write_bytes, write_parquet
@@ -48,6 +48,7 @@ MODEL_NAME = "tokenizer.model"
 
 
 class TokenizeParams(StageParams):
+    omitted_at_default = ("mixture",)  # added later: old fingerprints hold
     model: str | None = Field(None, description="sentencepiece .model to encode with")
     train: TokenizerOptions | None = Field(None, description="train a tokenizer on a sample of the input")
     max_shard_tokens: int = Field(500_000_000, gt=0, description="tokens per training shard at most")
@@ -55,14 +56,6 @@ class TokenizeParams(StageParams):
     mixture: Literal["auto", "required", "none"] = Field(
         "auto", description="the mix stage's targets: auto (used when a mix stage ran earlier in the run), "
         "required (a config without an earlier mix is refused) or none (ignored: weights are the tokens written)")
-
-    @model_serializer(mode="wrap")
-    def _without_default_mixture(self, handler):
-        # Left out at its default, so the fingerprints of runs from before `mixture` stay what they were.
-        data = handler(self)
-        if isinstance(data, dict) and data.get("mixture") == "auto":
-            data.pop("mixture")
-        return data
 
     @model_validator(mode="after")
     def _one_tokenizer(self) -> TokenizeParams:

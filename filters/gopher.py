@@ -189,30 +189,29 @@ class GopherRepetition(ScoredFilter):
                     value, dups[n], f"duplicate_{n}gram_chars_too_high")
 
 
+class AsWritten:
+    """The v2 Gopher rules' view of a text: WikiText markup undone for words, hard-wrapped
+    paragraphs rejoined for lines."""
+
+    def words_of(self, text: str) -> tuple[str, ...]:
+        return words(untokenize_wikitext(text))
+
+    def lines_of(self, text: str) -> list[str]:
+        return lines(unwrap(text))
+
+
 @register
-class GopherQualityV2(GopherQuality):
+class GopherQualityV2(AsWritten, GopherQuality):
     """gopher_quality on text as written: hard wraps and WikiText markup undone."""
 
     name = "gopher_quality_v2"
 
-    def words_of(self, text: str) -> tuple[str, ...]:
-        return words(untokenize_wikitext(text))
-
-    def lines_of(self, text: str) -> list[str]:
-        return lines(unwrap(text))
-
 
 @register
-class GopherRepetitionV2(GopherRepetition):
+class GopherRepetitionV2(AsWritten, GopherRepetition):
     """gopher_repetition on text as written (hard wraps, WikiText markup undone); blank lines never repeat."""
 
     name = "gopher_repetition_v2"
-
-    def words_of(self, text: str) -> tuple[str, ...]:
-        return words(untokenize_wikitext(text))
-
-    def lines_of(self, text: str) -> list[str]:
-        return lines(unwrap(text))
 
     def duplicates_of(self, parts: list[str]) -> tuple[int, int]:
         return duplicates(parts, skip_blank=True)

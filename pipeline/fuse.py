@@ -40,6 +40,7 @@ from pipeline import storage
 from pipeline.guards import count_rejected
 from pipeline.io import commit, table_bytes, write_parquet
 from pipeline.stage import MapStage, PartResult, Stage
+from pipeline.stats import StageStats
 
 
 def groups(stages: list[Stage], keep_all: bool = False) -> list[list[int]]:
@@ -72,6 +73,12 @@ def run_chain_part(in_paths: list[str], part: str, steps: list[Step]) -> list[di
     tables = [storage.read_table(p) for p in in_paths]
     table = tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="default")
     merged = [storage.basename(p) for p in in_paths] if len(in_paths) > 1 else None
+    return run_chain_table(table, part, steps, merged)
+
+
+def run_chain_table(table: pa.Table, part: str, steps: list[Step], merged: list[str] | None = None) -> list[dict]:
+    """Run `table` through `steps` as output part `part` (in a read task when the read stage is
+    not materialized, else from `run_chain_part`). Returns the stats of the stages that wrote."""
     written = []
     for step in steps:
         result = step.stage.run_part(table)
@@ -81,10 +88,11 @@ def run_chain_part(in_paths: list[str], part: str, steps: list[Step]) -> list[di
     return written
 
 
-def write_part(step: Step, part: str, result: PartResult, merged: list[str] | None = None) -> dict:
+def write_part(step: Step, part: str, result: PartResult, merged: list[str] | None = None,
+               kept: tuple[int, int] | None = None) -> dict:
     """Write a stage's rejected rows (and its kept rows if it keeps them), then its commit
-    record (stats, rows and bytes kept, the input parts merged into it, files), which makes the
-    part count for this stage."""
+    record (stats, rows and bytes kept — `kept`, when the kept rows were not held — the input
+    parts merged into it, files), which makes the part count for this stage."""
     files = []
     result.stats.rejected_by_source.update(count_rejected(result.rejected))  # for the run's guards
     if result.rejected.num_rows:
@@ -94,9 +102,64 @@ def write_part(step: Step, part: str, result: PartResult, merged: list[str] | No
         write_parquet(result.kept, storage.join(step.dir, part))
         files.append(part)
     stats = result.stats.to_dict()
-    sizes = {"rows": result.kept.num_rows, "bytes": table_bytes(result.kept), **({"inputs": merged} if merged else {})}
+    rows, n_bytes = kept or (result.kept.num_rows, table_bytes(result.kept))
+    sizes = {"rows": rows, "bytes": n_bytes, **({"inputs": merged} if merged else {})}
     commit(step.dir, part, {**stats, **sizes}, files)
     return stats
+
+
+class ChainBuffer:
+    """Runs the read stage's chunks through `steps` one at a time (`read.materialize: false`)
+    and writes, stage by stage, the outputs of consecutive chunks of one read task together as
+    one part named after the first, while the stage's input from them stays within the part
+    limits (bytes and documents). Filters shrink a chunk of raw pages to a small part, and no
+    later task can merge the chunks the read stage never wrote. A stage's parts depend on its
+    input only, not on the stages after it, so a changed later stage leaves them as they are;
+    only what a stage writes is held until its part is written."""
+
+    def __init__(self, steps: list[Step], max_bytes: int, max_rows: int | None):
+        self.steps, self.max_bytes, self.max_rows = steps, max_bytes, max_rows
+        self.held: list[list[tuple[str, PartResult, tuple[int, int]]]] = [[] for _ in steps]
+        self.size = [(0, 0) for _ in steps]  # per stage: input bytes and rows held
+        self.parts: list[list[str]] = [[] for _ in steps]  # per stage: the parts written, in order
+
+    def add(self, table: pa.Table, name: str) -> None:
+        for j, step in enumerate(self.steps):
+            n_bytes, n_rows = table_bytes(table), table.num_rows
+            result = step.stage.run_part(table)
+            held_bytes, held_rows = self.size[j]
+            if self.held[j] and (held_bytes + n_bytes > self.max_bytes
+                                 or (self.max_rows is not None and held_rows + n_rows > self.max_rows)):
+                self._flush(j)
+                held_bytes = held_rows = 0
+            kept = (result.kept.num_rows, table_bytes(result.kept))
+            slim = result if step.keep else dataclasses.replace(result, kept=result.kept.slice(0, 0))
+            self.held[j].append((name, slim, kept))
+            self.size[j] = (held_bytes + n_bytes, held_rows + n_rows)
+            table = result.kept
+
+    def flush(self) -> None:
+        for j in range(len(self.steps)):
+            self._flush(j)
+
+    def _flush(self, j: int) -> None:
+        if not self.held[j]:
+            return
+        names = [name for name, _, _ in self.held[j]]
+        if self.steps[j].write:
+            result = _combined([r for _, r, _ in self.held[j]])
+            kept = (sum(k[0] for _, _, k in self.held[j]), sum(k[1] for _, _, k in self.held[j]))
+            write_part(self.steps[j], names[0], result, names if len(names) > 1 else None, kept)
+        self.parts[j].append(names[0])
+        self.held[j], self.size[j] = [], (0, 0)
+
+
+def _combined(results: list[PartResult]) -> PartResult:
+    if len(results) == 1:
+        return results[0]
+    concat = lambda tables: pa.concat_tables(tables, promote_options="default")  # noqa: E731
+    return PartResult(concat([r.kept for r in results]), concat([r.rejected for r in results]),
+                      sum((r.stats for r in results), StageStats()))
 
 
 def merge_plan(parts: list[str], rows: list[int], sizes: list[int], max_bytes: int,

@@ -56,7 +56,8 @@ class ReadOptions(Frozen):
     """How documents are cut into parts (one task each). A part holds up to `max_bytes_per_part`
     of text (page bytes before extraction) and, when set, `max_docs_per_part` documents; the
     first map stage after the read stage or a global stage merges consecutive small parts up to
-    the same limits (pipeline/fuse.py)."""
+    the same limits (pipeline/fuse.py). With `materialize: false` and a map stage first, the read
+    stage's chunks go straight into the first chain of map stages, unwritten and unmerged."""
 
     max_bytes_per_part: int = Field(128 << 20, gt=0, description="text (or page) bytes per part, e.g. 128MiB")
     # A per-document stage holds a part's documents as Python objects, ~1.6 KB each beyond their
@@ -66,6 +67,9 @@ class ReadOptions(Frozen):
     files_per_task: int = Field(64, gt=0, description="small files (html) read per task")
     limit: int | None = Field(None, gt=0, description="read only the first N documents of each input, its files in "
                               "order (quick trials; `thresher run --sample N`)")
+    # None (the default) is true; unset, it leaves the read stage's fingerprint as it was.
+    materialize: bool | None = Field(None, description="write the read documents (raw pages) as 00-read parts; "
+                                     "false: feed them straight into the first map stages (no raw copy)")
 
     @field_validator("max_bytes_per_part", "max_record_bytes", mode="before")
     @classmethod

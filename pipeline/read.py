@@ -7,6 +7,12 @@ records beside them, and its `StageStats` (skipped record kinds, quarantined fil
 of the files it wrote and each part's rows and bytes last: that commit record marks the task
 done for a resumed run, and only parts it lists count.
 
+With `read.materialize: false` and a map stage first, the read stage writes no documents: each
+chunk goes straight through the first chain of map stages in the same task (`steps`,
+pipeline/fuse.py), which writes its stages' outputs under the chunk's name before the read
+task's commit record, so a raw crawl is never copied to Parquet. The record still lists the
+chunks' rows and bytes, and the read stage keeps its rejected records and stats.
+
 With `read.limit: N` (`thresher run --sample N`) each input gives its first N documents (rejected
 records do not count): an input's tasks run one after another, each asked for what its input
 still lacks, and the inputs side by side (`read_limited`), so the sample is the same documents
@@ -20,6 +26,7 @@ import time
 import pyarrow as pa
 
 from pipeline import storage
+from pipeline.fuse import ChainBuffer, Step
 from pipeline.io import COMMITS, commit, read_json, write_parquet
 from pipeline.options import InputSpec, ReadOptions
 from pipeline.progress import map_all
@@ -46,10 +53,15 @@ def doc_bytes(doc: Document) -> int:
 
 
 class _ChunkWriter:
-    """Collects a task's documents and writes a part whenever a chunk is full."""
+    """Collects a task's documents and writes a part whenever a chunk is full (or, with
+    `steps`, runs the chunk through them; with `write` false, writes nothing of its own)."""
 
-    def __init__(self, task: ReadTask, out_dir: str, schema: pa.Schema, options: ReadOptions):
+    def __init__(self, task: ReadTask, out_dir: str, schema: pa.Schema, options: ReadOptions,
+                 steps: list[Step] | None = None, write: bool = True):
         self.task, self.out_dir, self.schema, self.options = task, out_dir, schema, options
+        self.write = write
+        self.sink = ChainBuffer(steps, options.max_bytes_per_part, options.max_docs_per_part) if steps else None
+        self.chain_seconds = 0.0  # spent in `steps`: theirs, not the read stage's
         self.files: list[str] = []
         self.sizes: dict[str, dict] = {}  # part -> rows and bytes, for the merge plans after it
         self.docs: list[Document] = []
@@ -67,28 +79,46 @@ class _ChunkWriter:
     def add_rejected(self, doc: Document, reason: str) -> None:
         self.rejected.append((doc, "read", reason))
 
+    def close(self) -> dict:
+        """Write what is left; returns the commit record's fields beyond the stats."""
+        self.flush(last=True)
+        if self.sink is None:
+            return {"sizes": self.sizes}
+        start = time.perf_counter()
+        self.sink.flush()
+        self.chain_seconds += time.perf_counter() - start
+        return {"sizes": self.sizes, "chain_parts": self.sink.parts}
+
     def flush(self, last: bool = False) -> None:
         if not self.docs and not self.rejected and not (last and self.chunk == 0):
             return
         name = f"part-{self.task.index:05d}-{self.chunk:04d}.parquet"
-        if self.rejected:
+        if self.rejected and self.write:
             table = rejected_to_table(self.rejected, rejected_schema(self.schema))
             write_parquet(table, storage.join(self.out_dir, "rejected", name))
             self.files.append(f"rejected/{name}")
-        write_parquet(documents_to_table(self.docs, self.schema), storage.join(self.out_dir, name))
-        self.files.append(name)
+        table = documents_to_table(self.docs, self.schema)
+        if self.sink is not None:
+            start = time.perf_counter()
+            self.sink.add(table, name)
+            self.chain_seconds += time.perf_counter() - start
+        elif self.write:
+            write_parquet(table, storage.join(self.out_dir, name))
+            self.files.append(name)
         self.sizes[name] = {"rows": len(self.docs), "bytes": self.n_bytes}
         self.docs, self.rejected, self.n_bytes = [], [], 0
         self.chunk += 1
 
 
 def run_read_task(task: ReadTask, spec: InputSpec, options: ReadOptions, out_dir: str, schema: pa.Schema,
-                  limit: int | None = None) -> dict:
-    """Read every file of `task` (stop after `limit` documents); runs on a Dask worker.
-    Returns the task's stats as a dict."""
+                  limit: int | None = None, write: bool = True, steps: list[Step] | None = None) -> dict:
+    """Read every file of `task` (stop after `limit` documents); runs on a Dask worker. With
+    `steps`, each chunk runs through them instead of being written; with `write` false
+    (the read stage finished already, a chain after it did not), the task writes no file and
+    no record of its own. Returns the task's stats as a dict."""
     start = time.perf_counter()
     stats = StageStats()
-    writer = _ChunkWriter(task, out_dir, schema, options)
+    writer = _ChunkWriter(task, out_dir, schema, options, steps, write)
     for file in task.files:
         if limit is not None and stats.docs_out >= limit:
             break
@@ -97,10 +127,11 @@ def run_read_task(task: ReadTask, spec: InputSpec, options: ReadOptions, out_dir
             _account(item, writer, stats, file.relpath)
             if limit is not None and stats.docs_out >= limit:
                 break
-    writer.flush(last=True)
-    stats.seconds = time.perf_counter() - start
+    written = writer.close()
+    stats.seconds = time.perf_counter() - start - writer.chain_seconds
     result = stats.to_dict()
-    commit(out_dir, f"task-{task.index:05d}", {**result, "sizes": writer.sizes}, writer.files)
+    if write:
+        commit(out_dir, f"task-{task.index:05d}", {**result, **written}, writer.files)
     return result
 
 
@@ -149,7 +180,7 @@ def task_name(task: ReadTask) -> str:
 
 
 def read_limited(client, tasks: list[ReadTask], inputs: list[InputSpec], options: ReadOptions, out_dir: str,
-                 schema: pa.Schema, progress: bool) -> None:
+                 schema: pa.Schema, progress: bool, steps: list[Step] | None = None) -> None:
     """Run the read tasks that `options.limit` needs, in waves: each wave holds the next task
     of every input still short of `limit` documents, asked for what that input lacks."""
     queues = {i: [t for t in tasks if t.input_index == i] for i in range(len(inputs))}
@@ -163,7 +194,7 @@ def read_limited(client, tasks: list[ReadTask], inputs: list[InputSpec], options
             return
         rows = [(task, inputs[task.input_index], options, out_dir, schema, limit) for task, limit in wave]
         for (task, _), result in zip(wave, map_all(client, run_read_task, rows, storage.basename(out_dir), "file",
-                                                   progress)):
+                                                   progress, steps=steps)):
             lacking[task.input_index] -= result["docs_out"]
 
 

@@ -53,7 +53,7 @@ from pipeline.io import (
 )
 from pipeline.preflight import check_output
 from pipeline.progress import largest_first, log, map_all
-from pipeline.read import input_summary, read_limited, read_schema, run_read_task
+from pipeline.read import input_summary, read_limited, read_schema, run_read_task, task_name
 from pipeline.readers import list_tasks, static_prefix
 from pipeline.stage import GlobalStage, MapStage, Stage
 from pipeline.stale import clear_stale, planned_dirs
@@ -92,11 +92,19 @@ class Runner:
         plan = self._plan(tasks, stages)
         clear_stale(self.out, plan, remove=self.remove_stale)
         write_bytes(self.config.to_yaml().encode(), storage.join(self.out, "config.yaml"))
-        outputs = [self._run_read(tasks, *plan[0])]
-        manifests = [read_json(outputs[0].path(MANIFEST))]
         fingerprints = [fingerprint for _, fingerprint in plan[1:]]
         artifacts: dict[str, str] = {}  # name -> folder of the latest stage that produced it
-        for group in groups(stages, self.keep_intermediate):
+        chains = groups(stages, self.keep_intermediate)
+        if self._fuses_read(stages):
+            first = groups(stages)[0]  # --keep-intermediate writes its stages' documents, in the same parts
+            chains = [g for g in chains if g[0] > first[-1]]
+            outputs = self._run_read_chain(tasks, *plan[0], [stages[i] for i in first],
+                                           [fingerprints[i] for i in first])
+            artifacts.update({a: o.dir for i, o in zip(first, outputs[1:]) for a in stages[i].produces})
+        else:
+            outputs = [self._run_read(tasks, *plan[0])]
+        manifests = [read_json(o.path(MANIFEST)) for o in outputs]
+        for group in chains:
             self._check(manifests)  # an input or a source lost already stops the run before the next stages
             index = group[0] + 1  # stage folders count from 01; 00 is the read stage
             if isinstance(stages[group[0]], MapStage):
@@ -129,7 +137,10 @@ class Runner:
         # exclude_none: `read.limit` unset leaves the fingerprints of earlier runs as they were
         read = self.config.read.model_dump(exclude_none=True)
         fingerprints = [config_hash([__version__, inputs, read, files])]
-        self.merging = {g[0] for g in groups(stages) if isinstance(stages[g[0]], MapStage)}
+        # The chain the read stage feeds unwritten takes its chunks as they come (with
+        # --keep-intermediate too, so that writing every stage changes no part).
+        unmerged = {0} if self.config.read.materialize is False else set()
+        self.merging = {g[0] for g in groups(stages) if isinstance(stages[g[0]], MapStage) and g[0] not in unmerged}
         for i, stage in enumerate(stages):
             fingerprints.append(self._fingerprint(stage, fingerprints[-1], i in self.merging))
         return list(zip(planned_dirs([s.name for s in stages]), fingerprints))
@@ -168,17 +179,20 @@ class Runner:
         self._clean(directory, fingerprint, keep)
         return None
 
-    def _clean(self, directory: str, fingerprint: str, keep: bool) -> None:
+    def _clean(self, directory: str, fingerprint: str, keep: bool, restart: bool = False) -> bool:
         """Keep the commit records of an unfinished run of the same stage (same fingerprint,
-        documents written or not alike) and delete what they do not list; else start empty."""
+        documents written or not alike) and delete what they do not list; else (or when
+        `restart`) start empty. Returns whether it resumed."""
         marker = storage.join(directory, "_stage.json")
         state = {"fingerprint": fingerprint, "materialized": keep}
-        if storage.exists(marker) and {"materialized": True, **read_json(marker)} == state:
+        resumed = not restart and storage.exists(marker) and {"materialized": True, **read_json(marker)} == state
+        if resumed:
             discard_uncommitted(directory)
         else:
             storage.rm(directory)
         storage.makedirs(directory)
         write_json(state, marker)
+        return resumed
 
     def _run_read(self, tasks: list, folder: str, fingerprint: str) -> StageOutput:
         directory = storage.join(self.out, folder)
@@ -205,6 +219,80 @@ class Runner:
         return self._finish(directory, "read", "source", {}, fingerprint, stats, time.perf_counter() - start, extra,
                             schema, parts, {p: sizes[p]["rows"] for p in parts} if known else None,
                             {p: sizes[p]["bytes"] for p in parts} if known else None)
+
+    def _fuses_read(self, stages: list[Stage]) -> bool:
+        """Whether the read stage feeds the first map stages without writing its documents."""
+        return self.config.read.materialize is False and bool(stages) and isinstance(stages[0], MapStage)
+
+    def _run_read_chain(self, tasks: list, folder: str, fingerprint: str, stages: list[MapStage],
+                        fingerprints: list[str]) -> list[StageOutput]:
+        """The read stage and the first chain of map stages (folders 01, 02, ...) in one task
+        per read task, the read documents never written (`read.materialize: false`). A read
+        task commits after the chain's records of its chunks, so while the read stage is
+        unfinished a task counts as done by its own record; once it is finished (a chain stage
+        changed since) every task whose chunks some changed stage lacks reads its files again,
+        writing nothing of the read stage's. The read stage's manifest comes last."""
+        read_dir = storage.join(self.out, folder)
+        dirs = [storage.join(self.out, f"{1 + j:02d}-{s.name}") for j, s in enumerate(stages)]
+        keep = [self.keep_intermediate or j == len(stages) - 1 for j in range(len(stages))]
+        read_done = self._done(read_dir, fingerprint, keep=False)
+        done = [self._done(d, f, k) for d, f, k in zip(dirs, fingerprints, keep)]
+        first = next((j for j, d in enumerate(done) if d is None), len(stages))
+        for d in ([read_dir] if read_done else []) + dirs[:first]:
+            log(f"[{storage.basename(d)}] done already, skipped")
+        if read_done is not None and first == len(stages):
+            return [read_done, *done]
+        restarted = [not self._clean(dirs[j], fingerprints[j], keep[j]) for j in range(first, len(stages))]
+        if read_done is None and (not self._clean(read_dir, fingerprint, False) or any(restarted)):
+            # A chain stage started afresh under an unfinished read stage: the read records
+            # would skip tasks whose chunks that stage never saw, so the read starts afresh too.
+            self._clean(read_dir, fingerprint, False, restart=True)
+        start = time.perf_counter()
+        steps = [Step(stage, d, write=j >= first, keep=keep[j]) for j, (stage, d) in enumerate(zip(stages, dirs))]
+        schema = read_schema(self.config.inputs)
+        records = commit_records(read_dir)
+        name = chain_name([read_dir, *dirs[first:]])
+        limit = self.config.read.limit
+        if read_done is None:
+            todo = [t for t in tasks if task_name(t) not in records]
+            log(f"[{name}] started: {len(tasks)} task(s){_resumed(tasks, todo)}{_limited(limit)}, "
+                f"{1 + len(stages) - first} stages in one task per read chunk, read documents not written")
+            if limit:
+                read_limited(self.client, tasks, self.config.inputs, self.config.read, read_dir, schema,
+                             self.progress, steps=steps)
+            else:
+                map_all(self.client, run_read_task, [(t, self.config.inputs[t.input_index]) for t in todo], name,
+                        "file", self.progress, options=self.config.read, out_dir=read_dir, schema=schema, steps=steps)
+        else:  # rerun the read of the tasks whose chunks a recomputed stage lacks, writing no read output
+            computed = {j: committed_names(dirs[j]) for j in range(first, len(stages))}
+            todo = [t for t in tasks if task_name(t) in records
+                    and any(p not in names for j, names in computed.items()
+                            for p in records[task_name(t)]["chain_parts"][j])]
+            log(f"[{name}] started: rereading {len(todo)} of {len(tasks)} task(s) for {chain_name(dirs[first:])}")
+            map_all(self.client, run_read_task,
+                    [(t, self.config.inputs[t.input_index], self.config.read, read_dir, schema,
+                      records[task_name(t)]["docs_out"] if limit else None, False) for t in todo],
+                    name, "file", self.progress, steps=steps)
+        chain_records = [commit_records(d) for d in dirs[first:]]
+        chain_stats = [_merge_stats(r) for r in chain_records]
+        outputs = done[:first]
+        wall = time.perf_counter() - start
+        read_stats = _merge_stats(records := commit_records(read_dir))
+        shares = share_wall_time(wall, [read_stats.seconds if read_done is None else 0.0]
+                                 + [s.seconds for s in chain_stats])
+        schemas = list(itertools.accumulate(stages, lambda schema, s: s.output_schema(schema), initial=schema))[1:]
+        for j, stage_records, stage_stats, seconds in zip(range(first, len(stages)), chain_records, chain_stats,
+                                                          shares[1:]):
+            outputs.append(self._finish_map(stages[j], dirs[j], fingerprints[j], stage_stats, seconds, schemas[j],
+                                            stage_records, keep[j], dirs))
+        if read_done is not None:
+            return [read_done, *outputs]
+        sizes = {part: size for r in records.values() for part, size in r.get("sizes", {}).items()}
+        extra = {"inputs": input_summary(self.config.inputs, tasks, records), "materialized": False,
+                 "fused_into": storage.basename(dirs[-1])}
+        read = self._finish(read_dir, "read", "source", {}, fingerprint, read_stats, shares[0], extra, schema, [],
+                            {p: s["rows"] for p, s in sizes.items()}, {p: s["bytes"] for p, s in sizes.items()})
+        return [dataclasses.replace(read, materialized=False), *outputs]
 
     def _run_chain(self, index: int, stages: list[MapStage], previous: StageOutput, merges: bool,
                    fingerprints: list[str]) -> list[StageOutput]:

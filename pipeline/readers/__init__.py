@@ -88,18 +88,39 @@ def list_files(spec: InputSpec) -> list[InputFile]:
 
 
 def list_tasks(inputs: list[InputSpec], options: ReadOptions) -> list[ReadTask]:
-    """Split the inputs into read tasks: one per WARC/JSONL/Parquet file, and groups of
-    `options.files_per_task` HTML files. Raises ValueError naming the input that matches
+    """Split the inputs into read tasks: one per WARC/JSONL/Parquet file (consecutive small
+    ones together up to `max_bytes_per_part` on disk when the read stage is not written), and
+    groups of `options.files_per_task` HTML files. Raises ValueError naming the input that matches
     no file."""
     tasks: list[ReadTask] = []
     for i, spec in enumerate(inputs):
         files = list_files(spec)
         if not files:
             raise ValueError(no_files_message(i, spec))
-        step = options.files_per_task if spec.format == "html" else 1
-        for start in range(0, len(files), step):
-            tasks.append(ReadTask(len(tasks), i, tuple(files[start : start + step])))
+        if spec.format == "html":
+            step = options.files_per_task
+            batches = [files[start:start + step] for start in range(0, len(files), step)]
+        elif options.materialize is False:  # no later task merges the parts of an unwritten read: group small files
+            batches = _by_size(files, options.max_bytes_per_part, options.files_per_task)
+        else:
+            batches = [[f] for f in files]
+        for batch in batches:
+            tasks.append(ReadTask(len(tasks), i, tuple(batch)))
     return tasks
+
+
+def _by_size(files: list[InputFile], max_bytes: int, max_files: int) -> list[list[InputFile]]:
+    """Consecutive files grouped while their sizes on disk add up to at most `max_bytes` (and
+    `max_files` files); a larger file is a group alone."""
+    batches: list[list[InputFile]] = []
+    total = 0
+    for file in files:
+        if not batches or total + file.size > max_bytes or len(batches[-1]) >= max_files:
+            batches.append([])
+            total = 0
+        batches[-1].append(file)
+        total += file.size
+    return batches
 
 
 def no_files_message(index: int, spec: InputSpec) -> str:

@@ -74,9 +74,8 @@ def _read_from(stream, start: int, magic: bytes, file, spec, options) -> Iterato
             yield _convert(record, last, file, spec, options)
     except (ArchiveLoadFailed, zlib.error, EOFError, OSError, ValueError) as error:
         # warcio's offset goes negative when it takes non-WARC bytes for an ARC record
-        message = " ".join(str(error).split())  # warcio's messages span lines
         return (yield from _quarantine(stream, max(iterator.offset, start), magic, file,
-                                       f"{type(error).__name__}: {message}"))
+                                       f"{type(error).__name__}: {_one_line(str(error))}"))
     # warcio ends quietly at a record cut short: either it stops before the partial record
     # (bytes are left over) or it yields what it got (the last record is not whole).
     if file.size - iterator.offset > 4 or not _whole_record_at(stream, last, magic == _GZIP_MAGIC):
@@ -109,6 +108,12 @@ def _length_overrun(record, offset: int, file_size: int) -> str | None:
     if offset + len(record.rec_headers.to_bytes()) + int(length) > file_size:
         return f"Content-Length {length} runs past the end of the file"
     return None
+
+
+def _one_line(message: str, limit: int = 160) -> str:
+    """warcio's message on one printable line: it spans lines and quotes the bad bytes."""
+    text = " ".join(message.split()).encode("unicode_escape").decode("ascii")
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _quarantine(stream, bad_at: int, magic: bytes, file, why: str) -> Iterator[ReadItem]:

@@ -41,8 +41,10 @@ def record_to_document(record: dict[str, Any], doc_id: str, spec) -> Document | 
     url = get_dotted(record, spec.url_field)
     metadata = {k: v for k, v in record.items() if k != spec.text_field}
     doc = base_document(spec, doc_id, url=url if isinstance(url, str) else None, metadata=metadata)
-    if not isinstance(text, str):
+    if text is None:
         return Rejected(doc, "read.missing_text_field")
+    if not isinstance(text, str):  # a number, a list, an object: say so, not "missing"
+        return Rejected(doc, "read.text_not_a_string")
     return doc.replace(text=text)
 
 

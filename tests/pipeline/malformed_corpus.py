@@ -229,7 +229,7 @@ def jsonl_kinds(root: Path) -> list[Kind]:
     good = ("jsonl/broken.jsonl:1", "jsonl/broken.jsonl:10")
     reasons = {"broken_json": "read.invalid_json", "invalid_utf8": "read.invalid_utf8",
                "nul_byte": "read.invalid_json", "text_null": "read.missing_text_field",
-               "text_number": "read.missing_text_field", "text_list": "read.missing_text_field",
+               "text_number": "read.text_not_a_string", "text_list": "read.text_not_a_string",
                "text_missing": "read.missing_text_field", "not_an_object": "read.not_an_object"}
     kinds = [Kind(f"jsonl_{name}", "rejected", reason, f"jsonl/broken.jsonl:{line_no[name]}", good)
              for name, reason in reasons.items()]
@@ -272,7 +272,7 @@ def parquet_kinds(root: Path) -> list[Kind]:
     (root / "truncated.parquet").write_bytes(data[: len(data) // 2])
     return [
         Kind("parquet_without_text_column", "rejected", "read.missing_text_field", "parquet/no-text.parquet:0"),
-        Kind("parquet_text_of_wrong_type", "rejected", "read.missing_text_field", "parquet/int-text.parquet:0"),
+        Kind("parquet_text_of_wrong_type", "rejected", "read.text_not_a_string", "parquet/int-text.parquet:0"),
         Kind("truncated_parquet", "quarantined", "read.unreadable_file", "truncated.parquet"),
         Kind("parquet_good_rows", "kept", "", "parquet/good.parquet:1", ("parquet/good.parquet:0",), stage="extract"),
     ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import resource
+import shutil
 import subprocess
 import sys
 import threading
@@ -20,6 +21,7 @@ import yaml
 
 from tests.pipeline.malformed_corpus import Kind, write_corpus
 
+pytestmark = pytest.mark.slow  # one real run: ~260 MB written, 2 GiB inflated
 THRESHER = [sys.executable, "-m", "pipeline.cli"]
 MAX_RSS_BYTES = 2 << 30
 
@@ -84,7 +86,8 @@ def malformed_run(tmp_path_factory):
     print(f"malformed corpus run: peak RSS of one process {process_peak / 2**20:.0f} MiB, "
           f"of the whole process tree {tree_peak / 2**20:.0f} MiB")
     assert proc.returncode == 0, err[-3000:]
-    return tmp_path / "out", kinds, process_peak, out
+    yield tmp_path / "out", kinds, process_peak, out
+    shutil.rmtree(tmp_path)  # hundreds of MB: not kept among pytest's last three temp folders
 
 
 def outcomes(out: Path) -> dict[str, dict]:

@@ -30,6 +30,7 @@ import zstandard
 from fsspec.utils import infer_compression
 
 from pipeline import storage
+from pipeline.readers.zstd_frames import cut_short
 from pipeline.record import Document
 
 if TYPE_CHECKING:
@@ -167,15 +168,36 @@ def base_document(spec: InputSpec, doc_id: str, **fields) -> Document:
 def open_decompressed(file: InputFile, spec: InputSpec) -> Iterator[IO[bytes]]:
     """`file`'s bytes, decompressed as its name says (`.gz`, `.bz2`, `.xz`, `.zst`). fsspec's
     zstd reader has no `readline` (every `.zst` line read failed) and stops after the first
-    frame, so `.zst` is read here, across frames. (A `.zst` cut short mid-frame ends quietly
-    at the cut: zstandard's stream reader does not report it.)"""
+    frame, so `.zst` is read here, across frames, and a cut one raises EOFError at its end
+    as a cut `.gz` does."""
     options = spec.storage_options or {}
     if infer_compression(file.path) != "zstd":
         with storage.open(file.path, "rb", compression="infer", **options) as f:
             yield f
         return
     with storage.open(file.path, "rb", **options) as raw:
-        yield io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True))
+        yield io.BufferedReader(_ZstdStream(raw, file, spec))
+
+
+class _ZstdStream(io.RawIOBase):
+    """A `.zst` file's bytes across frames; at the end, EOFError if its last frame is cut
+    (zstandard's reader ends quietly there)."""
+
+    def __init__(self, raw: IO[bytes], file: InputFile, spec: InputSpec):
+        self.reader = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True, closefd=False)
+        self.file, self.spec, self.checked = file, spec, False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        n = self.reader.readinto(buffer)
+        if n == 0 and not self.checked:
+            self.checked = True
+            with storage.open(self.file.path, "rb", **(self.spec.storage_options or {})) as f:
+                if (problem := cut_short(f)) is not None:
+                    raise EOFError(f"zstd data ends early: {problem}")
+        return n
 
 
 def quarantine_reason(error: Exception) -> str:

@@ -244,6 +244,12 @@ def jsonl_kinds(root: Path) -> list[Kind]:
     kinds.append(Kind("empty_gz", "quarantined", "read.empty_file", "empty.jsonl.gz"))
     (root / "corrupt.jsonl.zst").write_bytes(b"\x28\xb5\x2f\xfd" + bytes(range(256)) * 8)
     kinds.append(Kind("corrupt_zst", "quarantined", "read.corrupt_file", "corrupt.jsonl.zst"))
+    # Text that does not compress to nothing, so the first blocks hold whole lines.
+    varied = b"".join(jsonl_line(f"line {i} " + " ".join(str(i * j % 977) for j in range(40))) for i in range(20000))
+    zst = zstandard.ZstdCompressor().compress(varied)
+    (root / "cut.jsonl.zst").write_bytes(zst[: len(zst) // 2])
+    kinds.append(Kind("truncated_zst", "quarantined", "read.truncated_file", "cut.jsonl.zst",
+                      ("jsonl/cut.jsonl.zst:1",)))
     frames = [zstandard.ZstdCompressor().compress(jsonl_line(f"frame {i}")) for i in range(2)]
     (root / "frames.jsonl.zst").write_bytes(b"".join(frames))
     kinds.append(Kind("zst_of_two_frames", "kept", "", "jsonl/frames.jsonl.zst:2",

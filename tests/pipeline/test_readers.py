@@ -199,6 +199,11 @@ def test_zst_jsonl_is_read_line_by_line_across_frames(tmp_path):
     assert [d.text for d in read_all(str(tmp_path / "f.jsonl.zst"), "jsonl")] == ["frame 0", "frame 1"]
     (tmp_path / "bad.jsonl.zst").write_bytes(b"\x28\xb5\x2f\xfd" + bytes(range(256)) * 4)
     assert kinds(read_all(str(tmp_path / "bad.jsonl.zst"), "jsonl")) == Counter({"read.corrupt_file": 1})
+    lines = b"".join(b'{"text": "line %d %d"}\n' % (i, i * 7919 % 10007) for i in range(50000))
+    whole = zstandard.ZstdCompressor().compress(lines)
+    (tmp_path / "cut.jsonl.zst").write_bytes(whole[: len(whole) // 2])
+    got = kinds(read_all(str(tmp_path / "cut.jsonl.zst"), "jsonl"))
+    assert got["read.truncated_file"] == 1 and 0 < got["doc"] < 50000
 
 
 def test_an_over_long_line_is_rejected_with_its_first_bytes_and_reading_goes_on(tmp_path):

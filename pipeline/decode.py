@@ -3,9 +3,11 @@
 Order of trust: a byte-order mark, then the HTTP `Content-Type` charset, then a `<meta>`
 charset in the first 4 KB, then UTF-8; the first one that decodes the bytes strictly wins.
 When none does (a page labelled UTF-8 that is really cp1252, a page with no label), the
-charset is detected with charset-normalizer. Binary payloads labelled text/html (images,
-PDFs, archives) and bytes no encoding explains raise `DecodeFailure` with the reason
-(`binary_content`, `undecodable`).
+charset is detected with charset-normalizer, except that UTF-8 with a few stray invalid bytes
+stays UTF-8 (the bytes become U+FFFD) rather than a whole page of mojibake. UTF-16 without a
+byte-order mark is recognised by its NUL bytes at every other position. Binary payloads
+labelled text/html (images, PDFs, archives) and bytes no encoding explains raise
+`DecodeFailure` with the reason (`binary_content`, `undecodable`).
 
     text, charset = decode_html(raw, content_type="text/html; charset=iso-8859-1")
 """
@@ -49,6 +51,30 @@ def looks_binary(raw: bytes) -> bool:
     return head.count(b"\x00") > len(head) // 100
 
 
+def utf16_without_bom(raw: bytes) -> str | None:
+    """`utf-16-le`/`utf-16-be` when (nearly) every other byte of the head is NUL and the rest
+    are not: Latin-script UTF-16 with no byte-order mark; else None."""
+    head = raw[:4096]
+    head = head[: len(head) - len(head) % 2]
+    if len(head) < 8:
+        return None
+    even, odd = head[0::2], head[1::2]
+    for nuls, text, codec in ((odd, even, "utf-16-le"), (even, odd, "utf-16-be")):
+        if nuls.count(0) >= 0.9 * len(nuls) and text.count(0) <= 0.1 * len(text):
+            return codec
+    return None
+
+
+def _mostly_utf8(raw: bytes) -> str | None:
+    """`raw` as UTF-8 with its invalid bytes replaced, when its valid non-ASCII characters
+    outnumber those bytes ten to one (a stray byte in a UTF-8 page); else None (cp1252 and
+    its kin rarely form valid UTF-8 sequences)."""
+    text = raw.decode("utf-8", "replace")
+    bad = text.count("\ufffd") - raw.count(b"\xef\xbf\xbd")
+    valid = sum(1 for ch in text if ch > "\x7f") - text.count("\ufffd")
+    return text if valid >= 10 * bad else None
+
+
 def candidate_charsets(raw: bytes, content_type: str | None) -> list[str]:
     candidates = []
     for bom, name in _BOMS:
@@ -70,13 +96,16 @@ def candidate_charsets(raw: bytes, content_type: str | None) -> list[str]:
 def decode_html(raw: bytes, content_type: str | None = None) -> tuple[str, str]:
     """Return (text, charset used); raise DecodeFailure when the bytes are not text."""
     boms = [bom for bom, _ in _BOMS if raw.startswith(bom)]
-    if not boms and looks_binary(raw):
+    utf16 = None if boms else utf16_without_bom(raw)
+    if not boms and utf16 is None and looks_binary(raw):
         raise DecodeFailure("binary_content")
-    for codec in candidate_charsets(raw, content_type):
+    for codec in [utf16] if utf16 else candidate_charsets(raw, content_type):
         try:
             return raw.decode(codec), codec
         except (UnicodeDecodeError, LookupError):
             continue
+    if (text := _mostly_utf8(raw)) is not None:
+        return text, "utf-8 (invalid bytes replaced)"
     best = charset_normalizer.from_bytes(raw).best()
     if best is None:
         raise DecodeFailure("undecodable")

@@ -38,8 +38,8 @@ from pipeline.stage import load_registry
 
 TOP_REASONS = 3
 # A reader's reason for rejecting or quarantining everything -> the input key to look at.
-HINTS = {"read.missing_text_field": "text_field", "read.wrong_format": "format", "read.invalid_json": "format",
-         "read.invalid_utf8": "format", "read.not_an_object": "format"}
+HINTS = {"read.missing_text_field": "text_field", "read.text_not_a_string": "text_field", "read.wrong_format": "format",
+         "read.invalid_json": "format", "read.invalid_utf8": "format", "read.not_an_object": "format"}
 
 
 class GuardOptions(Frozen):

@@ -6,15 +6,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from pipeline import storage
-from pipeline.readers import InputFile, Quarantined, ReadItem, Rejected, base_document
+from pipeline.readers import READ_ERRORS, InputFile, Quarantined, ReadItem, Rejected, base_document, open_decompressed
 
 
 def read(file: InputFile, spec, options) -> Iterator[ReadItem]:
     try:
-        with storage.open(file.path, "rb", compression="infer", **(spec.storage_options or {})) as f:
+        with open_decompressed(file, spec) as f:
             body = f.read(options.max_record_bytes + 1)
-    except (OSError, EOFError, ValueError) as error:
+    except READ_ERRORS as error:
         yield Quarantined("read.unreadable_file", f"{file.relpath}: {type(error).__name__}: {error}")
         return
     if not body:

@@ -2,17 +2,28 @@
 its text in `spec.text_field` and its URL in `spec.url_field` (dotted paths such as
 `metadata.url` reach into nested objects). Every other field is kept in `metadata`.
 A line that is not valid UTF-8 or JSON, or has no text, is rejected with its reason and
-its raw line; a compressed file cut short is quarantined after the lines read so far."""
+its raw line (a line over `read.max_record_bytes` with its first bytes only, never read whole);
+a compressed file cut short or corrupt is quarantined after the lines read so far, and one
+that holds nothing once decompressed is quarantined as empty."""
 
 from __future__ import annotations
 
 import json
-import zlib
 from collections.abc import Iterator
 from typing import Any
 
-from pipeline import storage
-from pipeline.readers import InputFile, Quarantined, ReadItem, Rejected, Skipped, base_document
+from pipeline.readers import (
+    READ_ERRORS,
+    InputFile,
+    Quarantined,
+    ReadItem,
+    Rejected,
+    Skipped,
+    base_document,
+    bounded_lines,
+    open_decompressed,
+    quarantine_reason,
+)
 from pipeline.record import Document
 
 
@@ -30,29 +41,33 @@ def record_to_document(record: dict[str, Any], doc_id: str, spec) -> Document | 
     url = get_dotted(record, spec.url_field)
     metadata = {k: v for k, v in record.items() if k != spec.text_field}
     doc = base_document(spec, doc_id, url=url if isinstance(url, str) else None, metadata=metadata)
-    if not isinstance(text, str):
+    if text is None:
         return Rejected(doc, "read.missing_text_field")
+    if not isinstance(text, str):  # a number, a list, an object: say so, not "missing"
+        return Rejected(doc, "read.text_not_a_string")
     return doc.replace(text=text)
 
 
 def read(file: InputFile, spec, options) -> Iterator[ReadItem]:
     line_no = 0
     try:
-        with storage.open(file.path, "rb", compression="infer", **(spec.storage_options or {})) as f:
-            for line_no, line in enumerate(f, start=1):
-                yield _parse_line(line, f"{spec.source}/{file.relpath}:{line_no}", spec, options)
-    except (OSError, EOFError, zlib.error, ValueError) as error:
-        yield Quarantined("read.truncated_file",
+        with open_decompressed(file, spec) as f:
+            for line_no, (line, too_long) in enumerate(bounded_lines(f, options.max_record_bytes), start=1):
+                yield _parse_line(line, too_long, f"{spec.source}/{file.relpath}:{line_no}", spec)
+    except READ_ERRORS as error:
+        yield Quarantined(quarantine_reason(error),
                           f"{file.relpath} after line {line_no}: {type(error).__name__}: {error}")
+        return
+    if line_no == 0:
+        yield Quarantined("read.empty_file", f"{file.relpath} holds no bytes once decompressed")
 
 
-def _parse_line(line: bytes, doc_id: str, spec, options) -> ReadItem:
+def _parse_line(line: bytes, too_long: bool, doc_id: str, spec) -> ReadItem:
+    broken = base_document(spec, doc_id)
+    if too_long:
+        return Rejected(broken.replace(text=line.decode("utf-8", "replace")), "read.record_too_large")
     if not line.strip():
         return Skipped("blank_line")
-    broken = base_document(spec, doc_id)
-    if len(line) > options.max_record_bytes:
-        return Rejected(broken.replace(text=line[:options.max_record_bytes].decode("utf-8", "replace")),
-                        "read.record_too_large")
     line = line.rstrip(b"\r\n")
     try:
         decoded = line.decode("utf-8")

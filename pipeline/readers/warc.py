@@ -2,14 +2,19 @@
 
 Keeps `response` records over HTTP(S) whose Content-Type is HTML and whose status is 200;
 every other record is counted by kind (`warcinfo`, `request`, `metadata`, `resource`,
-`revisit`, `dns`, `non_html`, `http_status`). The HTTP body is de-chunked and decoded
-(gzip, deflate, brotli) by warcio. A corrupt record header or a damaged gzip member is
-quarantined with its byte offset and reading resumes at the next record (the next gzip
-member or `WARC/` line); a truncated file keeps every record before the cut.
+`revisit`, `dns`, `non_html`, `http_status`, and by scheme a target URI that is not HTTP:
+`file`, `ftp`, ..., `invalid_uri` for one with no scheme such as `../x`; a URI is never used
+as a path). The HTTP body is de-chunked and decoded (gzip, deflate, brotli) by warcio. A
+corrupt record header or a damaged gzip member is quarantined with its byte offset and
+reading resumes at the next record (the next gzip member or `WARC/` line); so is a record of
+an uncompressed WARC whose Content-Length is missing or runs past the end of the file, which
+would otherwise swallow the records after it. A truncated file keeps every record before the
+cut.
 """
 
 from __future__ import annotations
 
+import re
 import zlib
 from collections.abc import Iterator
 
@@ -24,6 +29,7 @@ from pipeline.readers import InputFile, Quarantined, ReadItem, Rejected, Skipped
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 _GZIP_MAGIC = b"\x1f\x8b\x08"
 _WARC_MAGIC = b"WARC/1."
+_SCHEME = re.compile(r"[a-z][a-z0-9+.-]{0,31}")
 
 
 class _BrotliDecompressor:
@@ -63,10 +69,13 @@ def _read_from(stream, start: int, magic: bytes, file, spec, options) -> Iterato
     try:
         for record in iterator:
             last = iterator.offset
+            if magic == _WARC_MAGIC and (overrun := _length_overrun(record, last, file.size)):
+                return (yield from _quarantine(stream, last, magic, file, overrun))
             yield _convert(record, last, file, spec, options)
     except (ArchiveLoadFailed, zlib.error, EOFError, OSError, ValueError) as error:
         # warcio's offset goes negative when it takes non-WARC bytes for an ARC record
-        return (yield from _quarantine(stream, max(iterator.offset, start), magic, file, error))
+        return (yield from _quarantine(stream, max(iterator.offset, start), magic, file,
+                                       f"{type(error).__name__}: {_one_line(str(error))}"))
     # warcio ends quietly at a record cut short: either it stops before the partial record
     # (bytes are left over) or it yields what it got (the last record is not whole).
     if file.size - iterator.offset > 4 or not _whole_record_at(stream, last, magic == _GZIP_MAGIC):
@@ -90,13 +99,29 @@ def _whole_record_at(stream, offset: int, gzipped: bool) -> bool:
     return inflate.eof
 
 
-def _quarantine(stream, bad_at: int, magic: bytes, file, error: Exception) -> Iterator[ReadItem]:
+def _length_overrun(record, offset: int, file_size: int) -> str | None:
+    """Why an uncompressed record's Content-Length cannot be right, or None. Nothing but
+    that length frames such a record: too large, it would swallow the records after it."""
+    length = (record.rec_headers.get_header("Content-Length") or "").strip()
+    if not length.isdigit():
+        return f"Content-Length {length!r} is not a number" if length else "no Content-Length"
+    if offset + len(record.rec_headers.to_bytes()) + int(length) > file_size:
+        return f"Content-Length {length} runs past the end of the file"
+    return None
+
+
+def _one_line(message: str, limit: int = 160) -> str:
+    """warcio's message on one printable line: it spans lines and quotes the bad bytes."""
+    text = " ".join(message.split()).encode("unicode_escape").decode("ascii")
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _quarantine(stream, bad_at: int, magic: bytes, file, why: str) -> Iterator[ReadItem]:
     """Report a bad record and return the offset of the next record to try, or None."""
     resume = _find_next(stream, bad_at + 1, magic)
     what = "read.truncated_file" if resume is None else "read.corrupt_record"
     end = f"resumed at byte {resume}" if resume is not None else "rest of file unreadable"
-    message = " ".join(str(error).split())  # warcio's messages span lines
-    yield Quarantined(what, f"{file.relpath} at byte {bad_at}: {type(error).__name__}: {message}; {end}")
+    yield Quarantined(what, f"{file.relpath} at byte {bad_at}: {why}; {end}")
     return resume
 
 
@@ -114,12 +139,21 @@ def _find_next(stream, position: int, magic: bytes, block: int = 1 << 20) -> int
     return None
 
 
+def _scheme_kind(uri: str) -> str:
+    """The skipped-record kind of a non-HTTP target URI: its scheme (`dns`, `file`), never
+    free text from the URI (`../etc/passwd` would become a stats key)."""
+    if not uri:
+        return "no_uri"
+    scheme = uri.split(":", 1)[0].lower()
+    return scheme if ":" in uri and _SCHEME.fullmatch(scheme) else "invalid_uri"
+
+
 def _convert(record, offset: int, file: InputFile, spec, options) -> ReadItem:
     if record.rec_type != "response":
         return Skipped(record.rec_type or "malformed")
     uri = (record.rec_headers.get_header("WARC-Target-URI") or "").strip().strip("<>")
     if not uri.lower().startswith(("http:", "https:")) or record.http_headers is None:
-        return Skipped(uri.split(":", 1)[0].lower() or "no_uri")
+        return Skipped(_scheme_kind(uri))
     content_type = record.http_headers.get_header("Content-Type") or ""
     if content_type.split(";")[0].strip().lower() not in HTML_TYPES:
         return Skipped("non_html")

@@ -46,3 +46,17 @@ def test_random_high_bytes_are_undecodable():
     with pytest.raises(DecodeFailure) as failure:
         decode_html(garbage, "text/html; charset=utf-8")
     assert failure.value.reason == "undecodable"
+
+
+def test_utf16_without_a_byte_order_mark_is_text():
+    page = "<html><body><p>Rivers and bridges</p></body></html>"
+    assert decode_html(page.encode("utf-16-le")) == (page, "utf-16-le")
+    assert decode_html(page.encode("utf-16-be"), "text/html; charset=utf-16be") == (page, "utf-16-be")
+
+
+def test_a_stray_invalid_byte_in_utf8_is_replaced_not_a_reason_to_guess_the_charset():
+    text = "<p>" + "Les rivières et les ponts, déjà très beaux. " * 10 + "</p>"
+    raw = text.encode()[:100] + b"\xff" + text.encode()[100:]
+    decoded, charset = decode_html(raw, "text/html; charset=utf-8")
+    assert charset == "utf-8 (invalid bytes replaced)"
+    assert decoded.count("\ufffd") == 1 and "rivières" in decoded

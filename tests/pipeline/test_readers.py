@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 from collections import Counter
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import zstandard
 from warcio.archiveiterator import ArchiveIterator
 
 from pipeline.config import InputSpec, ReadOptions
@@ -189,3 +191,69 @@ def test_real_warcs_read_without_quarantine():
     folder = shared_path("warc_real_crawls")
     for path in sorted(folder.glob("*.warc.gz")):
         assert not [i for i in read_all(str(path), "warc") if isinstance(i, Quarantined)], path.name
+
+
+def test_zst_jsonl_is_read_line_by_line_across_frames(tmp_path):
+    frames = [zstandard.ZstdCompressor().compress(b'{"text": "frame %d"}\n' % i) for i in range(2)]
+    (tmp_path / "f.jsonl.zst").write_bytes(b"".join(frames))
+    assert [d.text for d in read_all(str(tmp_path / "f.jsonl.zst"), "jsonl")] == ["frame 0", "frame 1"]
+    (tmp_path / "bad.jsonl.zst").write_bytes(b"\x28\xb5\x2f\xfd" + bytes(range(256)) * 4)
+    assert kinds(read_all(str(tmp_path / "bad.jsonl.zst"), "jsonl")) == Counter({"read.corrupt_file": 1})
+    lines = b"".join(b'{"text": "line %d %d"}\n' % (i, i * 7919 % 10007) for i in range(50000))
+    whole = zstandard.ZstdCompressor().compress(lines)
+    (tmp_path / "cut.jsonl.zst").write_bytes(whole[: len(whole) // 2])
+    got = kinds(read_all(str(tmp_path / "cut.jsonl.zst"), "jsonl"))
+    assert got["read.truncated_file"] == 1 and 0 < got["doc"] < 50000
+
+
+def test_an_over_long_line_is_rejected_with_its_first_bytes_and_reading_goes_on(tmp_path):
+    (tmp_path / "l.jsonl").write_bytes(b'{"text": "' + b"a" * 5000 + b'"}\n{"text": "after"}\n')
+    spec = InputSpec(path=str(tmp_path / "l.jsonl"), format="jsonl", source="s")
+    items = [i for f in list_files(spec) for i in read_file(f, spec, ReadOptions(max_record_bytes=1000))]
+    assert kinds(items) == Counter({"read.record_too_large": 1, "doc": 1})
+    assert len(items[0].doc.text) == 1000 and items[1].text == "after"
+
+
+def test_a_text_document_over_the_record_size_is_rejected(tmp_path):
+    (tmp_path / "t.txt").write_text("short line\n" + "b" * 3000 + "\n")
+    spec = InputSpec(path=str(tmp_path / "t.txt"), format="text", source="s")
+    (item,) = [i for f in list_files(spec) for i in read_file(f, spec, ReadOptions(max_record_bytes=1000))]
+    assert isinstance(item, Rejected) and item.reason == "read.record_too_large"
+    assert len(item.doc.text) <= 1000 and item.doc.metadata["truncated_at"] == 1000
+
+
+def test_links_that_loop_folders_and_empty_gzip_are_quarantined(tmp_path):
+    os.symlink(tmp_path / "b.jsonl", tmp_path / "a.jsonl")
+    os.symlink(tmp_path / "a.jsonl", tmp_path / "b.jsonl")
+    (tmp_path / "dir.jsonl").mkdir()
+    (tmp_path / "e.jsonl.gz").write_bytes(gzip.compress(b""))
+    got = {item.detail.split(" ")[0]: item.reason for item in read_all(str(tmp_path / "*.jsonl*"), "jsonl")}
+    assert got == {"a.jsonl": "read.unreadable_file", "b.jsonl": "read.unreadable_file",
+                   "dir.jsonl": "read.not_a_file", "e.jsonl.gz": "read.empty_file"}
+    everything = read_all(str(tmp_path / "*"), "jsonl")  # `*` matches folders on purpose: not reported
+    assert [i.detail.split(" ")[0] for i in everything] == ["a.jsonl", "b.jsonl", "e.jsonl.gz"]
+
+
+def _raw_record(uri: str, body: bytes, length: str | None = "auto") -> bytes:
+    payload = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n\r\n" + body
+    size = str(len(payload)) if length == "auto" else length
+    headers = b"WARC/1.0\r\nWARC-Type: response\r\nWARC-Target-URI: " + uri.encode() + b"\r\n"
+    headers += b"Content-Length: " + size.encode() + b"\r\n" if size is not None else b""
+    return headers + b"\r\n" + payload + b"\r\n\r\n"
+
+
+@pytest.mark.parametrize("length", ["9999", None, "12ab"])
+def test_a_bad_content_length_in_a_plain_warc_does_not_swallow_the_next_record(tmp_path, length):
+    records = [_raw_record("https://a.example/1", b"<p>one</p>"),
+               _raw_record("https://a.example/2", b"<p>x</p>", length),
+               _raw_record("https://a.example/3", b"<p>three</p>")]
+    (tmp_path / "w.warc").write_bytes(b"".join(records))
+    items = read_all(str(tmp_path / "w.warc"), "warc")
+    assert [d.url for d in items if isinstance(d, Document)] == ["https://a.example/1", "https://a.example/3"]
+    assert kinds(items)["read.corrupt_record"] == 1
+
+
+def test_a_target_uri_without_a_scheme_is_skipped_as_invalid(tmp_path):
+    records = [_raw_record("../../etc/passwd", b"<p>x</p>"), _raw_record("file:///etc/passwd", b"<p>x</p>")]
+    (tmp_path / "w.warc").write_bytes(b"".join(records))
+    assert kinds(read_all(str(tmp_path / "w.warc"), "warc")) == Counter({"skipped.invalid_uri": 1, "skipped.file": 1})

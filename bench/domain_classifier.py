@@ -1,9 +1,10 @@
 """Benchmark: what each change to the domain recipe (configs/classifier-domain.yaml) bought.
 
-Trains the recipe and variants of it (each a few seconds on 2 cores, one fastText thread) and
-prints, per variant: accuracy on the recipe's own dev split (where the threshold is calibrated)
-and on BBC News (../shared/data/fin_vs_general_bbc, never trained on): the whole set, its two
-halves A and B (split by a hash of the text, duplicates together), and the BBC ROC-AUC.
+Trains the recipe and variants of it (one fastText thread; the 8 variants take about 10 minutes
+on 2 busy cores, `--only` runs some) and prints, per variant: accuracy on the recipe's own dev
+split (where the threshold is calibrated) and on BBC News (../shared/data/fin_vs_general_bbc,
+never trained on): the whole set, its two halves A and B (split by a hash of the text,
+duplicates together), and the BBC ROC-AUC.
 
     .venv/bin/python bench/domain_classifier.py [--only NAME ...]
 """

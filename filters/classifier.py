@@ -5,7 +5,9 @@ calibration table, a decision threshold calibrated on the dev split).
 A training config lists labelled sources read with thresher's own readers (jsonl, parquet,
 text, html, warc); see `configs/classifier-domain.yaml`. Training is deterministic: examples
 are split and ordered by seeded hashes of their normalised text, and fastText runs with one
-thread and a fixed seed, so the same config trains a model with the same predictions.
+thread and a fixed seed, so the same config trains a model with the same predictions. What the
+model sees of the normalised text (every token, or content words only) is the config's
+`features` (filters/classifier_features.py), saved with the model and applied when it scores.
 
     config = load_classifier_config("configs/classifier-domain.yaml")
     report = train_classifier(config, "models/domain")   # model.bin, config.yaml, report.json

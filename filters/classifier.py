@@ -5,7 +5,9 @@ calibration table, a decision threshold calibrated on the dev split).
 A training config lists labelled sources read with thresher's own readers (jsonl, parquet,
 text, html, warc); see `configs/classifier-domain.yaml`. Training is deterministic: examples
 are split and ordered by seeded hashes of their normalised text, and fastText runs with one
-thread and a fixed seed, so the same config trains a model with the same predictions.
+thread and a fixed seed, so the same config trains a model with the same predictions. What the
+model sees of the normalised text (every token, or content words only) is the config's
+`features` (filters/classifier_features.py), saved with the model and applied when it scores.
 
     config = load_classifier_config("configs/classifier-domain.yaml")
     report = train_classifier(config, "models/domain")   # model.bin, config.yaml, report.json
@@ -29,6 +31,7 @@ import numpy as np
 import yaml
 from pydantic import Field, field_validator, model_validator
 
+from filters.classifier_features import Features, feature_view, with_length_token  # noqa: F401 (re-exported)
 from filters.classifier_metrics import calibrate_threshold, classification_report
 from pipeline.config import Frozen, InputSpec, ReadOptions, load_yaml, validate_config
 from pipeline.io import read_json, write_bytes, write_json
@@ -124,6 +127,9 @@ class ClassifierConfig(Frozen):
     sources: list[SourceConfig] = Field(min_length=1)
     split: SplitConfig = SplitConfig()
     fasttext: FastTextParams = FastTextParams()
+    features: Features = Field(
+        "all_tokens", description="the model's view of the text: every token, or content words only "
+                                  "(filters/classifier_features.py)")
     length_token: bool = Field(False, description="add a token for the text's length bucket (line-level scoring)")
     threshold_metric: Literal["accuracy", "source_accuracy", "f1", "none"] = Field(
         "accuracy", description="pick the positive-label threshold maximising this on dev ('none': 0.5)")
@@ -282,19 +288,14 @@ def load_examples(config: ClassifierConfig) -> list[Example]:
 # -- fastText ------------------------------------------------------------------------------
 
 
-def with_length_token(text: str) -> str:
-    """`text` plus a token naming its length bucket (log2 of its token count): fastText
-    averages token vectors and cannot see length, yet a one-word line is rarely content."""
-    return f"{text} __len{min(len(text.split()), 1023).bit_length()}"
-
-
-def train_fasttext(examples: list[Example], params: FastTextParams, seed: int, length_token: bool = False):
+def train_fasttext(examples: list[Example], params: FastTextParams, seed: int, length_token: bool = False,
+                   features: str = "all_tokens"):
     """A fastText supervised model on `examples`, in a seeded order, one thread (fastText's
     Hogwild updates make multi-threaded training non-deterministic)."""
     import fasttext
 
     ordered = sorted(examples, key=lambda ex: unit_hash("order", seed, ex.label, ex.text))
-    feature = with_length_token if length_token else str
+    feature = feature_view(features, length_token)
     _check_bucket(ordered, params, feature)
     with tempfile.TemporaryDirectory(prefix="thresher-fasttext-") as tmp:
         path = Path(tmp) / "train.txt"
@@ -322,12 +323,14 @@ def _quiet_fasttext() -> None:
     fasttext.FastText.eprint = lambda *args, **kwargs: None  # load_model's deprecation warning
 
 
-def predict_proba(model, texts: list[str], length_token: bool = False) -> tuple[list[str], np.ndarray]:
+def predict_proba(model, texts: list[str], length_token: bool = False,
+                  features: str = "all_tokens") -> tuple[list[str], np.ndarray]:
     """(labels, probabilities[len(texts), len(labels)]) for normalised `texts`."""
     labels = [label.removeprefix("__label__") for label in model.get_labels()]
     out = np.zeros((len(texts), len(labels)))
     if texts:
-        texts = [with_length_token(t) for t in texts] if length_token else texts
+        feature = feature_view(features, length_token)
+        texts = [feature(t) for t in texts]
         predicted, probs = model.predict(texts, k=-1, threshold=0.0)
         column = {f"__label__{label}": j for j, label in enumerate(labels)}
         for i, (names, values) in enumerate(zip(predicted, probs)):
@@ -345,12 +348,13 @@ class ModelBundle:
     positive_label: str | None
     threshold: float
     length_token: bool = False
+    features: str = "all_tokens"
 
     def proba(self, texts: list[str]) -> np.ndarray:
         return self.proba_normalized([normalize(t) for t in texts])
 
     def proba_normalized(self, texts: list[str]) -> np.ndarray:
-        return predict_proba(self.model, texts, self.length_token)[1]
+        return predict_proba(self.model, texts, self.length_token, self.features)[1]
 
     def positive_proba(self, texts: list[str]) -> np.ndarray:
         assert self.positive_label is not None
@@ -387,7 +391,8 @@ def load_bundle(model_path: str | Path, positive_label: str | None = None,
     if positive_label is not None and positive_label not in labels:
         raise ValueError(f"positive_label {positive_label!r} is not a label of {model_path}; one of {labels}")
     threshold = 0.5 if threshold is None else float(threshold)
-    return ModelBundle(model, labels, positive_label, threshold, bool(trained.get("length_token", False)))
+    return ModelBundle(model, labels, positive_label, threshold, bool(trained.get("length_token", False)),
+                       str(trained.get("features", "all_tokens")))
 
 
 def evaluate_bundle(bundle: ModelBundle, texts: list[str], truth: list[str]) -> dict:
@@ -408,18 +413,18 @@ def train_classifier(config: ClassifierConfig, output: str | Path) -> dict:
     by_split = {s: [ex for ex in examples if ex.split == s] for s in ("train", "dev", "test")}
     if not by_split["train"]:
         raise ValueError("no training examples: check the sources' paths and `where` filters")
-    model = train_fasttext(by_split["train"], config.fasttext, config.seed, config.length_token)
+    model = train_fasttext(by_split["train"], config.fasttext, config.seed, config.length_token, config.features)
     output.mkdir(parents=True, exist_ok=True)
     model.save_model(str(output / "model.bin"))
     labels, _ = predict_proba(model, [])
     threshold = 0.5
     if config.positive_label is not None and len(labels) == 2 and by_split["dev"]:
-        _, dev_probs = predict_proba(model, [ex.text for ex in by_split["dev"]], config.length_token)
+        _, dev_probs = predict_proba(model, [ex.text for ex in by_split["dev"]], config.length_token, config.features)
         y = np.array([ex.label == config.positive_label for ex in by_split["dev"]])
         groups = np.array([ex.source for ex in by_split["dev"]])
         threshold = calibrate_threshold(y, dev_probs[:, labels.index(config.positive_label)], config.threshold_metric,
                                         groups)
-    bundle = ModelBundle(model, labels, config.positive_label, threshold, config.length_token)
+    bundle = ModelBundle(model, labels, config.positive_label, threshold, config.length_token, config.features)
     report = {"threshold": threshold, "threshold_metric": config.threshold_metric,
               "examples": {s: _label_counts(v) for s, v in by_split.items()}}
     for split in ("dev", "test"):

@@ -74,10 +74,11 @@ class StageDir:
 
     def unwritten(self) -> str:
         """Why this stage's kept documents cannot be shown, and what to do instead."""
+        keep = ("`read: {materialize: true}` in the config" if self.manifest.get("stage") == "read"
+                else "--keep-intermediate (or `materialize: true` on the stage)")
         return (f"{self.dir_name} ran fused into {self.manifest.get('fused_into', 'a later stage')}, so its kept "
                 f"documents were not written (its rejected ones were); look at "
-                f"{self.manifest.get('fused_into', 'that stage')}, or rerun with --keep-intermediate (or "
-                f"`materialize: true` on the stage) to keep them")
+                f"{self.manifest.get('fused_into', 'that stage')}, or rerun with {keep} to keep them")
 
     def files(self) -> list[DocFile]:
         return [DocFile(self.path(p), "parquet") for p in self.manifest.get("parts", [])]

@@ -29,6 +29,7 @@ sys.path = [p for p in sys.path if Path(p or ".").resolve() != BENCH] + [str(BEN
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import time
@@ -54,9 +55,9 @@ stages:
 """
 
 
-def build(n_docs: int, median: int, workers: int) -> Path:
+def build(n_docs: int, median: int, workers: int, docs_per_part: int | None) -> Path:
     """The run's output folder, built unless a finished one is there."""
-    out = CACHE / f"run-{n_docs}-{median}b"
+    out = CACHE / (f"run-{n_docs}-{median}b" + (f"-{docs_per_part}" if docs_per_part else ""))
     if (out / "stats.json").exists():
         print(f"reusing {out}")
         return out
@@ -68,7 +69,10 @@ def build(n_docs: int, median: int, workers: int) -> Path:
     start = time.perf_counter()
     data, model = scale.generate(n_docs, median), scale.tokenizer_model()
     print(f"data: {data} ({time.perf_counter() - start:.0f}s)")
-    config = parse_config(yaml.safe_load(CONFIG.format(out=out, data=data, model=model)))
+    raw = yaml.safe_load(CONFIG.format(out=out, data=data, model=model))
+    if docs_per_part:  # more, smaller parts: as many per stage as a larger run has
+        raw["read"] = {"max_docs_per_part": docs_per_part}
+    config = parse_config(raw)
     start = time.perf_counter()
     with open_client(workers=workers) as client:
         Runner(config, client, progress=False).run()
@@ -112,14 +116,15 @@ def main() -> None:
     parser.add_argument("--docs", type=int, default=1_000_000)
     parser.add_argument("--median-bytes", type=int, default=300)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--docs-per-part", type=int, help="read.max_docs_per_part (default: parts of 128 MiB)")
     parser.add_argument("--repeat", type=int, default=3, help="in-process answers per query (median printed)")
     args = parser.parse_args()
-    out = build(args.docs, args.median_bytes, args.workers)
+    out = build(args.docs, args.median_bytes, args.workers, args.docs_per_part)
     stats = yaml.safe_load((out / "stats.json").read_text())
     parts = sum(1 for _ in out.rglob("*.parquet"))
     print(f"run: {stats['summary']['documents_read']:,} documents read, {len(stats['stages'])} stages, "
           f"{parts} Parquet files")
-    print(f"{'query':<30} {'in-process s':>12} {'CLI s':>7}  fate")
+    print(f"{'query':<30} {'in-process s':>12} {'CLI s':>7} {'CLI cpu s':>9}  fate")
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     for name, cli in queries(out).items():
         times, trace = [], None
@@ -127,12 +132,19 @@ def main() -> None:
             start = time.perf_counter()
             trace = answer(out, cli)
             times.append(time.perf_counter() - start)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), _children_cpu()
         proc = subprocess.run([sys.executable, "-m", "pipeline.cli", "trace", str(out), *cli, "--json"],
                               capture_output=True, text=True, env=env, cwd=REPO)
-        wall = time.perf_counter() - start
+        wall, cpu = time.perf_counter() - start, _children_cpu() - cpu
         assert proc.returncode == 0, proc.stderr[-500:]
-        print(f"{name:<30} {statistics.median(times):>12.2f} {wall:>7.2f}  {trace['fate']}")
+        print(f"{name:<30} {statistics.median(times):>12.2f} {wall:>7.2f} {cpu:>9.2f}  {trace['fate']}")
+
+
+def _children_cpu() -> float:
+    """User + system CPU seconds of this process's finished children (the CLI runs): on a
+    loaded machine, what the answer costs apart from waiting for a core."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 if __name__ == "__main__":

@@ -104,6 +104,8 @@ def _decide(stage: StageInfo, doc_id: str, copies: bool, previous: dict) -> tupl
         entry["details"] = {}
     if stage.name == "mix" and kept:
         entry["copies"] = [_copy(r) for r in kept]
+    if rejected and kept:  # after mix: this stage dropped some copies and kept others
+        entry["rejected_copies"] = [{"id": r["id"], "reason": r["reason"]} for r in rejected]
     if row is not None:
         scores = {k: row.get(k) for k in SCORES if row.get(k) is not None and row.get(k) != previous.get(k)}
         if scores:
@@ -247,22 +249,38 @@ def trace_sequence(layout: RunLayout, shard: str, index: int | None = None, toke
     sidecar = storage.join(stage.path, shard.removesuffix(".bin").removesuffix(".idx") + SIDECAR_SUFFIX)
     if not storage.isfile(sidecar):
         raise ValueError(_no_sidecar(stage, shard))
-    table = storage.read_table(sidecar)
-    n = table.num_rows
+    file = storage.parquet_file(sidecar)
+    n = file.metadata.num_rows
     if token is not None:
-        offsets = table.column("token_offset").to_numpy()
-        total = int(offsets[-1] + table.column("tokens")[n - 1].as_py()) if n else 0
-        if not 0 <= token < total:
-            raise ValueError(f"--token: {shard} holds tokens 0..{total - 1}, not {token}")
-        index = int(np.searchsorted(offsets, token, side="right") - 1)
+        index = _sequence_of_token(file, shard, token)
     if index is None or not 0 <= index < n:
         raise ValueError(f"--index: {shard} holds sequences 0..{n - 1}, not {index}")
-    row = table.slice(index, 1).to_pylist()[0]
+    row = _row(file, index)
     trace = trace_document(layout, row["original_id"])
     trace["query"] = {"shard": shard, "sequence": index, "id": row["id"], "epoch": row["epoch"],
                       "token_offset": row["token_offset"], "tokens": row["tokens"],
                       **({"token": token} if token is not None else {})}
     return trace
+
+
+def _sequence_of_token(file, shard: str, token: int) -> int:
+    """The sequence of the sidecar `file` whose tokens hold offset `token` (its offsets only)."""
+    table = file.read(columns=["token_offset", "tokens"])
+    offsets = table.column("token_offset").to_numpy()
+    total = int(offsets[-1] + table.column("tokens")[-1].as_py()) if len(offsets) else 0
+    if not 0 <= token < total:
+        raise ValueError(f"--token: {shard} holds tokens 0..{total - 1}, not {token}")
+    return int(np.searchsorted(offsets, token, side="right") - 1)
+
+
+def _row(file, index: int) -> dict:
+    """Row `index` of a Parquet file, reading only the row group that holds it."""
+    for group in range(file.metadata.num_row_groups):
+        rows = file.metadata.row_group(group).num_rows
+        if index < rows:
+            return file.read_row_group(group).slice(index, 1).to_pylist()[0]
+        index -= rows
+    raise IndexError(index)
 
 
 def _no_sidecar(stage: StageInfo, shard: str) -> str:

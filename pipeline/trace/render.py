@@ -73,6 +73,8 @@ def _explain(entry: dict) -> list[str]:
     if entry.get("copies"):
         copies = ", ".join(f"epoch {c['epoch']} {c['id']}" for c in entry["copies"])
         lines.append(f"{len(entry['copies'])} cop{'ies' if len(entry['copies']) > 1 else 'y'}: {copies}")
+    for dropped in entry.get("rejected_copies", []):
+        lines.append(f"copy {dropped['id']} rejected: {dropped['reason']}")
     return lines
 
 

@@ -141,6 +141,7 @@ def test_human_output_and_one_line_errors(demo_run):
     for args, message in [(["--doc", "crawl/nowhere@0"], "--doc: no document 'crawl/nowhere@0'"),
                           (["--shard", "general/shard-00000", "--index", "999"], "--index: general/shard-00000"),
                           (["--shard", "general/shard-00009", "--index", "0"], "--shard: no shard"),
+                          (["--shard", "general/shard-00000", "--token", "99999999"], "--token: general/shard-00000"),
                           (["--doc", doc, "--text", "x"], "give exactly one of")]:
         proc = subprocess.run(THRESHER + ["trace", str(out), *args], capture_output=True, text=True, cwd=REPO)
         assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and message in proc.stderr, proc.stderr

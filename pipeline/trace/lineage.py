@@ -299,7 +299,10 @@ def trace_text(layout: RunLayout, snippet: str, limit: int = 5) -> list[dict]:
     if not snippet:
         raise ValueError("--text: give a non-empty snippet")
     final = layout.final()
-    found = list(dict.fromkeys(original_id(i) for i in find_text(final.parts, snippet, limit * 8)))[:limit]
+    parts = final.parts
+    if final.name == "mix":  # later epochs hold copies of epoch 0's texts: scan those once
+        parts = [p for p in parts if storage.basename(p).startswith("part-e000-")] or parts
+    found = list(dict.fromkeys(original_id(i) for i in find_text(parts, snippet, limit * 8)))[:limit]
     if not found:
         raise ValueError(f"--text: no document of {final.path} contains {snippet!r}")
     return [trace_document(layout, doc_id) for doc_id in found]

@@ -29,7 +29,7 @@ def tokenize(params: dict, input_dir: Path, out_dir: Path, client, seed: int = 0
 
 def shard_bytes(directory: Path) -> dict[str, bytes]:
     return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*"))
-            if p.suffix in (".bin", ".idx")}
+            if p.suffix in (".bin", ".idx") or p.name.endswith(".docs.parquet")}
 
 
 @pytest.fixture(scope="module")

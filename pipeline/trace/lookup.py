@@ -115,8 +115,12 @@ def dataset(paths: list[str]) -> pds.Dataset:
     from pyarrow.fs import FSSpecHandler, PyFileSystem
 
     fs, _ = storage.filesystem(paths[0])
-    return pds.dataset([storage.filesystem(p)[1] for p in paths], format="parquet",
-                       filesystem=PyFileSystem(FSSpecHandler(fs)))
+    return pds.dataset(list(_in_filesystem(paths)), format="parquet", filesystem=PyFileSystem(FSSpecHandler(fs)))
+
+
+def _in_filesystem(paths: list[str]) -> dict[str, str]:
+    """Each path as its file system names it (`bucket/key` for `s3://bucket/key`) -> the path."""
+    return {p if storage.is_local(p) else storage.filesystem(p)[1]: p for p in paths}
 
 
 def find_rows(paths: list[str], doc_id: str, columns: list[str], copies: bool = False,
@@ -131,11 +135,11 @@ def find_rows(paths: list[str], doc_id: str, columns: list[str], copies: bool = 
     field = pc.field(column)
     where = ((field >= doc_id) & (field <= f"{doc_id}#epoch{_LAST}")) if copies else field == doc_id
     wanted = [c for c in dict.fromkeys([column, *columns]) if c in data.schema.names]
-    batches, files = [], []
+    batches, files, names = [], [], _in_filesystem(paths)
     for tagged in data.scanner(columns=wanted, filter=where).scan_batches():
         if tagged.record_batch.num_rows:
             batches.append(tagged.record_batch)
-            files += [tagged.fragment.path] * tagged.record_batch.num_rows
+            files += [names.get(tagged.fragment.path, tagged.fragment.path)] * tagged.record_batch.num_rows
     table = pa.Table.from_batches(batches, schema=data.schema.empty_table().select(wanted).schema)
     table = table.append_column("file", pa.array(files, pa.string()))
     if copies and table.num_rows:  # the range may hold ids that merely share the prefix

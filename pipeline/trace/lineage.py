@@ -73,7 +73,7 @@ def trace_document(layout: RunLayout, doc_id: str) -> dict[str, Any]:
         copies = copies or stage.name == "mix"
         entry, previous = _decide(stage, doc_id, copies, previous)
         trace["stages"].append(entry)
-        if entry["decision"] == "rejected":
+        if entry["decision"] in ("rejected", "unknown"):
             break
     _settle_inferred(trace["stages"])
     trace["fate"] = _fate(trace)
@@ -98,10 +98,13 @@ def _decide(stage: StageInfo, doc_id: str, copies: bool, previous: dict) -> tupl
         row = kept[0]
         entry.update(decision="kept", file=_rel(stage, row["file"]))
         entry["details"] = _details(stage, row, doc_id)
-    else:
+    elif not stage.materialized:
         row = None
         entry.update(decision="kept", inferred=True, fused_into=stage.manifest.get("fused_into"))
         entry["details"] = {}
+    else:  # the outputs disagree with themselves (a stage that lost rows): say so, go no further
+        row = None
+        entry.update(decision="unknown", note="neither in this stage's parts nor in its rejected/", details={})
     if stage.name == "mix" and kept:
         entry["copies"] = [_copy(r) for r in kept]
     if rejected and kept:  # after mix: this stage dropped some copies and kept others
@@ -187,6 +190,8 @@ def _fate(trace: dict) -> str:
     last = trace["stages"][-1]
     if last["decision"] == "rejected":
         return f"rejected at {last['stage']}: {last['reason']}"
+    if last["decision"] == "unknown":
+        return f"lost at {last['stage']}: {last['note']}"
     if trace["tokens"] and trace["tokens"]["sequences"]:
         n = len(trace["tokens"]["sequences"])
         return f"in the token shards ({n} sequence{'s' if n > 1 else ''})"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -182,3 +183,15 @@ def test_trace_on_the_shared_real_warcs(demo_run, client, tmp_path):
     final = pq.read_table(sorted((tmp_path / "03-exact_dedup").glob("part-*"))[0], columns=["id", "text"])
     found = trace(tmp_path, "--text", final["text"][0].as_py()[:60])
     assert final["id"][0].as_py() in [t["id"] for t in found]
+
+
+def test_a_stage_that_lost_the_document_is_reported_not_papered_over(demo_run, tmp_path):
+    out = tmp_path / "demo"
+    shutil.copytree(demo_run.out, out, ignore=shutil.ignore_patterns("sample", "models", "report"), symlinks=True)
+    part = out / "14-classify" / "part-00000-0000.parquet"
+    table = pq.read_table(part)
+    lost = table.column("id")[0].as_py()
+    pq.write_table(table.slice(1), part)
+    result = trace(out, "--doc", lost)
+    assert result["stages"][-1]["stage"] == "14-classify" and result["stages"][-1]["decision"] == "unknown"
+    assert result["fate"].startswith("lost at 14-classify")

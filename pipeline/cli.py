@@ -4,6 +4,7 @@
                  [--sample N] [--remove-stale] [--keep-intermediate] [--no-guards]
     thresher demo [--output DIR]
     thresher list
+    thresher trace OUTPUT (--doc ID | --shard DOMAIN/shard-NNNNN --index N | --text SNIPPET) [--json]
 
 Bad configuration (a key, an input path, the output path, the stage order, an artifact such as
 `mixture` that a stage needs and no earlier stage produces) exits with status 2 and one line
@@ -150,7 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Modules that add sub-commands with `add_commands(subparsers)`; they import heavy libraries
 # (torch, fasttext) inside their handlers, so `thresher --help` stays fast.
-COMMAND_MODULES = ("filters.cli", "tokenization.cli", "training.cli", "pipeline.report", "pipeline.head")
+COMMAND_MODULES = ("filters.cli", "tokenization.cli", "training.cli", "pipeline.report", "pipeline.head",
+                   "pipeline.trace")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,7 +10,10 @@ once per worker, tasks only get its path); (3) plan in one worker task (`tokeniz
 numeric columns only, ~80 bytes a document in that worker; the client gets the shard plans):
 hold out a validation shard per domain, correct the mix stage's token estimate by the real
 counts, fill bounded shards in input order; (4) copy the planned runs into
-`<domain>/shard-NNNNN.bin|.idx` and `<domain>/valid-00000.bin|.idx` in parallel, route dropped
+`<domain>/shard-NNNNN.bin|.idx` and `<domain>/valid-00000.bin|.idx` in parallel, each with a
+`.docs.parquet` sidecar (per sequence: `sequence`, the document's `id`, `original_id` and mix
+`epoch`, its `token_offset` in the shard and `tokens` with EOS; what `thresher trace` reads to go
+from a sequence back to its document, and back), route dropped
 documents to `rejected/` with their reason, and write `manifest.json` (see
 `tokenization.manifest`). Document order is fixed by (part name, row) and every choice is
 seeded, so the shards are byte-identical across reruns and worker counts. The stage writes
@@ -45,6 +48,10 @@ from tokenization.sample import iter_parquet_documents, sample_texts
 from tokenization.train import TokenizerOptions, train_tokenizer
 
 MODEL_NAME = "tokenizer.model"
+# Beside every shard `<prefix>.bin|.idx`: which document each sequence holds (`thresher trace`).
+DOCS_SUFFIX = ".docs.parquet"
+SIDECAR_SCHEMA = pa.schema([("sequence", pa.int64()), ("id", pa.string()), ("original_id", pa.string()),
+                            ("epoch", pa.int32()), ("token_offset", pa.int64()), ("tokens", pa.int64())])
 
 
 class TokenizeParams(StageParams):
@@ -290,7 +297,9 @@ def write_shard(plan: dict, work_dir: str, out_dir: str, dtype: str) -> dict:
     (by the parts' fate files); one without takes every document of each run."""
     opened: dict[str, IndexedDataset] = {}
     fates: dict[str, pa.Table] = {}
-    with IndexedWriter(storage.join(out_dir, plan["prefix"]), dtype=np.dtype(dtype).type) as writer:
+    sequences: list[pa.Table] = []  # the shard's documents, in sequence order (the doc-id sidecar)
+    prefix = storage.join(out_dir, plan["prefix"])
+    with IndexedWriter(prefix, dtype=np.dtype(dtype).type) as writer:
         for stem, start, stop in plan["runs"]:
             if stem not in opened:
                 opened[stem] = IndexedDataset(storage.join(work_dir, stem, plan["domain"]))
@@ -300,6 +309,7 @@ def write_shard(plan: dict, work_dir: str, out_dir: str, dtype: str) -> dict:
                 index = index[(index >= start) & (index < stop)]
             else:  # a run: every document in it
                 index = np.arange(start, stop)
+            sequences.append(_sequence_ids(work_dir, stem, plan["domain"], index))
             breaks = np.flatnonzero(index[1:] != index[:-1] + 1) + 1
             for a, b in zip(np.r_[0, breaks], np.r_[breaks, len(index)]):
                 first_doc, stop_doc = int(index[a]), int(index[b - 1]) + 1
@@ -307,7 +317,29 @@ def write_shard(plan: dict, work_dir: str, out_dir: str, dtype: str) -> dict:
                 lengths = ds.lengths[first_doc:stop_doc]
                 writer.add_documents(ds.token_range(first, first + int(lengths.sum(dtype=np.int64))), lengths)
     assert len(writer.lengths) == plan["documents"] and writer.num_tokens == plan["tokens"]
+    write_parquet(_sidecar(sequences, writer.lengths), f"{prefix}{DOCS_SUFFIX}")
     return {"prefix": plan["prefix"], "documents": plan["documents"], "tokens": plan["tokens"]}
+
+
+def _sequence_ids(work_dir: str, stem: str, domain: str, index: np.ndarray) -> pa.Table:
+    """id, original_id and epoch of the documents at positions `index` of `stem`'s temporary
+    `domain` file (docs.parquet's `index` column names those positions)."""
+    docs = storage.read_table(storage.join(work_dir, stem, "docs.parquet"),
+                              columns=["id", "original_id", "epoch", "domain", "index"])
+    docs = docs.filter(pc.equal(docs["domain"], domain))
+    order = np.argsort(docs["index"].to_numpy())
+    position = np.searchsorted(docs["index"].to_numpy()[order], index)
+    return docs.select(["id", "original_id", "epoch"]).take(pa.array(order[position]))
+
+
+def _sidecar(sequences: list[pa.Table], lengths: list[int]) -> pa.Table:
+    """The shard's `<prefix>.docs.parquet`: per sequence (row `sequence`), the document it holds,
+    its first token's offset in the shard and its length with EOS."""
+    empty = SIDECAR_SCHEMA.empty_table().select(["id", "original_id", "epoch"])
+    table = pa.concat_tables(sequences) if sequences else empty
+    sizes = np.asarray(lengths, dtype=np.int64)
+    return pa.table([np.arange(len(sizes), dtype=np.int64), table["id"], table["original_id"], table["epoch"],
+                     np.cumsum(sizes) - sizes, sizes], schema=SIDECAR_SCHEMA)
 
 
 def write_rejected_part(in_path: str, work_dir: str, out_dir: str) -> None:

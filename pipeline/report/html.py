@@ -6,13 +6,15 @@ is always present (`<section id=... data-section=...>`); one whose stage did not
 The page opens with the warnings (`stats["warnings"]`: sources and domains that curation
 nearly emptied, uninformative classifier scores, incomplete runs, ...).
 Numbers in tables carry their exact value in `data-value`, which tests compare with the
-manifests.
+manifests. In a run's report every example and sample document shows the `thresher trace`
+command that prints its lineage (`pipeline.trace`).
 
     html = render_html(json.load(open("out/demo/report/stats.json")))
 """
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
@@ -39,7 +41,7 @@ def _pct(value) -> str:
 def _environment() -> Environment:
     env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=True, undefined=StrictUndefined,
                       trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
-    env.filters.update(num=_number, pct=_pct, human=plots.human)
+    env.filters.update(num=_number, pct=_pct, human=plots.human, shell=shlex.quote)
     return env
 
 

@@ -4,7 +4,7 @@ small pipeline (WARC + JSONL read, extract, language, url_blocklist, gopher_qual
 exact_dedup, MinHash dedup, classify, select, mix, tokenize) runs once locally and once with
 every path on s3://, and every Parquet part and token shard must be byte-identical. Then a run
 killed with SIGKILL mid-stage and rerun gives the same bytes, `thresher stats s3://...` writes its
-report, `thresher train` reads the shards from s3://, and the secret given in
+report, `thresher trace s3://...` answers as on local disk, `thresher train` reads the shards from s3://, and the secret given in
 `storage_options` appears in no output file and no log.
 
 Every run is a `thresher` subprocess (its Dask workers inherit the server's environment).
@@ -221,6 +221,25 @@ def test_stats_of_a_run_on_s3_equal_the_local_run(server, data, local_run, s3_ru
     for key in ("funnel", "removals", "mixture", "shards", "dedup"):
         assert remote[key] == local[key], key
     assert fs.exists(f"{BUCKET}/out/report/report.html") and fs.exists(f"{BUCKET}/out/report/DATASET_CARD.md")
+
+
+def test_trace_on_s3_equals_the_local_trace(server, data, local_run, s3_run):
+    """`thresher trace s3://...` answers as on local disk (only where the files live differs)."""
+    answers = []
+    for out in (f"s3://{BUCKET}/out", str(data["root"] / "local")):
+        answer = json.loads(_stdout(["trace", out, "--shard", "financial/shard-00000", "--index", "0", "--json"],
+                                    server))
+        assert answer.pop("output") == out and answer["tokens"]["sequences"]
+        answer["origin"].pop("file")
+        answers.append(answer)
+    assert answers[0] == answers[1]
+
+
+def _stdout(args: list[str], env: dict) -> str:
+    done = subprocess.run([sys.executable, "-m", "pipeline.cli", *args], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
 
 
 def test_train_reads_shards_from_s3(server, s3_run, tmp_path):

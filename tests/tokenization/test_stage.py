@@ -29,7 +29,7 @@ def tokenize(params: dict, input_dir: Path, out_dir: Path, client, seed: int = 0
 
 def shard_bytes(directory: Path) -> dict[str, bytes]:
     return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*"))
-            if p.suffix in (".bin", ".idx")}
+            if p.suffix in (".bin", ".idx") or p.name.endswith(".docs.parquet")}
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +66,29 @@ def test_megatron_core_reads_every_shard_and_tokens_decode_to_the_documents(toke
                 decoded[(domain, sp.decode(tokens[:-1]))] += 1
     # identity normalisation + byte fallback: every document comes back exactly, once.
     assert decoded == collections.Counter((d.domain, d.text) for d in shared_docs)
+
+
+def test_docs_sidecar_names_the_document_of_every_sequence(tokenized, shared_docs):
+    """`<prefix>.docs.parquet`: row i is sequence i, its document's id and its token span."""
+    import pyarrow.parquet as pq
+
+    from tokenization.indexed import IndexedDataset
+
+    out, _ = tokenized
+    manifest = load_manifest(out)
+    sp = spm.SentencePieceProcessor(model_file=str(manifest.tokenizer_path))
+    texts = {d.id: d.text for d in shared_docs}
+    for domain in manifest.domains:
+        entry = manifest.manifest.domains[domain]
+        for shard in entry.shards + [entry.valid]:
+            ds = IndexedDataset(str(out / shard.prefix))
+            side = pq.read_table(out / f"{shard.prefix}.docs.parquet").to_pylist()
+            assert [r["sequence"] for r in side] == list(range(len(ds)))
+            for row in side:
+                tokens = ds[row["sequence"]].tolist()
+                assert row["tokens"] == len(tokens) and row["original_id"] == row["id"] and row["epoch"] == 0
+                assert sp.decode(tokens[:-1]) == texts[row["id"]]
+            assert side[-1]["token_offset"] + side[-1]["tokens"] == shard.tokens
 
 
 def test_manifest_follows_the_contract(tokenized):

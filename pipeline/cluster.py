@@ -25,7 +25,7 @@ from typing import Any
 import dask
 from distributed import Client, LocalCluster, Status
 
-from pipeline.interrupts import sigint_blocked
+from pipeline.interrupts import stop_signals_blocked
 from pipeline.options import ClusterError, ClusterOptions
 from pipeline.progress import log
 
@@ -75,10 +75,10 @@ def open_client(scheduler: str | None = None, workers: int | None = None,
     n = workers or os.cpu_count() or 1
     # No dashboard; the scheduler's small HTTP server (health, metrics) takes a free port
     # instead of 8787, so parallel runs on one machine don't warn about each other. The worker
-    # processes start with SIGINT blocked: Ctrl-C is the client's alone (pipeline/interrupts.py).
+    # processes start with SIGINT and SIGTERM blocked: they are the client's alone (pipeline/interrupts.py).
     # A Ctrl-C pressed while they start arrives on leaving the block; the stack closes the cluster.
     with dask.config.set(LOCAL_WORKER_CONFIG), contextlib.ExitStack() as stack:
-        with sigint_blocked():
+        with stop_signals_blocked():
             local = stack.enter_context(LocalCluster(
                 n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
                 scheduler_kwargs={"dashboard_address": "127.0.0.1:0"}, silence_logs=logging.ERROR))

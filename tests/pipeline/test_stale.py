@@ -117,7 +117,7 @@ def test_clear_stale_moves_unnamed_folders_and_deletes_changed_ones(tmp_path, ro
         "_manifest.json", "_stage.json", "part-00000.parquet"]
     assert storage.exists(storage.join(target, "04-select", "_stage.json"))
     log = capsys.readouterr().err.splitlines()
-    assert log[0].startswith("[01-pii] made with other settings") and len(log) == 4
+    assert log[0].startswith("[01-pii] made with other settings, removed to be recomputed: ") and len(log) == 4
     if root != "local":
         storage.rm(out)
 

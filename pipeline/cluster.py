@@ -24,6 +24,7 @@ from typing import Any
 
 import dask
 from distributed import Client, LocalCluster, Status
+from distributed.diagnostics.plugin import WorkerPlugin
 
 from pipeline.interrupts import stop_signals_blocked
 from pipeline.options import ClusterError, ClusterOptions
@@ -82,7 +83,25 @@ def open_client(scheduler: str | None = None, workers: int | None = None,
             local = stack.enter_context(LocalCluster(
                 n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
                 scheduler_kwargs={"dashboard_address": "127.0.0.1:0"}, silence_logs=logging.ERROR))
-        yield stack.enter_context(Client(local, set_as_default=False))
+        client = stack.enter_context(Client(local, set_as_default=False))
+        if not os.environ.get("THRESHER_DEBUG"):
+            client.register_plugin(QuietTaskErrors(), name=QuietTaskErrors.name)
+        yield client
+
+
+def _not_a_task_error(record: logging.LogRecord) -> bool:
+    return not record.getMessage().startswith("Compute Failed")
+
+
+class QuietTaskErrors(WorkerPlugin):
+    """A local worker does not log a task's error ("Compute Failed" and its traceback, once per
+    failed task): the client re-raises the first one, which `thresher` prints as one line (with
+    THRESHER_DEBUG=1, the workers log them as Dask does)."""
+
+    name = "thresher-quiet-task-errors"
+
+    def setup(self, worker) -> None:
+        logging.getLogger("distributed.worker").addFilter(_not_a_task_error)
 
 
 # What the batch system calls the account a job is charged to.

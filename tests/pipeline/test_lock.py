@@ -152,3 +152,18 @@ def test_the_lock_on_s3_is_created_only_if_absent(server, fs, monkeypatch):
     finally:
         lock.release(folder)
     assert not fs.exists("lock-bucket/runs/oct/_lock.json")
+
+
+def test_stats_refuses_a_run_that_is_still_writing(tmp_path):
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (tmp_path / "_lock.json").write_text(json.dumps(holder(alive.pid, output=str(tmp_path))))
+        proc = subprocess.run(THRESHER + ["stats", str(tmp_path), "--workers", "1"], cwd=REPO, capture_output=True,
+                              text=True, timeout=120)
+    finally:
+        alive.kill()
+        alive.wait()
+    assert proc.returncode == 75 and proc.stderr.splitlines() == [
+        f"thresher: error: PATH: {tmp_path} is in use by host {socket.gethostname()} pid {alive.pid} "
+        f"(started 2026-01-02T03:04:05Z); wait for that run, or delete {tmp_path}/_lock.json if it is gone"]
+    assert not (tmp_path / "report").exists()

@@ -26,7 +26,7 @@ server, fs = test_s3.server, test_s3.fs  # the S3 tests' moto server and client,
 THRESHER = [sys.executable, "-m", "pipeline.cli"]
 
 
-def write_config(tmp_path: Path, out: Path) -> Path:
+def write_config(tmp_path: Path, out: Path | str) -> Path:
     docs = tmp_path / "docs.jsonl"
     docs.write_text("".join(json.dumps({"text": f"document {i} " + "word " * (i % 9)}) + "\n" for i in range(40)))
     config = tmp_path / "run.yaml"
@@ -139,18 +139,31 @@ def test_the_lock_is_created_only_if_absent(tmp_path):
 
 
 @pytest.mark.slow
-def test_the_lock_on_s3_is_created_only_if_absent(server, fs, monkeypatch):
+def test_the_output_lock_on_s3(server, fs, monkeypatch, tmp_path):
+    """Created only if absent (a conditional PUT); a `thresher run` into an S3 output that this
+    process holds is refused; once it is given back the run takes it and gives it back."""
     for name in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"):
         monkeypatch.setenv(name, server[name])
     fs.mkdir("lock-bucket")
     folder = "s3://lock-bucket/runs/oct"
     assert lock.create_if_absent(f"{folder}/probe", b"1") and not lock.create_if_absent(f"{folder}/probe", b"2")
+    config = write_config(tmp_path, folder)
     lock.acquire(folder, folder, "output")
     try:
         with pytest.raises(lock.Locked, match=rf"^output: {folder} is in use by host \S+ pid {os.getpid()} \(started "):
             lock.acquire(folder, "another output", "output")
+        proc = run(config)
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 75 and err.startswith(f"thresher: error: output: {folder} is in use by host "), err
     finally:
         lock.release(folder)
+    fs.invalidate_cache()
+    assert not fs.exists("lock-bucket/runs/oct/_lock.json")
+    proc = run(config)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err[-3000:]
+    fs.invalidate_cache()
+    assert fs.exists("lock-bucket/runs/oct/01-min_chars/_manifest.json")
     assert not fs.exists("lock-bucket/runs/oct/_lock.json")
 
 

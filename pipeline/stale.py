@@ -119,7 +119,8 @@ def change_reason(out: str, name: str, changed: list[str], planned: dict | None)
         keys = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
         reasons.append("params changed (" + ", ".join(f"{k}: {_short(old.get(k))} -> {_short(new.get(k))}"
                                                      for k in keys) + ")")
-    earlier = sorted(n for n in changed if n < name)  # NN- prefixes: earlier in the plan
+    position = lambda folder: int(STAGE_DIR.match(folder).group(1))  # noqa: E731
+    earlier = sorted((n for n in changed if position(n) < position(name)), key=position)
     if earlier:
         reasons.append(f"an earlier stage changed ({earlier[0]})")
     elif "input" in recorded and recorded["input"] != planned.get("input"):

@@ -17,7 +17,7 @@ from pipeline import storage
 from pipeline.io import write_bytes, write_json
 from pipeline.readers import list_tasks
 from pipeline.report.sources import run_stages
-from pipeline.stale import STALE, clear_stale, configured_dirs, find_stale
+from pipeline.stale import STALE, change_reason, clear_stale, configured_dirs, find_stale
 from tests.conftest import REPO
 
 THRESHER = [sys.executable, "-m", "pipeline.cli"]
@@ -169,3 +169,20 @@ def test_a_rerun_with_another_config_recomputes_the_changed_stages_and_says_why(
     digests = [{str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*.parquet"))}
                for root in (tmp_path / "out", tmp_path / "fresh")]
     assert digests[0] == digests[1] and len(digests[0]) > 2
+
+
+def test_change_reason_names_the_params_or_the_earlier_stage(tmp_path):
+    out = str(tmp_path)
+    write_json({"fingerprint": "f", "input": "i1"}, storage.join(out, "02-min_chars", "_stage.json"))
+    write_json({"fingerprint": "f", "params": {"min_chars": 20, "keep": ["en"]}},
+               storage.join(out, "02-min_chars", "_manifest.json"))
+    planned = {"params": {"min_chars": 10, "keep": ["en"]}, "input": "i1"}
+    assert change_reason(out, "02-min_chars", ["02-min_chars"], planned) == "params changed (min_chars: 20 -> 10)"
+    assert change_reason(out, "02-min_chars", ["00-read", "02-min_chars", "01-pii"], planned) == (
+        "params changed (min_chars: 20 -> 10); an earlier stage changed (00-read)")
+    same = {**planned, "params": {"min_chars": 20, "keep": ["en"]}}
+    assert change_reason(out, "02-min_chars", ["02-min_chars"], {**same, "input": "i2"}) == (
+        "its input changed (an earlier stage was recomputed since)")
+    assert change_reason(out, "02-min_chars", ["02-min_chars"], same) == (
+        "its scope, the seed, the thresher version or an earlier stage changed")
+    assert change_reason(out, "00-read", ["00-read"], None) == "its inputs or read settings changed"

@@ -17,7 +17,9 @@ everything after it. Before the first stage, folders of stages the config no lon
 are moved to `OUTPUT/_stale/` (deleted with `remove_stale`) and planned folders made with another
 fingerprint are deleted (`pipeline/stale.py`), so the output holds only this config's stages.
 Before each stage and at the end, the run's guards (`pipeline.guards`) read the manifests so far
-and stop a run that lost an input or a source (`GuardFailed`).
+and stop a run that lost an input or a source (`GuardFailed`). The whole run holds
+`OUTPUT/_lock.json` (`pipeline.lock`), so a second run into the same folder is refused, and a
+changed stage's folder is removed with a line that says why (`pipeline.stale.change_reason`).
 
     with open_client(workers=2) as client:          # pipeline/cluster.py
         Runner(load_config("configs/demo.yaml"), client).run()

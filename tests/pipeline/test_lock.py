@@ -47,6 +47,7 @@ def holder(pid: int, **changes) -> dict:
             "since": "2026-01-02T03:04:05Z", "heartbeat": lock.iso(lock.now()), "token": "t", **changes}
 
 
+@pytest.mark.slow
 def test_a_second_run_into_a_held_output_is_refused_with_one_line(tmp_path):
     out = tmp_path / "out"
     first = run(write_config(tmp_path, out), start_new_session=True)
@@ -73,6 +74,7 @@ def test_a_second_run_into_a_held_output_is_refused_with_one_line(tmp_path):
     assert (out / "01-min_chars" / "_manifest.json").exists()
 
 
+@pytest.mark.slow
 def test_a_crashed_holders_lock_is_taken_over_with_a_notice(tmp_path):
     out = tmp_path / "out"
     config = write_config(tmp_path, out)

@@ -7,7 +7,7 @@ path serves a whole recipe:
 
     PATH/<kind>/_index.json                   the manifest (kind: exact | url | minhash)
     PATH/<kind>/parts/<key>/part-NNNNN.parquet immutable; an entry counts once the manifest lists it
-    PATH/<kind>/_lock.json                    while a run uses the index (dedup/lock.py)
+    PATH/<kind>/_lock.json                    while a run uses the index (pipeline/lock.py)
 
 What an entry stores, per document a run kept:
 - exact, url: `key` (int64: the 64-bit BLAKE2b of the normalised text or URL), `id`, `run`;
@@ -43,8 +43,7 @@ import pandas as pd
 import pyarrow as pa
 from pydantic import Field
 
-from dedup import lock
-from pipeline import storage
+from pipeline import lock, storage
 from pipeline.config import config_hash
 from pipeline.io import parquet_rows, read_json, write_bytes, write_json, write_parquet
 from pipeline.stage import StageParams

@@ -9,9 +9,12 @@
 Bad configuration (a key, an input path, the output path, the stage order, an artifact such as
 `mixture` that a stage needs and no earlier stage produces) exits with status 2 and one line
 naming the key, before any stage runs; a failed guard (pipeline/guards.py) exits
-with status 3 and one line once the stages it concerns have run; Ctrl-C exits with status 130
-and one line. Set THRESHER_DEBUG=1 for the traceback. `--help` works on every command. Other
-packages add commands through `add_commands(subparsers)` in the modules named by `COMMAND_MODULES`.
+with status 3 and one line once the stages it concerns have run; a full disk exits with status 4
+and one line naming the file; an output folder (or dedup index) that another live run holds
+exits with status 75 and one line naming its host, pid and start (pipeline/lock.py); Ctrl-C exits
+with status 130 and SIGTERM with 143, each with one line, and the same command resumes. Set
+THRESHER_DEBUG=1 for the traceback. `--help` works on every command. Other packages add commands
+through `add_commands(subparsers)` in the modules named by `COMMAND_MODULES`.
 """
 
 from __future__ import annotations
@@ -25,8 +28,12 @@ from collections.abc import Callable
 
 from pydantic import ValidationError
 
+from pipeline import storage
 from pipeline.config import RunConfig, load_config
 from pipeline.guards import GuardFailed
+from pipeline.interrupts import Terminated, terminate_raises
+from pipeline.io import FULL
+from pipeline.lock import Locked, check_free
 from pipeline.options import CLUSTER_KINDS, ClusterError, ConfigError
 from pipeline.preflight import check_paths
 
@@ -58,6 +65,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(config.to_yaml(), end="")
         return 0
+    check_free(storage.absolute(config.output), storage.absolute(config.output), "output")  # before a cluster starts
     try:
         with open_client(args.scheduler, args.workers, config.cluster) as client:
             summary = Runner(config, client, progress=not args.no_progress, remove_stale=args.remove_stale,
@@ -159,13 +167,24 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.func
     try:
-        return handler(args)
+        with terminate_raises():
+            return handler(args)
+    except Locked as error:
+        return _fail(error, 75)  # EX_TEMPFAIL: another run holds the folder; try again later
     except (ConfigError, ValidationError, ValueError, FileNotFoundError) as error:
         return _fail(error, 2)
     except ClusterError as error:
         return _fail(error, 1)
     except GuardFailed as error:
         return _fail(error, 3)
+    except OSError as error:
+        if error.errno not in FULL:
+            raise
+        return _fail(OSError(f"no space left on device writing {error.filename or 'the output'}; free space "
+                             "(or give another --output) and rerun the same command to resume"), 4)
+    except Terminated:
+        print("thresher: terminated (SIGTERM); rerun the same command to resume", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("thresher: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130

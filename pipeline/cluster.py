@@ -24,8 +24,9 @@ from typing import Any
 
 import dask
 from distributed import Client, LocalCluster, Status
+from distributed.diagnostics.plugin import WorkerPlugin
 
-from pipeline.interrupts import sigint_blocked
+from pipeline.interrupts import stop_signals_blocked
 from pipeline.options import ClusterError, ClusterOptions
 from pipeline.progress import log
 
@@ -75,14 +76,32 @@ def open_client(scheduler: str | None = None, workers: int | None = None,
     n = workers or os.cpu_count() or 1
     # No dashboard; the scheduler's small HTTP server (health, metrics) takes a free port
     # instead of 8787, so parallel runs on one machine don't warn about each other. The worker
-    # processes start with SIGINT blocked: Ctrl-C is the client's alone (pipeline/interrupts.py).
+    # processes start with SIGINT and SIGTERM blocked: they are the client's alone (pipeline/interrupts.py).
     # A Ctrl-C pressed while they start arrives on leaving the block; the stack closes the cluster.
     with dask.config.set(LOCAL_WORKER_CONFIG), contextlib.ExitStack() as stack:
-        with sigint_blocked():
+        with stop_signals_blocked():
             local = stack.enter_context(LocalCluster(
                 n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
                 scheduler_kwargs={"dashboard_address": "127.0.0.1:0"}, silence_logs=logging.ERROR))
-        yield stack.enter_context(Client(local, set_as_default=False))
+        client = stack.enter_context(Client(local, set_as_default=False))
+        if not os.environ.get("THRESHER_DEBUG"):
+            client.register_plugin(QuietTaskErrors(), name=QuietTaskErrors.name)
+        yield client
+
+
+def _not_a_task_error(record: logging.LogRecord) -> bool:
+    return not record.getMessage().startswith("Compute Failed")
+
+
+class QuietTaskErrors(WorkerPlugin):
+    """A local worker does not log a task's error ("Compute Failed" and its traceback, once per
+    failed task): the client re-raises the first one, which `thresher` prints as one line (with
+    THRESHER_DEBUG=1, the workers log them as Dask does)."""
+
+    name = "thresher-quiet-task-errors"
+
+    def setup(self, worker) -> None:
+        logging.getLogger("distributed.worker").addFilter(_not_a_task_error)
 
 
 # What the batch system calls the account a job is charged to.

@@ -15,11 +15,13 @@ otherwise, which `datasets.load_dataset("parquet")` refuses ("BatchSize must be 
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import re
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +52,25 @@ def replace_atomically(tmp: Path, path: Path) -> None:
     os.replace(tmp, path)
 
 
+# A full disk (or quota): the write fails, its temp file is deleted (freeing what it took) and
+# the error names the file it was for; no commit record is written after a failed write, so a
+# rerun redoes the task (see "the commit protocol" below).
+FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+@contextlib.contextmanager
+def _writing(tmp: Path, path: Path) -> Iterator[None]:
+    """Around writing `tmp` for `path`: on any error the temp file goes; a full disk is an
+    OSError that names `path` (pyarrow's and Python's own name no file)."""
+    try:
+        yield
+    except BaseException as error:
+        tmp.unlink(missing_ok=True)
+        if isinstance(error, OSError) and error.errno in FULL:
+            raise OSError(error.errno, os.strerror(error.errno), os.fspath(path)) from error
+        raise
+
+
 def write_parquet(table: pa.Table, path: str | os.PathLike) -> None:
     if not storage.is_local(path):
         fs, key = storage.filesystem(path)
@@ -59,7 +80,8 @@ def write_parquet(table: pa.Table, path: str | os.PathLike) -> None:
     path = _local(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _temp_name(path)
-    _write_table(table, tmp)
+    with _writing(tmp, path):
+        _write_table(table, tmp)
     replace_atomically(tmp, path)
 
 
@@ -78,7 +100,8 @@ def write_bytes(data: bytes, path: str | os.PathLike) -> None:
     path = _local(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _temp_name(path)
-    tmp.write_bytes(data)
+    with _writing(tmp, path):
+        tmp.write_bytes(data)
     replace_atomically(tmp, path)
 
 

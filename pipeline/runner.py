@@ -17,7 +17,9 @@ everything after it. Before the first stage, folders of stages the config no lon
 are moved to `OUTPUT/_stale/` (deleted with `remove_stale`) and planned folders made with another
 fingerprint are deleted (`pipeline/stale.py`), so the output holds only this config's stages.
 Before each stage and at the end, the run's guards (`pipeline.guards`) read the manifests so far
-and stop a run that lost an input or a source (`GuardFailed`).
+and stop a run that lost an input or a source (`GuardFailed`). The whole run holds
+`OUTPUT/_lock.json` (`pipeline.lock`), so a second run into the same folder is refused, and a
+changed stage's folder is removed with a line that says why (`pipeline.stale.change_reason`).
 
     with open_client(workers=2) as client:          # pipeline/cluster.py
         Runner(load_config("configs/demo.yaml"), client).run()
@@ -35,7 +37,7 @@ from typing import Any
 import pyarrow as pa
 from distributed import Client
 
-from pipeline import __version__, storage
+from pipeline import __version__, lock, storage
 from pipeline.config import RunConfig, check_artifacts, config_hash
 from pipeline.context import GlobalContext, StageOutput
 from pipeline.fuse import Step, chain_name, groups, merge_plan, run_chain_part, share_wall_time
@@ -78,6 +80,7 @@ class Runner:
         self.keep_intermediate = keep_intermediate  # write every map stage's kept documents
         self.out = config.output
         self.guards = Guards(config.guards) if guards else None
+        self.planned: dict[str, dict] = {}  # stage folder -> its params and input fingerprint (`_plan`)
         configure_storage(config)
         storage.register_on(client)
 
@@ -88,9 +91,14 @@ class Runner:
             stage.check()
         check_output(self.out, self.config.storage_options)
         storage.makedirs(self.out)
+        folder = storage.absolute(self.out)
+        with lock.held(folder, folder, "output"):  # one run at a time writes this folder
+            return self._run(stages)
+
+    def _run(self, stages: list[Stage]) -> dict[str, Any]:
         tasks = list_tasks(self.config.inputs, self.config.read)
         plan = self._plan(tasks, stages)
-        clear_stale(self.out, plan, remove=self.remove_stale)
+        clear_stale(self.out, plan, remove=self.remove_stale, planned=self.planned)
         write_bytes(self.config.to_yaml().encode(), storage.join(self.out, "config.yaml"))
         fingerprints = [fingerprint for _, fingerprint in plan[1:]]
         artifacts: dict[str, str] = {}  # name -> folder of the latest stage that produced it
@@ -143,7 +151,11 @@ class Runner:
         self.merging = {g[0] for g in groups(stages) if isinstance(stages[g[0]], MapStage) and g[0] not in unmerged}
         for i, stage in enumerate(stages):
             fingerprints.append(self._fingerprint(stage, fingerprints[-1], i in self.merging))
-        return list(zip(planned_dirs([s.name for s in stages]), fingerprints))
+        names = planned_dirs([s.name for s in stages])
+        # What `_stage.json` records beside the fingerprint, and what a changed stage's line compares.
+        self.planned = {name: {"params": stage.params.model_dump(mode="json"), "input": previous}
+                        for name, stage, previous in zip(names[1:], stages, fingerprints)}
+        return list(zip(names, fingerprints))
 
     def _fingerprint(self, stage: Stage, previous: str, merges: bool = False) -> str:
         """What decides a stage's output: its params and scope, the seed, its input's
@@ -185,13 +197,15 @@ class Runner:
         `restart`) start empty. Returns whether it resumed."""
         marker = storage.join(directory, "_stage.json")
         state = {"fingerprint": fingerprint, "materialized": keep}
-        resumed = not restart and storage.exists(marker) and {"materialized": True, **read_json(marker)} == state
+        recorded = {"materialized": True, **read_json(marker)} if storage.exists(marker) else {}
+        resumed = not restart and {k: recorded.get(k) for k in state} == state
         if resumed:
             discard_uncommitted(directory)
         else:
             storage.rm(directory)
         storage.makedirs(directory)
-        write_json(state, marker)
+        planned = self.planned.get(storage.basename(directory), {})
+        write_json({**state, **({"input": planned["input"]} if "input" in planned else {})}, marker)
         return resumed
 
     def _run_read(self, tasks: list, folder: str, fingerprint: str) -> StageOutput:

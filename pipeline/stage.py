@@ -40,6 +40,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field, model_serializer
 
+from pipeline.io import FULL
 from pipeline.record import (
     Document,
     documents_to_table,
@@ -260,6 +261,8 @@ class DocumentStage(MapStage):
         try:
             return self.process_document(doc, stats)
         except Exception as error:  # one bad document must not stop a run: keep it, with why
+            if isinstance(error, OSError) and error.errno in FULL:
+                raise  # the disk, not the document (a model cached on first use): stop, commit nothing
             stats.count(f"errors.{type(error).__name__}")
             detail = f"{type(error).__name__}: {error}"[:500]
             return self.reject("error", doc.replace(metadata={**doc.metadata, "error": detail}))

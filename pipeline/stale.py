@@ -10,7 +10,12 @@ first stage runs, the runner holds the output folder against that plan (`clear_s
 - a folder the config names but whose fingerprint differs (params, inputs, seed or an earlier
   stage changed) is deleted, as the runner always did when it recomputed a changed stage, only
   before the first stage rather than when this one starts: a run that stops early then leaves
-  no output of the earlier config beside the new `config.yaml`.
+  no output of the earlier config beside the new `config.yaml`. Its line says why, from what
+  the folder recorded (its manifest's params, and the fingerprint of its input that
+  `_stage.json` holds):
+
+      [02-min_chars] made with other settings, removed to be recomputed: params changed (min_chars: 20 -> 10)
+      [03-pii] made with other settings, removed to be recomputed: an earlier stage changed (02-min_chars)
 
 Each is logged in one line. A folder counts as a stage folder only if its name is `NN-name` and
 it holds the runner's `_stage.json` or `_manifest.json`: anything else in OUTPUT is left alone.
@@ -22,6 +27,7 @@ it holds the runner's `_stage.json` or `_manifest.json`: anything else in OUTPUT
 
 from __future__ import annotations
 
+import json
 import re
 import time
 
@@ -84,15 +90,55 @@ def find_stale(out: str, plan: list[tuple[str, str]]) -> tuple[list[str], list[s
     return unnamed, changed
 
 
-def clear_stale(out: str, plan: list[tuple[str, str]], remove: bool = False, run_id: str | None = None) -> list[str]:
-    """Delete the planned folders made with another fingerprint; move the stage folders the
-    plan does not name to `out/_stale/<run_id>/` (delete them when `remove`). Returns where
-    the moved folders went."""
+def recorded_state(folder: str) -> dict:
+    """What a stage folder says it was made with: `_stage.json` (its input's fingerprint, from
+    runs that record it) under the manifest (its params)."""
+    state: dict = {}
+    for marker in reversed(MARKERS):
+        file = storage.join(folder, marker)
+        if storage.exists(file):
+            state.update(read_json(file))
+    return state
+
+
+def _short(value) -> str:
+    text = json.dumps(value, sort_keys=True)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def change_reason(out: str, name: str, changed: list[str], planned: dict | None) -> str:
+    """Why planned folder `name` (made with another fingerprint) is recomputed: its params
+    (naming them), an earlier stage (the first one changed), or what else its fingerprint holds.
+    `planned`: this run's {"params": ..., "input": the fingerprint of its input} for it."""
+    if name == planned_dirs([])[0]:
+        return "its inputs or read settings changed"
+    recorded, planned = recorded_state(storage.join(out, name)), planned or {}
+    reasons = []
+    old, new = recorded.get("params"), planned.get("params")
+    if isinstance(old, dict) and isinstance(new, dict) and old != new:
+        keys = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+        reasons.append("params changed (" + ", ".join(f"{k}: {_short(old.get(k))} -> {_short(new.get(k))}"
+                                                     for k in keys) + ")")
+    position = lambda folder: int(STAGE_DIR.match(folder).group(1))  # noqa: E731
+    earlier = sorted((n for n in changed if position(n) < position(name)), key=position)
+    if earlier:
+        reasons.append(f"an earlier stage changed ({earlier[0]})")
+    elif "input" in recorded and recorded["input"] != planned.get("input"):
+        reasons.append("its input changed (an earlier stage was recomputed since)")
+    return "; ".join(reasons) or "its scope, the seed, the thresher version or an earlier stage changed"
+
+
+def clear_stale(out: str, plan: list[tuple[str, str]], remove: bool = False, run_id: str | None = None,
+                planned: dict[str, dict] | None = None) -> list[str]:
+    """Delete the planned folders made with another fingerprint, saying why for each (`planned`:
+    folder name -> this run's params and input fingerprint, see `change_reason`); move the stage
+    folders the plan does not name to `out/_stale/<run_id>/` (delete them when `remove`).
+    Returns where the moved folders went."""
     unnamed, changed = find_stale(out, plan)
+    reasons = {name: change_reason(out, name, changed, (planned or {}).get(name)) for name in changed}
     for name in changed:
         storage.rm(storage.join(out, name))
-        log(f"[{name}] made with other settings (its params, inputs or an earlier stage changed): "
-            "removed, to be recomputed")
+        log(f"[{name}] made with other settings, removed to be recomputed: {reasons[name]}")
     if not unnamed:
         return []
     if remove:

@@ -9,7 +9,8 @@ file or folder, or a token-shard folder (a tokenize stage's output). Writes to D
 - `report.html`: one self-contained page with inline SVG plots and no network requests;
 - `DATASET_CARD.md`: a Hugging Face-style dataset card filled from the stats.
 
-The run's own receipt `OUTPUT/stats.json` is left as the runner wrote it.
+The run's own receipt `OUTPUT/stats.json` is left as the runner wrote it. A run folder that a
+live `thresher run` still holds (`OUTPUT/_lock.json`, pipeline/lock.py) is refused with one line.
 
     from pipeline.report import write_report
     html_path = write_report("out/demo")          # -> out/demo/report/report.html
@@ -71,6 +72,10 @@ def cmd_stats(args: argparse.Namespace) -> int:
         return 0
     if args.path is None:
         raise ValueError("PATH: give a run's output folder, a documents file or folder, or a shard folder")
+    if storage.isdir(args.path):  # a run still writing it: its report would count half its stages
+        from pipeline.lock import check_free
+
+        check_free(storage.absolute(args.path), storage.absolute(args.path), "PATH")
     html_path = write_report(args.path, args.output, workers=args.workers, scheduler=args.scheduler,
                              text_field=args.text_field, tokenizer=args.tokenizer)
     print(f"stats:   {storage.join(storage.parent(html_path), 'stats.json')}")

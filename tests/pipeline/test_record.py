@@ -1,8 +1,10 @@
 """The record type and stats: round trips, extras, determinism, addition."""
 
+import errno
 from collections import Counter
 
 import pyarrow as pa
+import pytest
 
 from pipeline.record import (
     DOCUMENT_SCHEMA,
@@ -76,3 +78,20 @@ def test_a_document_that_raises_is_rejected_not_fatal():
     row = result.rejected.to_pylist()[0]
     assert row["reason"] == "fussy.error" and "ZeroDivisionError: bad luck" in row["metadata"]
     assert result.stats.counters["errors.ZeroDivisionError"] == 1
+
+
+def test_a_full_disk_is_not_a_bad_document():
+    """A stage that writes while it works (a model cached on first use) and finds the disk full
+    stops the task: rejecting every document would commit a part that the rerun trusts."""
+    from pipeline.record import DOCUMENT_SCHEMA
+    from pipeline.stage import Filter
+
+    class Caching(Filter):
+        name = "caching"
+
+        def filter(self, doc):
+            raise OSError(errno.ENOSPC, "No space left on device", "/cache/model.bin")
+
+    table = documents_to_table([Document(id="a", text="ok")], DOCUMENT_SCHEMA)
+    with pytest.raises(OSError, match="No space left"):
+        Caching().process(table)

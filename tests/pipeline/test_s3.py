@@ -4,8 +4,8 @@ small pipeline (WARC + JSONL read, extract, language, url_blocklist, gopher_qual
 exact_dedup, MinHash dedup, classify, select, mix, tokenize) runs once locally and once with
 every path on s3://, and every Parquet part and token shard must be byte-identical. Then a run
 killed with SIGKILL mid-stage and rerun gives the same bytes, `thresher stats s3://...` writes its
-report, `thresher trace s3://...` answers as on local disk, `thresher train` reads the shards from s3://, and the secret given in
-`storage_options` appears in no output file and no log.
+report, `thresher trace s3://...` answers as on local disk, `thresher train` reads the shards from
+s3://, and the secret given in `storage_options` appears in no output file and no log.
 
 Every run is a `thresher` subprocess (its Dask workers inherit the server's environment).
 """

@@ -17,7 +17,7 @@ from pipeline import storage
 from pipeline.io import write_bytes, write_json
 from pipeline.readers import list_tasks
 from pipeline.report.sources import run_stages
-from pipeline.stale import STALE, clear_stale, configured_dirs, find_stale
+from pipeline.stale import STALE, change_reason, clear_stale, configured_dirs, find_stale
 from tests.conftest import REPO
 
 THRESHER = [sys.executable, "-m", "pipeline.cli"]
@@ -117,7 +117,7 @@ def test_clear_stale_moves_unnamed_folders_and_deletes_changed_ones(tmp_path, ro
         "_manifest.json", "_stage.json", "part-00000.parquet"]
     assert storage.exists(storage.join(target, "04-select", "_stage.json"))
     log = capsys.readouterr().err.splitlines()
-    assert log[0].startswith("[01-pii] made with other settings") and len(log) == 4
+    assert log[0].startswith("[01-pii] made with other settings, removed to be recomputed: ") and len(log) == 4
     if root != "local":
         storage.rm(out)
 
@@ -131,3 +131,58 @@ def test_configured_dirs_come_from_config_yaml(tmp_path):
     assert [s.dir_name for s in run_stages(str(tmp_path))] == ["00-read", "01-extract"]
     (tmp_path / "config.yaml").unlink()  # no config (an older output): every stage folder, as before
     assert [s.dir_name for s in run_stages(str(tmp_path))] == ["00-read", "01-extract", "02-gopher_quality"]
+
+
+@pytest.mark.slow
+def test_a_rerun_with_another_config_recomputes_the_changed_stages_and_says_why(tmp_path):
+    out = tmp_path / "out"
+
+    def config(name: str, min_chars: int, max_chars: int) -> str:
+        return write_config(tmp_path / f"{name}.yaml", out, [{"min_chars": {"min_chars": min_chars}}, {"pii": {}},
+                                                             {"max_chars": {"max_chars": max_chars}}])
+
+    def rerun(path: str) -> list[str]:
+        proc = cli("run", path, "--workers", "1", "--no-progress")
+        assert proc.returncode == 0, proc.stderr
+        return proc.stderr.splitlines()
+
+    def manifests() -> dict[str, int]:
+        return {p.parent.name: p.stat().st_mtime_ns for p in out.glob("*/_manifest.json")}
+
+    rerun(config("a", 20, 300))
+    before = manifests()
+    log = rerun(config("b", 20, 40))  # only the last stage's params
+    assert [line for line in log if "made with other settings" in line] == [
+        "[03-max_chars] made with other settings, removed to be recomputed: params changed (max_chars: 300 -> 40)"]
+    assert "[01-min_chars] done already, skipped" in log and "[02-pii] done already, skipped" in log
+    after = manifests()
+    assert {k for k in before if before[k] != after[k]} == {"03-max_chars"}
+
+    log = rerun(config("c", 10, 40))  # the first stage's: everything after it follows
+    assert [line.split(": ", 1)[1] for line in log if "made with other settings" in line] == [
+        "params changed (min_chars: 20 -> 10)", "an earlier stage changed (01-min_chars)",
+        "an earlier stage changed (01-min_chars)"]
+    assert {k for k in after if after[k] != manifests()[k]} == {"01-min_chars", "02-pii", "03-max_chars"}
+    assert "[00-read] done already, skipped" in log
+    out = tmp_path / "fresh"  # the same config into an empty folder: the same bytes
+    rerun(config("c", 10, 40))
+    digests = [{str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*.parquet"))}
+               for root in (tmp_path / "out", tmp_path / "fresh")]
+    assert digests[0] == digests[1] and len(digests[0]) > 2
+
+
+def test_change_reason_names_the_params_or_the_earlier_stage(tmp_path):
+    out = str(tmp_path)
+    write_json({"fingerprint": "f", "input": "i1"}, storage.join(out, "02-min_chars", "_stage.json"))
+    write_json({"fingerprint": "f", "params": {"min_chars": 20, "keep": ["en"]}},
+               storage.join(out, "02-min_chars", "_manifest.json"))
+    planned = {"params": {"min_chars": 10, "keep": ["en"]}, "input": "i1"}
+    assert change_reason(out, "02-min_chars", ["02-min_chars"], planned) == "params changed (min_chars: 20 -> 10)"
+    assert change_reason(out, "02-min_chars", ["00-read", "02-min_chars", "01-pii"], planned) == (
+        "params changed (min_chars: 20 -> 10); an earlier stage changed (00-read)")
+    same = {**planned, "params": {"min_chars": 20, "keep": ["en"]}}
+    assert change_reason(out, "02-min_chars", ["02-min_chars"], {**same, "input": "i2"}) == (
+        "its input changed (an earlier stage was recomputed since)")
+    assert change_reason(out, "02-min_chars", ["02-min_chars"], same) == (
+        "its scope, the seed, the thresher version or an earlier stage changed")
+    assert change_reason(out, "00-read", ["00-read"], None) == "its inputs or read settings changed"

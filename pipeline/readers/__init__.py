@@ -45,6 +45,11 @@ class Quarantined:
     detail: str
 
 
+def describe(error: Exception) -> str:
+    """`error` as one line, `Type: message` (parsers' messages may span lines)."""
+    return " ".join(f"{type(error).__name__}: {error}".split())
+
+
 ReadItem = Document | Skipped | Rejected | Quarantined
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from pipeline import storage
-from pipeline.readers import InputFile, Quarantined, ReadItem, Rejected, base_document
+from pipeline.readers import InputFile, Quarantined, ReadItem, Rejected, base_document, describe
 
 
 def read(file: InputFile, spec, options) -> Iterator[ReadItem]:
@@ -15,7 +15,7 @@ def read(file: InputFile, spec, options) -> Iterator[ReadItem]:
         with storage.open(file.path, "rb", compression="infer", **(spec.storage_options or {})) as f:
             body = f.read(options.max_record_bytes + 1)
     except (OSError, EOFError, ValueError) as error:
-        yield Quarantined("read.unreadable_file", f"{file.relpath}: {type(error).__name__}: {error}")
+        yield Quarantined("read.unreadable_file", f"{file.relpath}: {describe(error)}")
         return
     if not body:
         yield Quarantined("read.empty_file", f"{file.relpath} holds no bytes once decompressed")

@@ -1,8 +1,8 @@
 """JSON-lines reader (`.jsonl`, `.json`, optionally `.gz`/`.zst`): one document per line,
 its text in `spec.text_field` and its URL in `spec.url_field` (dotted paths such as
 `metadata.url` reach into nested objects). Every other field is kept in `metadata`.
-A line that is not valid UTF-8 or JSON, or has no text, is rejected with its reason and
-its raw line; a compressed file cut short is quarantined after the lines read so far."""
+A line that is not valid UTF-8 or JSON, holds a lone UTF-16 surrogate escape, or has no text,
+is rejected with its reason and its raw line; a compressed file cut short is quarantined after the lines read so far."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from pipeline import storage
-from pipeline.readers import InputFile, Quarantined, ReadItem, Rejected, Skipped, base_document
+from pipeline.readers import InputFile, Quarantined, ReadItem, Rejected, Skipped, base_document, describe
 from pipeline.record import Document
 
 
@@ -43,7 +43,7 @@ def read(file: InputFile, spec, options) -> Iterator[ReadItem]:
                 yield _parse_line(line, f"{spec.source}/{file.relpath}:{line_no}", spec, options)
     except (OSError, EOFError, zlib.error, ValueError) as error:
         yield Quarantined("read.truncated_file",
-                          f"{file.relpath} after line {line_no}: {type(error).__name__}: {error}")
+                          f"{file.relpath} after line {line_no}: {describe(error)}")
 
 
 def _parse_line(line: bytes, doc_id: str, spec, options) -> ReadItem:
@@ -60,9 +60,21 @@ def _parse_line(line: bytes, doc_id: str, spec, options) -> ReadItem:
         return Rejected(broken.replace(text=line.decode("utf-8", "replace")), "read.invalid_utf8")
     try:
         record = json.loads(decoded)
-    except json.JSONDecodeError as error:
+    except ValueError as error:  # JSONDecodeError, or an integer over CPython's 4300 digits
         return Rejected(broken.replace(text=decoded, metadata={"error": str(error)}), "read.invalid_json")
     if not isinstance(record, dict):
         return Rejected(broken.replace(text=decoded), "read.not_an_object")
+    if "\\u" in decoded and _has_lone_surrogate(record):
+        return Rejected(broken.replace(text=decoded), "read.invalid_unicode")
     return record_to_document(record, doc_id, spec)
+
+
+def _has_lone_surrogate(record: dict) -> bool:
+    """True when an escape such as `\\ud800` left half a UTF-16 pair in a string: valid JSON, but
+    no Unicode character, and Arrow cannot write it (only escapes can: the line is valid UTF-8)."""
+    try:
+        json.dumps(record, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 

@@ -11,7 +11,7 @@ import zlib
 from collections.abc import Iterator
 
 from pipeline import storage
-from pipeline.readers import InputFile, Quarantined, ReadItem, base_document
+from pipeline.readers import InputFile, Quarantined, ReadItem, base_document, describe
 
 
 def read(file: InputFile, spec, options) -> Iterator[ReadItem]:
@@ -27,7 +27,7 @@ def read(file: InputFile, spec, options) -> Iterator[ReadItem]:
                     lines, start = [], line_no
                 lines.append(line)
     except (OSError, EOFError, zlib.error, ValueError) as error:
-        yield Quarantined("read.truncated_file", f"{file.relpath}: {type(error).__name__}: {error}")
+        yield Quarantined("read.truncated_file", f"{file.relpath}: {describe(error)}")
     yield from _emit(lines, start, file, spec)
 
 

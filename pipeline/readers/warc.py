@@ -19,7 +19,7 @@ from warcio.bufferedreaders import BufferedReader
 from warcio.exceptions import ArchiveLoadFailed
 
 from pipeline import storage
-from pipeline.readers import InputFile, Quarantined, ReadItem, Rejected, Skipped, base_document
+from pipeline.readers import InputFile, Quarantined, ReadItem, Rejected, Skipped, base_document, describe
 
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 _GZIP_MAGIC = b"\x1f\x8b\x08"
@@ -53,20 +53,32 @@ def read(file: InputFile, spec, options) -> Iterator[ReadItem]:
             offset = yield from _read_from(stream, offset, magic, file, spec, options)
 
 
+# What warcio raises on a malformed record while it parses one (only `next()` on its iterator
+# is guarded: an error in this module's own code is not taken for a corrupt record). Beyond its
+# own ArchiveLoadFailed and the decompressors' errors, it is not hardened against odd headers:
+# a response without WARC-Target-URI raises AttributeError (found by tests/pipeline/test_fuzz_readers.py).
+_PARSE_ERRORS = (ArchiveLoadFailed, zlib.error, brotli.error, EOFError, OSError, ValueError, AttributeError,
+                 TypeError, IndexError, KeyError)
+
+
 def _read_from(stream, start: int, magic: bytes, file, spec, options) -> Iterator[ReadItem]:
     """Read records from byte `start`; return where to resync after a bad record, or None."""
     stream.seek(start)
     # `iterator.offset` is the absolute offset of the record being read; warcio's
     # get_record_offset() would consume the record body, so it is not used here.
     iterator = ArchiveIterator(stream, check_digests=False)
+    records = iter(iterator)
     last = start
-    try:
-        for record in iterator:
-            last = iterator.offset
-            yield _convert(record, last, file, spec, options)
-    except (ArchiveLoadFailed, zlib.error, EOFError, OSError, ValueError) as error:
-        # warcio's offset goes negative when it takes non-WARC bytes for an ARC record
-        return (yield from _quarantine(stream, max(iterator.offset, start), magic, file, error))
+    while True:
+        try:
+            record = next(records, None)
+        except _PARSE_ERRORS as error:
+            # warcio's offset goes negative when it takes non-WARC bytes for an ARC record
+            return (yield from _quarantine(stream, max(iterator.offset, start), magic, file, error))
+        if record is None:
+            break
+        last = iterator.offset
+        yield _convert(record, last, file, spec, options)
     # warcio ends quietly at a record cut short: either it stops before the partial record
     # (bytes are left over) or it yields what it got (the last record is not whole).
     if file.size - iterator.offset > 4 or not _whole_record_at(stream, last, magic == _GZIP_MAGIC):
@@ -95,8 +107,7 @@ def _quarantine(stream, bad_at: int, magic: bytes, file, error: Exception) -> It
     resume = _find_next(stream, bad_at + 1, magic)
     what = "read.truncated_file" if resume is None else "read.corrupt_record"
     end = f"resumed at byte {resume}" if resume is not None else "rest of file unreadable"
-    message = " ".join(str(error).split())  # warcio's messages span lines
-    yield Quarantined(what, f"{file.relpath} at byte {bad_at}: {type(error).__name__}: {message}; {end}")
+    yield Quarantined(what, f"{file.relpath} at byte {bad_at}: {describe(error)}; {end}")
     return resume
 
 
@@ -137,7 +148,7 @@ def _convert(record, offset: int, file: InputFile, spec, options) -> ReadItem:
     try:
         body = record.content_stream().read(options.max_record_bytes + 1)
     except (zlib.error, OSError, ValueError, brotli.error) as error:
-        metadata["error"] = f"{type(error).__name__}: {error}"
+        metadata["error"] = describe(error)
         return Rejected(doc, "read.undecodable_body")
     if len(body) > options.max_record_bytes:
         doc.metadata["truncated_at"] = options.max_record_bytes

@@ -1,0 +1,114 @@
+"""Fuzzed readers (hypothesis): damaged WARC, JSON-lines and Parquet files never raise.
+
+The readers' contract (pipeline/readers/__init__.py): every input yields, in file order,
+documents, rejected records with a reason, skipped record kinds, or quarantined problems with
+the file; and what the read task then writes must be writable (the documents and the rejected
+records go into Arrow tables). Beyond "no uncaught exception", each target checks what holds
+for every input: reasons are `read.*` names, quarantine details are one line, document ids are
+unique, and an undamaged file yields what it holds. `bench/fuzz.py` runs these targets longer.
+"""
+
+from __future__ import annotations
+
+import io
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from hypothesis import example, given
+
+from pipeline.options import InputSpec, ReadOptions
+from pipeline.read import read_schema
+from pipeline.readers import InputFile, Quarantined, Rejected, Skipped, read_file
+from pipeline.record import Document, documents_to_table, rejected_schema, rejected_to_table
+from tests.fuzzing import CI_SETTINGS, Scratch, Target
+from tests.pipeline.fuzz_inputs import jsonl_files, parquet_files, warc_files
+
+OPTIONS = ReadOptions(max_record_bytes=8192)  # small, so that "too large" is reached too
+QUARANTINE_REASONS = {"read.empty_file", "read.wrong_format", "read.truncated_file", "read.corrupt_record",
+                      "read.unreadable_file"}
+FILE_REFUSALS = {"read.empty_file", "read.wrong_format"}  # the whole file, before its reader sees it
+
+
+def read_bytes(name: str, data: bytes, fmt: str) -> list:
+    """Every item the reader yields for a file `name` holding `data`, checked against the
+    contract and converted to the tables the read task writes."""
+    spec = InputSpec(path=str(Scratch.write(name, data)), format=fmt, source="fuzz")
+    items = list(read_file(InputFile(spec.path, name, len(data)), spec, OPTIONS))
+    docs = [item for item in items if isinstance(item, Document)]
+    rejected = [item for item in items if isinstance(item, Rejected)]
+    for item in items:
+        assert isinstance(item, Document | Rejected | Skipped | Quarantined), item
+        if isinstance(item, Quarantined):
+            assert item.reason in QUARANTINE_REASONS and "\n" not in item.detail, item
+        if isinstance(item, Rejected):
+            assert item.reason.startswith("read.") and item.doc.id.startswith("fuzz/"), item
+    ids = [item.id for item in docs] + [item.doc.id for item in rejected]
+    assert len(ids) == len(set(ids)), f"duplicate document ids: {ids}"
+    schema = read_schema([spec])
+    documents_to_table(docs, schema)
+    rejected_to_table([(item.doc, "read", item.reason) for item in rejected], rejected_schema(schema))
+    return items
+
+
+def check_warc(value: tuple[str, bytes, int | None]) -> None:
+    name, data, expected = value
+    items = read_bytes(name, data, "warc")
+    if expected is not None:  # an undamaged file: every HTML 200 response, nothing quarantined
+        assert not [item for item in items if isinstance(item, Quarantined)], items
+        assert sum(isinstance(item, Document) for item in items) == expected, items
+
+
+def check_jsonl(value: tuple[str, bytes, int | None]) -> None:
+    name, data, lines = value
+    items = read_bytes(name, data, "jsonl")
+    refused = len(items) == 1 and isinstance(items[0], Quarantined) and items[0].reason in FILE_REFUSALS
+    if lines is not None and not refused:  # an uncompressed file: one item per line, none quarantined
+        assert len(items) == lines and not any(isinstance(item, Quarantined) for item in items), items
+
+
+def check_parquet(value: tuple[str, bytes, int | None]) -> None:
+    name, data, rows = value
+    items = read_bytes(name, data, "parquet")
+    if rows is not None:  # an undamaged file: one document or rejected record per row
+        assert len(items) == rows and all(isinstance(item, Document | Rejected) for item in items), items
+
+
+def damaged_footer() -> bytes:
+    """A one-row Parquet file whose footer's last byte is flipped (thrift cannot read it)."""
+    sink = io.BytesIO()
+    pq.write_table(pa.table({"text": ["a"]}), sink)
+    data = sink.getvalue()
+    return data[:-9] + bytes([data[-9] ^ 0xFF]) + data[-8:]
+
+
+TARGETS = {
+    "warc_reader": Target(warc_files(), check_warc),
+    "jsonl_reader": Target(jsonl_files(), check_jsonl),
+    "parquet_reader": Target(parquet_files(), check_parquet),
+}
+
+
+@CI_SETTINGS
+@given(warc_files())
+# found by fuzzing: a response record without WARC-Target-URI (warcio raised AttributeError)
+@example(("crawl.warc", b"WARC/1.0\r\nWARC-Type: response\r\nContent-Length: 4\r\n\r\nabcd\r\n\r\n", None))
+def test_warc_reader_never_raises(value):
+    check_warc(value)
+
+
+@CI_SETTINGS
+@given(jsonl_files())
+# found by fuzzing: a lone surrogate escape crashed the part writer; an integer over 4300 digits
+# quarantined the rest of the file as truncated
+@example(("part.jsonl", b'{"text": "", "s": "\\ud800"}\n', 1))
+@example(("part.jsonl", b'{"text": "x", "n": ' + b"7" * 4301 + b'}\n{"text": "y"}\n', 2))
+def test_jsonl_reader_never_raises(value):
+    check_jsonl(value)
+
+
+@CI_SETTINGS
+@given(parquet_files())
+# found by fuzzing: pyarrow's multi-line message made a quarantine detail of two lines
+@example(("part.parquet", damaged_footer(), None))
+def test_parquet_reader_never_raises(value):
+    check_parquet(value)

@@ -2,14 +2,16 @@
 
 Keeps `response` records over HTTP(S) whose Content-Type is HTML and whose status is 200;
 every other record is counted by kind (`warcinfo`, `request`, `metadata`, `resource`,
-`revisit`, `dns`, `non_html`, `http_status`). The HTTP body is de-chunked and decoded
-(gzip, deflate, brotli) by warcio. A corrupt record header or a damaged gzip member is
-quarantined with its byte offset and reading resumes at the next record (the next gzip
-member or `WARC/` line); a truncated file keeps every record before the cut.
+`revisit`, `dns` and other URI schemes, `no_uri`, `invalid_uri`, `non_html`, `http_status`).
+The HTTP body is de-chunked and decoded (gzip, deflate, brotli) by warcio. A corrupt record
+header or a damaged gzip member is quarantined with its byte offset and reading resumes at the
+next record (the next gzip member or `WARC/` line); a truncated file keeps every record before
+the cut.
 """
 
 from __future__ import annotations
 
+import re
 import zlib
 from collections.abc import Iterator
 
@@ -125,12 +127,23 @@ def _find_next(stream, position: int, magic: bytes, block: int = 1 << 20) -> int
     return None
 
 
+# A skipped record's kind becomes a stats key: a WARC type or a URI scheme (RFC 3986) when it
+# looks like one, not whatever text a damaged record holds (fuzzing found `../../etc/passwd`).
+_KIND = re.compile(r"[a-z][a-z0-9+.-]{0,31}")
+
+
+def _uri_kind(uri: str) -> str:
+    """`dns`, `file`, ... for a non-HTTP URI; `no_uri` or `invalid_uri` without a scheme."""
+    scheme = uri.split(":", 1)[0].lower() if ":" in uri else ""
+    return scheme if _KIND.fullmatch(scheme) else ("invalid_uri" if uri else "no_uri")
+
+
 def _convert(record, offset: int, file: InputFile, spec, options) -> ReadItem:
     if record.rec_type != "response":
-        return Skipped(record.rec_type or "malformed")
+        return Skipped(record.rec_type if _KIND.fullmatch(record.rec_type or "") else "malformed")
     uri = (record.rec_headers.get_header("WARC-Target-URI") or "").strip().strip("<>")
     if not uri.lower().startswith(("http:", "https:")) or record.http_headers is None:
-        return Skipped(uri.split(":", 1)[0].lower() or "no_uri")
+        return Skipped(_uri_kind(uri))
     content_type = record.http_headers.get_header("Content-Type") or ""
     if content_type.split(";")[0].strip().lower() not in HTML_TYPES:
         return Skipped("non_html")

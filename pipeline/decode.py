@@ -44,8 +44,9 @@ def _codec(name: str | None) -> str | None:
         return None
 
 
-# Printable ASCII and text that only a non-ASCII-compatible codec reads differently.
-_ASCII_PROBE = bytes(range(0x20, 0x7F)) + b"\t\r\n \\u0041 \\x41 +AGE- xn--bcher-kva"
+# Printable ASCII and text that only a non-ASCII-compatible codec reads differently (the
+# backslash only in valid escapes: `unicode_escape` warns of invalid ones).
+_ASCII_PROBE = bytes(range(0x20, 0x7F)).replace(b"\\", b"") + b"\t\r\n \\u0041 \\x41 +AGE- a.xn--bcher-kva.b"
 
 
 @functools.cache

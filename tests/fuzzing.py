@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 # The fuzz tests run in CI: the same examples on every run (derandomize), nothing written to
 # .hypothesis/, no per-example deadline (a shared 2-core machine makes timings noisy).
 CI_SETTINGS = settings(
-    max_examples=int(os.environ.get("THRESHER_FUZZ_EXAMPLES", "60")),
+    max_examples=int(os.environ.get("THRESHER_FUZZ_EXAMPLES", "150")),
     derandomize=True,
     database=None,
     deadline=None,

@@ -46,3 +46,9 @@ def test_random_high_bytes_are_undecodable():
     with pytest.raises(DecodeFailure) as failure:
         decode_html(garbage, "text/html; charset=utf-8")
     assert failure.value.reason == "undecodable"
+
+
+@pytest.mark.parametrize("label", ["utf-16", "utf-7", "unicode_escape", "cp037", "undefined", "idna", "punycode"])
+def test_declared_charset_that_misreads_ascii_is_ignored(label):
+    page = f'<meta charset="{label}"><p>+AGE- \\ud800 a.xn--bcher-kva.b</p>'.encode()
+    assert decode_html(page, f"text/html; charset={label}") == (page.decode("ascii"), "utf-8")

@@ -7,14 +7,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from pipeline import storage
-from pipeline.readers import InputFile, Quarantined, ReadItem, Rejected, base_document, describe
+from pipeline.readers import STREAM_ERRORS, InputFile, Quarantined, ReadItem, Rejected, base_document, describe
 
 
 def read(file: InputFile, spec, options) -> Iterator[ReadItem]:
     try:
         with storage.open(file.path, "rb", compression="infer", **(spec.storage_options or {})) as f:
             body = f.read(options.max_record_bytes + 1)
-    except (OSError, EOFError, ValueError) as error:
+    except STREAM_ERRORS as error:
         yield Quarantined("read.unreadable_file", f"{file.relpath}: {describe(error)}")
         return
     if not body:

@@ -7,12 +7,11 @@ is rejected with its reason and its raw line; a compressed file cut short is qua
 from __future__ import annotations
 
 import json
-import zlib
 from collections.abc import Iterator
 from typing import Any
 
 from pipeline import storage
-from pipeline.readers import InputFile, Quarantined, ReadItem, Rejected, Skipped, base_document, describe
+from pipeline.readers import STREAM_ERRORS, InputFile, Quarantined, ReadItem, Rejected, Skipped, base_document, describe
 from pipeline.record import Document
 
 
@@ -38,10 +37,10 @@ def record_to_document(record: dict[str, Any], doc_id: str, spec) -> Document | 
 def read(file: InputFile, spec, options) -> Iterator[ReadItem]:
     line_no = 0
     try:
-        with storage.open(file.path, "rb", compression="infer", **(spec.storage_options or {})) as f:
+        with storage.open_lines(file.path, **(spec.storage_options or {})) as f:
             for line_no, line in enumerate(f, start=1):
                 yield _parse_line(line, f"{spec.source}/{file.relpath}:{line_no}", spec, options)
-    except (OSError, EOFError, zlib.error, ValueError) as error:
+    except STREAM_ERRORS as error:
         yield Quarantined("read.truncated_file",
                           f"{file.relpath} after line {line_no}: {describe(error)}")
 

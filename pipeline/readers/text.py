@@ -7,11 +7,10 @@ replaced (U+FFFD)."""
 from __future__ import annotations
 
 import re
-import zlib
 from collections.abc import Iterator
 
 from pipeline import storage
-from pipeline.readers import InputFile, Quarantined, ReadItem, base_document, describe
+from pipeline.readers import STREAM_ERRORS, InputFile, Quarantined, ReadItem, base_document, describe
 
 
 def read(file: InputFile, spec, options) -> Iterator[ReadItem]:
@@ -19,14 +18,14 @@ def read(file: InputFile, spec, options) -> Iterator[ReadItem]:
     lines: list[str] = []
     start = 1
     try:
-        with storage.open(file.path, "rb", compression="infer", **(spec.storage_options or {})) as f:
+        with storage.open_lines(file.path, **(spec.storage_options or {})) as f:
             for line_no, raw in enumerate(f, start=1):
                 line = raw.decode("utf-8", "replace")
                 if pattern is not None and pattern.match(line.rstrip("\r\n")) and lines:
                     yield from _emit(lines, start, file, spec)
                     lines, start = [], line_no
                 lines.append(line)
-    except (OSError, EOFError, zlib.error, ValueError) as error:
+    except STREAM_ERRORS as error:
         yield Quarantined("read.truncated_file", f"{file.relpath}: {describe(error)}")
     yield from _emit(lines, start, file, spec)
 

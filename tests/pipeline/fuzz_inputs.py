@@ -7,9 +7,11 @@ handling) instead of stopping at the first magic-number check."""
 
 from __future__ import annotations
 
+import bz2
 import gzip
 import io
 import json
+import lzma
 import zlib
 
 import brotli
@@ -182,17 +184,16 @@ def json_line(draw) -> bytes:
 
 @st.composite
 def jsonl_files(draw) -> tuple[str, bytes, int | None]:
-    """(file name, bytes, number of lines when the file is uncompressed and undamaged)."""
+    """(file name, bytes, number of lines when the file is undamaged)."""
     lines = draw(st.lists(json_line(), max_size=6))
     ending = draw(st.sampled_from([b"\n", b"\r\n"]))
     data = b"".join(line + ending for line in lines)
-    compression = draw(st.sampled_from(["", "", "gz", "zst"]))
-    if compression == "gz":
-        data = gzip.compress(data)
-    elif compression == "zst":
-        data = zstandard.ZstdCompressor().compress(data)
+    compression = draw(st.sampled_from(["", "", "gz", "zst", "bz2", "xz"]))
+    compress = {"gz": gzip.compress, "zst": zstandard.ZstdCompressor().compress, "bz2": bz2.compress,
+                "xz": lzma.compress}.get(compression)
+    data = compress(data) if compress else data
     edits = draw(damages(2)) if compression or draw(st.booleans()) else []
-    expected = len(lines) if not compression and not edits else None
+    expected = len(lines) if not edits else None
     return "part.jsonl" + (f".{compression}" if compression else ""), damage(data, edits), expected
 
 

@@ -10,11 +10,13 @@ unique, and an undamaged file yields what it holds. `bench/fuzz.py` runs these t
 
 from __future__ import annotations
 
+import gzip
 import io
 import re
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import zstandard
 from hypothesis import example, given
 
 from pipeline.options import InputSpec, ReadOptions
@@ -65,7 +67,7 @@ def check_jsonl(value: tuple[str, bytes, int | None]) -> None:
     name, data, lines = value
     items = read_bytes(name, data, "jsonl")
     refused = len(items) == 1 and isinstance(items[0], Quarantined) and items[0].reason in FILE_REFUSALS
-    if lines is not None and not refused:  # an uncompressed file: one item per line, none quarantined
+    if lines is not None and not refused:  # an undamaged file: one item per line, none quarantined
         assert len(items) == lines and not any(isinstance(item, Quarantined) for item in items), items
 
 
@@ -74,6 +76,14 @@ def check_parquet(value: tuple[str, bytes, int | None]) -> None:
     items = read_bytes(name, data, "parquet")
     if rows is not None:  # an undamaged file: one document or rejected record per row
         assert len(items) == rows and all(isinstance(item, Document | Rejected) for item in items), items
+
+
+def two_records_then_bad_length() -> bytes:
+    """Three gzip members: two HTML responses, then one with `Content-Length: twelve`."""
+    record = (b"WARC/1.0\r\nWARC-Type: response\r\nWARC-Target-URI: http://example.com/a\r\n"
+              b"Content-Length: %s\r\n\r\nHTTP/1.1 200 OK\r\nContent-Type: text/html\r\n\r\n%s\r\n\r\n")
+    good = gzip.compress(record % (b"44", b""), mtime=0)
+    return good + good + gzip.compress(record % (b"twelve", b"<p>" + b"x" * 8192 + b"</p>"), mtime=0)
 
 
 def damaged_footer() -> bytes:
@@ -98,6 +108,9 @@ TARGETS = {
 @example(("crawl.warc", b"WARC/1.0\r\nWARC-Type: response\r\nWARC-Target-URI: ../../etc/passwd\r\n"
                         b"Content-Length: 4\r\n\r\nabcd\r\n\r\n", 0))
 @example(("crawl.warc", b"WARC/1.0\r\nWARC-Type: response\r\nContent-Length: 4\r\n\r\nabcd\r\n\r\n", None))
+# ... and a record whose Content-Length is not a number sent warcio's offset back to 0: the
+# reader resynced before the record it had just read and yielded it twice
+@example(("crawl.warc.gz", two_records_then_bad_length(), None))
 def test_warc_reader_never_raises(value):
     check_warc(value)
 
@@ -108,6 +121,10 @@ def test_warc_reader_never_raises(value):
 # quarantined the rest of the file as truncated
 @example(("part.jsonl", b'{"text": "", "s": "\\ud800"}\n', 1))
 @example(("part.jsonl", b'{"text": "x", "n": ' + b"7" * 4301 + b'}\n{"text": "y"}\n', 2))
+# found by fuzzing: no .zst file could be read (zstandard's reader has no readline)
+@example(("part.jsonl.zst", zstandard.ZstdCompressor().compress(b'{"text": "a"}\n'), 1))
+# ... and then that a damaged one raised zstandard.ZstdError (no OSError) out of the reader
+@example(("part.jsonl.zst", b"(\xb5/\xfd \x00\x01\x00\x01", None))
 def test_jsonl_reader_never_raises(value):
     check_jsonl(value)
 

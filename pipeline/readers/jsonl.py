@@ -2,7 +2,8 @@
 its text in `spec.text_field` and its URL in `spec.url_field` (dotted paths such as
 `metadata.url` reach into nested objects). Every other field is kept in `metadata`.
 A line that is not valid UTF-8 or JSON, holds a lone UTF-16 surrogate escape, or has no text,
-is rejected with its reason and its raw line; a compressed file cut short is quarantined after the lines read so far."""
+is rejected with its reason and its raw line; a compressed file cut short or damaged is
+quarantined after the lines read so far."""
 
 from __future__ import annotations
 
@@ -76,4 +77,3 @@ def _has_lone_surrogate(record: dict) -> bool:
     except UnicodeEncodeError:
         return True
     return False
-

@@ -146,7 +146,24 @@ def warc_files(draw) -> tuple[str, bytes, int | None]:
     return ("crawl.warc.gz" if gzipped else "crawl.warc"), damage(data, edits), expected
 
 
-# -- JSON lines ---------------------------------------------------------------------------------
+# -- JSON lines and plain text --------------------------------------------------------------------
+
+COMPRESSORS = {"gz": gzip.compress, "zst": zstandard.ZstdCompressor().compress, "bz2": bz2.compress,
+               "xz": lzma.compress}
+
+
+@st.composite
+def text_files(draw) -> tuple[str, bytes, bool]:
+    """(file name, bytes, whether the file is undamaged): lines of text, some of them ` = Title = `
+    headings (the separator the text reader's tests use), maybe compressed, maybe damaged."""
+    lines = draw(st.lists(st.sampled_from([" = Title = ", " = = Sub = = ", "", "  "]) | _text(40)
+                          | st.binary(max_size=30).map(lambda b: b.decode("latin-1")), max_size=8))
+    data = "\n".join(lines).encode("utf-8", "surrogatepass")
+    compression = draw(st.sampled_from(["", "", *COMPRESSORS]))
+    data = COMPRESSORS[compression](data) if compression else data
+    edits = draw(damages(2)) if draw(st.booleans()) else []
+    return "wiki.txt" + (f".{compression}" if compression else ""), damage(data, edits), not edits
+
 
 _JSON_SCALARS = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | _text()
 _JSON = st.recursive(_JSON_SCALARS, lambda inner: st.lists(inner, max_size=3)
@@ -188,10 +205,8 @@ def jsonl_files(draw) -> tuple[str, bytes, int | None]:
     lines = draw(st.lists(json_line(), max_size=6))
     ending = draw(st.sampled_from([b"\n", b"\r\n"]))
     data = b"".join(line + ending for line in lines)
-    compression = draw(st.sampled_from(["", "", "gz", "zst", "bz2", "xz"]))
-    compress = {"gz": gzip.compress, "zst": zstandard.ZstdCompressor().compress, "bz2": bz2.compress,
-                "xz": lzma.compress}.get(compression)
-    data = compress(data) if compress else data
+    compression = draw(st.sampled_from(["", "", *COMPRESSORS]))
+    data = COMPRESSORS[compression](data) if compression else data
     edits = draw(damages(2)) if compression or draw(st.booleans()) else []
     expected = len(lines) if not edits else None
     return "part.jsonl" + (f".{compression}" if compression else ""), damage(data, edits), expected

@@ -1,4 +1,4 @@
-"""Fuzzed readers (hypothesis): damaged WARC, JSON-lines and Parquet files never raise.
+"""Fuzzed readers (hypothesis): damaged WARC, JSON-lines, Parquet and text files never raise.
 
 The readers' contract (pipeline/readers/__init__.py): every input yields, in file order,
 documents, rejected records with a reason, skipped record kinds, or quarantined problems with
@@ -10,8 +10,10 @@ unique, and an undamaged file yields what it holds. `bench/fuzz.py` runs these t
 
 from __future__ import annotations
 
+import bz2
 import gzip
 import io
+import lzma
 import re
 
 import pyarrow as pa
@@ -24,7 +26,7 @@ from pipeline.read import read_schema
 from pipeline.readers import InputFile, Quarantined, Rejected, Skipped, read_file
 from pipeline.record import Document, documents_to_table, rejected_schema, rejected_to_table
 from tests.fuzzing import CI_SETTINGS, Scratch, Target
-from tests.pipeline.fuzz_inputs import MAX_RECORD_BYTES, jsonl_files, parquet_files, warc_files
+from tests.pipeline.fuzz_inputs import MAX_RECORD_BYTES, jsonl_files, parquet_files, text_files, warc_files
 
 OPTIONS = ReadOptions(max_record_bytes=MAX_RECORD_BYTES)  # small, so that "too large" is reached too
 QUARANTINE_REASONS = {"read.empty_file", "read.wrong_format", "read.truncated_file", "read.corrupt_record",
@@ -32,10 +34,10 @@ QUARANTINE_REASONS = {"read.empty_file", "read.wrong_format", "read.truncated_fi
 FILE_REFUSALS = {"read.empty_file", "read.wrong_format"}  # the whole file, before its reader sees it
 
 
-def read_bytes(name: str, data: bytes, fmt: str) -> list:
+def read_bytes(name: str, data: bytes, fmt: str, **spec_fields) -> list:
     """Every item the reader yields for a file `name` holding `data`, checked against the
     contract and converted to the tables the read task writes."""
-    spec = InputSpec(path=str(Scratch.write(name, data)), format=fmt, source="fuzz")
+    spec = InputSpec(path=str(Scratch.write(name, data)), format=fmt, source="fuzz", **spec_fields)
     items = list(read_file(InputFile(spec.path, name, len(data)), spec, OPTIONS))
     docs = [item for item in items if isinstance(item, Document)]
     rejected = [item for item in items if isinstance(item, Rejected)]
@@ -80,6 +82,24 @@ def check_parquet(value: tuple[str, bytes, int | None]) -> None:
         assert len(items) == rows and all(isinstance(item, Document | Rejected) for item in items), items
 
 
+def check_text(value: tuple[str, bytes, bool]) -> None:
+    name, data, undamaged = value
+    items = read_bytes(name, data, "text", separator=r"^ = [^=].* = $")
+    refused = len(items) == 1 and isinstance(items[0], Quarantined) and items[0].reason in FILE_REFUSALS
+    assert all(isinstance(item, Document | Quarantined) for item in items), items
+    if undamaged and not refused:  # every character but whitespace lands in a document, in order
+        text = _decompressed(name, data).decode("utf-8", "replace")
+        assert not any(isinstance(item, Quarantined) for item in items), items
+        assert "".join("".join(item.text.split()) for item in items) == "".join(text.split()), items
+
+
+def _decompressed(name: str, data: bytes) -> bytes:
+    """`data` decompressed as `name`'s extension says."""
+    suffix = name.rsplit(".", 1)[1]
+    return {"gz": gzip.decompress, "zst": lambda d: zstandard.ZstdDecompressor().decompressobj().decompress(d),
+            "bz2": bz2.decompress, "xz": lzma.decompress}.get(suffix, lambda d: d)(data)
+
+
 def two_records_then_bad_length() -> bytes:
     """Three gzip members: two HTML responses, then one with `Content-Length: twelve`."""
     record = (b"WARC/1.0\r\nWARC-Type: response\r\nWARC-Target-URI: http://example.com/a\r\n"
@@ -100,6 +120,7 @@ TARGETS = {
     "warc_reader": Target(warc_files(), check_warc),
     "jsonl_reader": Target(jsonl_files(), check_jsonl),
     "parquet_reader": Target(parquet_files(), check_parquet),
+    "text_reader": Target(text_files(), check_text),
 }
 
 
@@ -137,3 +158,11 @@ def test_jsonl_reader_never_raises(value):
 @example(("part.parquet", damaged_footer(), None))
 def test_parquet_reader_never_raises(value):
     check_parquet(value)
+
+
+@CI_SETTINGS
+@given(text_files())
+# a .zst text file was quarantined whole: zstandard's reader has no readline
+@example(("wiki.txt.zst", zstandard.ZstdCompressor().compress(b" = A =\nalpha\n = B = \nbeta\n"), True))
+def test_text_reader_never_raises(value):
+    check_text(value)

@@ -1,7 +1,9 @@
 """Bytes of a web page -> text, with a charset that may be wrong or missing.
 
 Order of trust: a byte-order mark, then the HTTP `Content-Type` charset, then a `<meta>`
-charset in the first 4 KB, then UTF-8; the first one that decodes the bytes strictly wins.
+charset in the first 4 KB, then UTF-8; the first one that decodes the bytes strictly wins. A
+declared charset counts only when it reads ASCII as ASCII (not UTF-16, UTF-7, EBCDIC, or a
+Python codec that is no charset, such as `unicode_escape`).
 When none does (a page labelled UTF-8 that is really cp1252, a page with no label), the
 charset is detected with charset-normalizer, except that UTF-8 with a few stray invalid bytes
 stays UTF-8 (the bytes become U+FFFD) rather than a whole page of mojibake. UTF-16 without a
@@ -15,6 +17,7 @@ labelled text/html (images, PDFs, archives) and bytes no encoding explains raise
 from __future__ import annotations
 
 import codecs
+import functools
 import re
 
 import charset_normalizer
@@ -41,6 +44,23 @@ def _codec(name: str | None) -> str | None:
         return codecs.lookup(name.strip().strip("\"'")).name
     except LookupError:
         return None
+
+
+# Printable ASCII and text that only a non-ASCII-compatible codec reads differently (the
+# backslash only in valid escapes: `unicode_escape` warns of invalid ones).
+_ASCII_PROBE = bytes(range(0x20, 0x7F)).replace(b"\\", b"") + b"\t\r\n \\u0041 \\x41 +AGE- a.xn--bcher-kva.b"
+
+
+@functools.cache
+def ascii_compatible(codec: str) -> bool:
+    """Whether `codec` reads ASCII bytes as ASCII. A label found in ASCII bytes (a header, a
+    `<meta>` tag) can only name such a charset, as browsers rule (they ignore a declared UTF-16
+    or UTF-7); this also turns away codecs that are no charset (`unicode_escape`, which makes
+    lone surrogates of `\\ud800`, `idna`, `undefined`, `rot13`) and EBCDIC pages' labels."""
+    try:
+        return _ASCII_PROBE.decode(codec) == _ASCII_PROBE.decode("ascii")
+    except (UnicodeError, LookupError):
+        return False
 
 
 def looks_binary(raw: bytes) -> bool:
@@ -76,21 +96,14 @@ def _mostly_utf8(raw: bytes) -> str | None:
 
 
 def candidate_charsets(raw: bytes, content_type: str | None) -> list[str]:
-    candidates = []
-    for bom, name in _BOMS:
-        if raw.startswith(bom):
-            candidates.append(name)
+    declared = []
     if content_type and (m := _HEADER_CHARSET.search(content_type)):
-        candidates.append(m.group(1))
+        declared.append(m.group(1))
     if m := _META_CHARSET.search(raw[:4096]):
-        candidates.append(m.group(1).decode("ascii", "ignore"))
-    candidates.append("utf-8")
-    out: list[str] = []
-    for name in candidates:
-        codec = _codec(name)
-        if codec and codec not in out:
-            out.append(codec)
-    return out
+        declared.append(m.group(1).decode("ascii", "ignore"))
+    boms = [_codec(name) for bom, name in _BOMS if raw.startswith(bom)]
+    labels = [codec for codec in map(_codec, declared) if codec and ascii_compatible(codec)]
+    return list(dict.fromkeys([*boms, *labels, "utf-8"]))
 
 
 def decode_html(raw: bytes, content_type: str | None = None) -> tuple[str, str]:
@@ -102,7 +115,7 @@ def decode_html(raw: bytes, content_type: str | None = None) -> tuple[str, str]:
     for codec in [utf16] if utf16 else candidate_charsets(raw, content_type):
         try:
             return raw.decode(codec), codec
-        except (UnicodeDecodeError, LookupError):
+        except UnicodeError:
             continue
     if (text := _mostly_utf8(raw)) is not None:
         return text, "utf-8 (invalid bytes replaced)"

@@ -17,11 +17,14 @@ Local paths behave exactly as before (same strings, same bytes). Writes themselv
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import os
 import posixpath
 import tempfile
-from typing import Any
+from collections.abc import Iterator
+from typing import IO, Any
 
 import fsspec
 import pyarrow.parquet as pq
@@ -113,6 +116,15 @@ def absolute(url: str | os.PathLike) -> str:
 def open(url: str | os.PathLike, mode: str = "rb", **kwargs: Any):
     url = os.fspath(url)
     return fsspec.open(url, mode, **{**options_for(url), **kwargs})
+
+
+@contextlib.contextmanager
+def open_lines(url: str | os.PathLike, **kwargs: Any) -> Iterator[IO[bytes]]:
+    """`url` opened for reading, decompressed as its name says (.gz, .zst, .bz2, .xz), as a
+    stream that iterates line by line. fsspec's .zst codec (zstandard's reader, used on Python
+    < 3.14 without backports.zstd) has no readline: iterating it raised at the first line."""
+    with open(url, "rb", compression="infer", **kwargs) as f:
+        yield f if isinstance(f, io.IOBase) else io.BufferedReader(f)
 
 
 def exists(url: str | os.PathLike) -> bool:

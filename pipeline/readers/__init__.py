@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import io
+import lzma
 import zlib
 from collections.abc import Iterator
 from typing import IO, TYPE_CHECKING
@@ -54,9 +55,19 @@ class Quarantined:
     detail: str
 
 
+# What reading a damaged compressed file raises, per codec: gzip OSError, EOFError or zlib.error;
+# bz2 OSError or ValueError; xz LZMAError; zstandard ZstdError (neither of the last two is an
+# OSError: a damaged .zst or .xz file escaped the readers, found by tests/pipeline/test_fuzz_readers.py).
+STREAM_ERRORS = (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError, zstandard.ZstdError)
+
+
+def describe(error: Exception) -> str:
+    """`error` as one line, `Type: message` (parsers' messages may span lines)."""
+    return " ".join(f"{type(error).__name__}: {error}".split())
+
+
 ReadItem = Document | Skipped | Rejected | Quarantined
-# What reading a (compressed) file can raise: BadGzipFile is an OSError, a cut stream an EOFError.
-READ_ERRORS = (OSError, EOFError, zlib.error, ValueError, zstandard.ZstdError)
+READ_ERRORS = STREAM_ERRORS  # what reading a (compressed) file can raise
 
 
 @dataclasses.dataclass(frozen=True)

@@ -6,15 +6,24 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from pipeline.readers import READ_ERRORS, InputFile, Quarantined, ReadItem, Rejected, base_document, open_decompressed
+from pipeline.readers import (
+    STREAM_ERRORS,
+    InputFile,
+    Quarantined,
+    ReadItem,
+    Rejected,
+    base_document,
+    describe,
+    open_decompressed,
+)
 
 
 def read(file: InputFile, spec, options) -> Iterator[ReadItem]:
     try:
         with open_decompressed(file, spec) as f:
             body = f.read(options.max_record_bytes + 1)
-    except READ_ERRORS as error:
-        yield Quarantined("read.unreadable_file", f"{file.relpath}: {type(error).__name__}: {error}")
+    except STREAM_ERRORS as error:
+        yield Quarantined("read.unreadable_file", f"{file.relpath}: {describe(error)}")
         return
     if not body:
         yield Quarantined("read.empty_file", f"{file.relpath} holds no bytes once decompressed")

@@ -1,10 +1,10 @@
 """JSON-lines reader (`.jsonl`, `.json`, optionally `.gz`/`.zst`): one document per line,
 its text in `spec.text_field` and its URL in `spec.url_field` (dotted paths such as
 `metadata.url` reach into nested objects). Every other field is kept in `metadata`.
-A line that is not valid UTF-8 or JSON, or has no text, is rejected with its reason and
-its raw line (a line over `read.max_record_bytes` with its first bytes only, never read whole);
-a compressed file cut short or corrupt is quarantined after the lines read so far, and one
-that holds nothing once decompressed is quarantined as empty."""
+A line that is not valid UTF-8 or JSON, holds a lone UTF-16 surrogate escape, or has no text,
+is rejected with its reason and its raw line (a line over `read.max_record_bytes` with its first
+bytes only, never read whole); a compressed file cut short or damaged is quarantined after the
+lines read so far, and one that holds nothing once decompressed is quarantined as empty."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from pipeline.readers import (
-    READ_ERRORS,
+    STREAM_ERRORS,
     InputFile,
     Quarantined,
     ReadItem,
@@ -21,6 +21,7 @@ from pipeline.readers import (
     Skipped,
     base_document,
     bounded_lines,
+    describe,
     open_decompressed,
     quarantine_reason,
 )
@@ -54,9 +55,8 @@ def read(file: InputFile, spec, options) -> Iterator[ReadItem]:
         with open_decompressed(file, spec) as f:
             for line_no, (line, too_long) in enumerate(bounded_lines(f, options.max_record_bytes), start=1):
                 yield _parse_line(line, too_long, f"{spec.source}/{file.relpath}:{line_no}", spec)
-    except READ_ERRORS as error:
-        yield Quarantined(quarantine_reason(error),
-                          f"{file.relpath} after line {line_no}: {type(error).__name__}: {error}")
+    except STREAM_ERRORS as error:
+        yield Quarantined(quarantine_reason(error), f"{file.relpath} after line {line_no}: {describe(error)}")
         return
     if line_no == 0:
         yield Quarantined("read.empty_file", f"{file.relpath} holds no bytes once decompressed")
@@ -75,9 +75,20 @@ def _parse_line(line: bytes, too_long: bool, doc_id: str, spec) -> ReadItem:
         return Rejected(broken.replace(text=line.decode("utf-8", "replace")), "read.invalid_utf8")
     try:
         record = json.loads(decoded)
-    except json.JSONDecodeError as error:
+    except ValueError as error:  # JSONDecodeError, or an integer over CPython's 4300 digits
         return Rejected(broken.replace(text=decoded, metadata={"error": str(error)}), "read.invalid_json")
     if not isinstance(record, dict):
         return Rejected(broken.replace(text=decoded), "read.not_an_object")
+    if "\\u" in decoded and _has_lone_surrogate(record):
+        return Rejected(broken.replace(text=decoded), "read.invalid_unicode")
     return record_to_document(record, doc_id, spec)
 
+
+def _has_lone_surrogate(record: dict) -> bool:
+    """True when an escape such as `\\ud800` left half a UTF-16 pair in a string: valid JSON, but
+    no Unicode character, and Arrow cannot write it (only escapes can: the line is valid UTF-8)."""
+    try:
+        json.dumps(record, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False

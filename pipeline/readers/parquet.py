@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline import storage
-from pipeline.readers import InputFile, Quarantined, ReadItem
+from pipeline.readers import InputFile, Quarantined, ReadItem, describe
 from pipeline.readers.jsonl import record_to_document
 
 
@@ -28,4 +28,4 @@ def read(file: InputFile, spec, options) -> Iterator[ReadItem]:
                     yield record_to_document(_json_safe(record), f"{spec.source}/{file.relpath}:{row}", spec)
                     row += 1
     except (OSError, pa.ArrowException, ValueError) as error:
-        yield Quarantined("read.unreadable_file", f"{file.relpath} after row {row}: {type(error).__name__}: {error}")
+        yield Quarantined("read.unreadable_file", f"{file.relpath} after row {row}: {describe(error)}")

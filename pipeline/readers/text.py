@@ -12,13 +12,14 @@ import re
 from collections.abc import Iterator
 
 from pipeline.readers import (
-    READ_ERRORS,
+    STREAM_ERRORS,
     InputFile,
     Quarantined,
     ReadItem,
     Rejected,
     base_document,
     bounded_lines,
+    describe,
     open_decompressed,
     quarantine_reason,
 )
@@ -48,8 +49,8 @@ def read(file: InputFile, spec, options) -> Iterator[ReadItem]:
                     yield from _emit(doc, file, spec)
                     doc = _Lines(line_no, options.max_record_bytes)
                 doc.add(raw, too_long)
-    except READ_ERRORS as error:
-        yield Quarantined(quarantine_reason(error), f"{file.relpath}: {type(error).__name__}: {error}")
+    except STREAM_ERRORS as error:
+        yield Quarantined(quarantine_reason(error), f"{file.relpath}: {describe(error)}")
     yield from _emit(doc, file, spec)
 
 

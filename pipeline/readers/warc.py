@@ -3,13 +3,13 @@
 Keeps `response` records over HTTP(S) whose Content-Type is HTML and whose status is 200;
 every other record is counted by kind (`warcinfo`, `request`, `metadata`, `resource`,
 `revisit`, `dns`, `non_html`, `http_status`, and by scheme a target URI that is not HTTP:
-`file`, `ftp`, ..., `invalid_uri` for one with no scheme such as `../x`; a URI is never used
-as a path). The HTTP body is de-chunked and decoded (gzip, deflate, brotli) by warcio. A
-corrupt record header or a damaged gzip member is quarantined with its byte offset and
-reading resumes at the next record (the next gzip member or `WARC/` line); so is a record of
-an uncompressed WARC whose Content-Length is missing or runs past the end of the file, which
-would otherwise swallow the records after it. A truncated file keeps every record before the
-cut.
+`file`, `ftp`, ..., `no_uri`, `invalid_uri` for one with no scheme such as `../x`; a URI is
+never used as a path). The HTTP body is de-chunked and decoded (gzip, deflate, brotli) by
+warcio. A corrupt record header or a damaged gzip member is quarantined with its byte offset
+and reading resumes at the next record (the next gzip member or `WARC/` line), never before a
+record already read; so is a record of an uncompressed WARC whose Content-Length is missing or
+runs past the end of the file, which would otherwise swallow the records after it. A truncated
+file keeps every record before the cut.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from warcio.bufferedreaders import BufferedReader
 from warcio.exceptions import ArchiveLoadFailed
 
 from pipeline import storage
-from pipeline.readers import InputFile, Quarantined, ReadItem, Rejected, Skipped, base_document
+from pipeline.readers import InputFile, Quarantined, ReadItem, Rejected, Skipped, base_document, describe
 
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 _GZIP_MAGIC = b"\x1f\x8b\x08"
@@ -59,23 +59,37 @@ def read(file: InputFile, spec, options) -> Iterator[ReadItem]:
             offset = yield from _read_from(stream, offset, magic, file, spec, options)
 
 
+# What warcio raises on a malformed record while it parses one (only `next()` on its iterator
+# is guarded: an error in this module's own code is not taken for a corrupt record). Beyond its
+# own ArchiveLoadFailed and the decompressors' errors, it is not hardened against odd headers:
+# a response without WARC-Target-URI raises AttributeError (found by tests/pipeline/test_fuzz_readers.py).
+_PARSE_ERRORS = (ArchiveLoadFailed, zlib.error, brotli.error, EOFError, OSError, ValueError, AttributeError,
+                 TypeError, IndexError, KeyError)
+
+
 def _read_from(stream, start: int, magic: bytes, file, spec, options) -> Iterator[ReadItem]:
     """Read records from byte `start`; return where to resync after a bad record, or None."""
     stream.seek(start)
     # `iterator.offset` is the absolute offset of the record being read; warcio's
     # get_record_offset() would consume the record body, so it is not used here.
     iterator = ArchiveIterator(stream, check_digests=False)
+    records = iter(iterator)
     last = start
-    try:
-        for record in iterator:
-            last = iterator.offset
-            if magic == _WARC_MAGIC and (overrun := _length_overrun(record, last, file.size)):
-                return (yield from _quarantine(stream, last, magic, file, overrun))
-            yield _convert(record, last, file, spec, options)
-    except (ArchiveLoadFailed, zlib.error, EOFError, OSError, ValueError) as error:
-        # warcio's offset goes negative when it takes non-WARC bytes for an ARC record
-        return (yield from _quarantine(stream, max(iterator.offset, start), magic, file,
-                                       f"{type(error).__name__}: {_one_line(str(error))}"))
+    while True:
+        try:
+            record = next(records, None)
+        except _PARSE_ERRORS as error:
+            # warcio's offset can go negative or back (when it takes non-WARC bytes for an ARC
+            # record): resync after the last record yielded, never before it (that record would
+            # be read twice, found by tests/pipeline/test_fuzz_readers.py)
+            return (yield from _quarantine(stream, max(iterator.offset, last), magic, file,
+                                           f"{type(error).__name__}: {_one_line(str(error))}"))
+        if record is None:
+            break
+        last = iterator.offset
+        if magic == _WARC_MAGIC and (overrun := _length_overrun(record, last, file.size)):
+            return (yield from _quarantine(stream, last, magic, file, overrun))
+        yield _convert(record, last, file, spec, options)
     # warcio ends quietly at a record cut short: either it stops before the partial record
     # (bytes are left over) or it yields what it got (the last record is not whole).
     if file.size - iterator.offset > 4 or not _whole_record_at(stream, last, magic == _GZIP_MAGIC):
@@ -150,7 +164,7 @@ def _scheme_kind(uri: str) -> str:
 
 def _convert(record, offset: int, file: InputFile, spec, options) -> ReadItem:
     if record.rec_type != "response":
-        return Skipped(record.rec_type or "malformed")
+        return Skipped(record.rec_type if _SCHEME.fullmatch(record.rec_type or "") else "malformed")
     uri = (record.rec_headers.get_header("WARC-Target-URI") or "").strip().strip("<>")
     if not uri.lower().startswith(("http:", "https:")) or record.http_headers is None:
         return Skipped(_scheme_kind(uri))
@@ -171,7 +185,7 @@ def _convert(record, offset: int, file: InputFile, spec, options) -> ReadItem:
     try:
         body = record.content_stream().read(options.max_record_bytes + 1)
     except (zlib.error, OSError, ValueError, brotli.error) as error:
-        metadata["error"] = f"{type(error).__name__}: {error}"
+        metadata["error"] = describe(error)
         return Rejected(doc, "read.undecodable_body")
     if len(body) > options.max_record_bytes:
         doc.metadata["truncated_at"] = options.max_record_bytes

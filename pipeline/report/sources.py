@@ -204,7 +204,7 @@ def _jsonl_batches(path: str, text_field: str) -> Iterator[tuple[pa.Table, int]]
 
     rows: list[dict] = []
     bad = 0
-    with storage.open(path, "rb", compression="infer") as f:
+    with storage.open_lines(path) as f:
         try:
             for line in f:
                 if not line.strip():

@@ -60,3 +60,9 @@ def test_a_stray_invalid_byte_in_utf8_is_replaced_not_a_reason_to_guess_the_char
     decoded, charset = decode_html(raw, "text/html; charset=utf-8")
     assert charset == "utf-8 (invalid bytes replaced)"
     assert decoded.count("\ufffd") == 1 and "rivières" in decoded
+
+
+@pytest.mark.parametrize("label", ["utf-16", "utf-7", "unicode_escape", "cp037", "undefined", "idna", "punycode"])
+def test_declared_charset_that_misreads_ascii_is_ignored(label):
+    page = f'<meta charset="{label}"><p>+AGE- \\ud800 a.xn--bcher-kva.b</p>'.encode()
+    assert decode_html(page, f"text/html; charset={label}") == (page.decode("ascii"), "utf-8")

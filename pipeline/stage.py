@@ -6,9 +6,10 @@ implement `process_document(doc, stats)`, or `Filter` and implement only `filter
 returns `None` to keep the document or a reason string (`"too_few_words"`) to drop it; the base
 class prefixes the stage name, counts, times and routes the dropped rows to `rejected/`.
 A *global* stage (dedup, mix, tokenizer training) sees the whole dataset at once: subclass
-`GlobalStage` and implement `run(ctx)`. A stage declares the artifacts it produces and uses
-besides the documents (`produces`, `uses`, `needs`: mix produces the `mixture` that tokenize
-uses); the runner hands a global stage those of earlier stages (`ctx.artifacts`).
+`GlobalStage` and implement `run(ctx) -> GlobalResult` (see `GlobalStage`). A stage declares
+the artifacts it produces and uses besides the documents (`produces`, `uses`, `needs`: mix
+produces the `mixture` that tokenize uses); the runner hands a global stage those of earlier
+stages (`ctx.artifacts`).
 
 Stages are registered by name with `@register` and configured from YAML through their
 `Params` model (pydantic, frozen, unknown keys forbidden). Every map stage also takes a scope,
@@ -50,7 +51,7 @@ from pipeline.record import (
 from pipeline.stats import StageStats
 
 if TYPE_CHECKING:
-    from pipeline.context import GlobalContext
+    from pipeline.context import GlobalContext, GlobalResult
 
 REGISTRY: dict[str, type[Stage]] = {}
 
@@ -277,13 +278,18 @@ class Filter(DocumentStage):
 
 
 class GlobalStage(Stage):
-    """A stage that needs the whole dataset (a Dask collection of all partitions)."""
+    """A stage that needs the whole dataset (a Dask collection of all partitions).
+
+    The contract: `run(ctx)` writes into `ctx.dir` and returns a `GlobalResult` (its stats, the
+    parts it committed and extra manifest fields); it changes nothing it was handed. Work per
+    input part goes through `ctx.map_parts`, which skips the parts committed by a killed run
+    and sums the parts' stats; a part function writes through `pipeline.io.commit_part` (kept
+    rows, `rejected/` rows built by `pipeline.record.with_reason`, stats from
+    `pipeline.stats.part_stats`, the commit record last)."""
 
     kind = "global"
 
-    def run(self, ctx: GlobalContext) -> dict[str, Any]:
-        """Write the output parts through `ctx` and return extra manifest fields
-        (an audit, a chosen threshold, a mixture report)."""
+    def run(self, ctx: GlobalContext) -> GlobalResult:
         raise NotImplementedError
 
 

@@ -10,7 +10,8 @@ Bad configuration (a key, an input path, the output path, the stage order, an ar
 naming the key, before any stage runs; a failed guard (pipeline/guards.py) exits
 with status 3 and one line once the stages it concerns have run; Ctrl-C exits with status 130
 and one line. Set THRESHER_DEBUG=1 for the traceback. `--help` works on every command. Other
-packages add commands through `add_commands(subparsers)` in the modules named by `COMMAND_MODULES`.
+packages add commands through `add_commands(subparsers)` in the modules named by
+`pipeline.registry.COMMAND_MODULES`.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from pipeline.config import RunConfig, load_config
 from pipeline.guards import GuardFailed
 from pipeline.options import CLUSTER_KINDS, ClusterError, ConfigError
 from pipeline.preflight import check_paths
+from pipeline.registry import COMMAND_MODULES
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
@@ -147,10 +149,6 @@ def build_parser() -> argparse.ArgumentParser:
             importlib.import_module(name).add_commands(sub)
     return parser
 
-
-# Modules that add sub-commands with `add_commands(subparsers)`; they import heavy libraries
-# (torch, fasttext) inside their handlers, so `thresher --help` stays fast.
-COMMAND_MODULES = ("filters.cli", "tokenization.cli", "training.cli", "pipeline.report", "pipeline.head")
 
 
 def main(argv: list[str] | None = None) -> int:

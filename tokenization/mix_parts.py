@@ -5,7 +5,7 @@
    of its id; written to a small work file, summed per key for the client.
 2. `digit_hist` / `candidates`: the passes of a token-weighted radix select on the sampling
    keys, by which the client finds, per key, the document where the seeded sample reaches
-   its wanted tokens (`pipeline.mix.find_cuts`).
+   its wanted tokens (`tokenization.mix.find_cuts`).
 3. `write_part`: the part's copies (whole epochs, plus the sampled documents below the cut)
    by epoch, and its rejected rows; returns the part's counts.
 

@@ -21,7 +21,7 @@ go to `part-e<kkk>-*.parquet`, so repeats are far apart in input order. The repo
 vs achieved per domain and source, epochs, documents, tokens, warnings) is the stage's
 `_manifest.json` field `mixture`.
 
-The client plans from per-key sums only (`pipeline.mix_parts` does the per-document work on
+The client plans from per-key sums only (`tokenization.mix_parts` does the per-document work on
 the workers, part by part, and the sums are merged in a tree there): it holds a few numbers
 per (domain, source) and, while a pass runs, one future per part, whatever the number of
 documents.
@@ -36,7 +36,7 @@ import sys
 import numpy as np
 from pydantic import Field, field_validator
 
-from pipeline import mix_parts as parts
+from tokenization import mix_parts as parts
 from pipeline import storage
 from pipeline.aggregate import map_reduce
 from pipeline.context import GlobalResult

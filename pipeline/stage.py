@@ -44,6 +44,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field, model_serializer
 
+from pipeline.configbase import ConfigError
 from pipeline.record import (
     Document,
     documents_to_table,
@@ -317,7 +318,7 @@ def _import_stage_modules() -> None:
         try:
             entry.load()
         except Exception as error:
-            raise ImportError(f"stage plugin {entry.name} = {entry.value!r} (entry point group "
+            raise ConfigError(f"stage plugin {entry.name} = {entry.value!r} (entry point group "
                               f"{ENTRY_POINT_GROUP!r}) does not import: {type(error).__name__}: {error}; "
                               "fix or uninstall that package") from error
 

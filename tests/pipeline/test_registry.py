@@ -12,6 +12,7 @@ import pytest
 
 from pipeline import stage as stage_module
 from pipeline.config import parse_config
+from pipeline.configbase import ConfigError
 from pipeline.registry import COMMAND_MODULES, ENTRY_POINT_GROUP, STAGE_MODULES
 from pipeline.stage import REGISTRY, load_registry
 from tests.conftest import REPO
@@ -86,5 +87,5 @@ def test_a_plugin_entry_point_adds_its_stage_to_configs(plugin_entry_points, tmp
 
 def test_a_plugin_that_does_not_import_is_named(plugin_entry_points):
     plugin_entry_points("thresher_missing_plugin", None)
-    with pytest.raises(ImportError, match=r"stage plugin demo_plugin = 'thresher_missing_plugin'.*does not import"):
+    with pytest.raises(ConfigError, match=r"stage plugin demo_plugin = 'thresher_missing_plugin'.*does not import"):
         load_registry()

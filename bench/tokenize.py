@@ -49,7 +49,6 @@ from pipeline.cluster import open_client
 from pipeline.context import GlobalContext, StageOutput
 from pipeline.io import write_parquet
 from pipeline.record import DOCUMENT_SCHEMA, Document, documents_to_table
-from pipeline.stats import StageStats
 from tokenization.stage import Tokenize, TokenizeParams
 from tokenization.train import TokenizerOptions, train_tokenizer
 
@@ -120,14 +119,14 @@ def run_stage(client, model: Path, input_dir: Path, out: Path) -> tuple[int, flo
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     parts = tuple(sorted(p.name for p in input_dir.glob("part-*.parquet")))
-    ctx = GlobalContext(client, StageOutput(input_dir, "bench", parts, DOCUMENT_SCHEMA), out, 0, StageStats(), False)
+    ctx = GlobalContext(client, StageOutput(input_dir, "bench", parts, DOCUMENT_SCHEMA), out, 0, False)
     stage = Tokenize(TokenizeParams(model=str(model), max_shard_tokens=50_000_000))
     cpu = cluster_cpu(client)  # its round trip to the workers is not timed
     start = time.perf_counter()
-    stage.run(ctx)
+    stats = stage.run(ctx).stats
     seconds = time.perf_counter() - start
     cpu = cluster_cpu(client) - cpu
-    return ctx.stats.counters["tokens_train"] + ctx.stats.counters["tokens_valid"], seconds, cpu
+    return stats.counters["tokens_train"] + stats.counters["tokens_valid"], seconds, cpu
 
 
 def shard_digest(directory: Path) -> str:

@@ -1,4 +1,2 @@
 """Deduplication stages: exact (normalised-text hash), MinHash LSH near-duplicates, normalised-URL
 dedup, repeated paragraph/line removal, and decontamination against benchmark sets (word n-grams)."""
-
-STAGE_MODULES = ("dedup.exact", "dedup.stages", "dedup.decontaminate", "dedup.url", "dedup.units")

@@ -28,9 +28,9 @@ import pyarrow.compute as pc
 
 from dedup.index import write_key_entries
 from pipeline import storage
-from pipeline.io import commit, commit_records, is_committed, read_json, write_json, write_parquet
-from pipeline.record import metadata_to_json, rejected_schema
-from pipeline.stats import StageStats
+from pipeline.io import commit_part, read_json, write_json, write_parquet
+from pipeline.record import metadata_to_json, rejected_schema, with_reason
+from pipeline.stats import StageStats, part_stats
 
 DONE = "_done.json"
 
@@ -219,23 +219,9 @@ def audit_from_summary(summary: pd.DataFrame, removed: int) -> dict:
 
 # -- applying the decisions -----------------------------------------------------------------
 
-def text_bytes(table: pa.Table) -> int:
-    if "text" not in table.column_names or not table.num_rows:
-        return 0
-    return int(pc.sum(pc.binary_length(table["text"])).as_py() or 0)
-
-
 def replace_column(table: pa.Table, name: str, values: list[str | None]) -> pa.Table:
     """`table` with string column `name` replaced by `values`."""
     return table.set_column(table.column_names.index(name), table.schema.field(name), pa.array(values, pa.string()))
-
-
-def with_reason(dropped: pa.Table, stage: str, reason: str | list[str]) -> pa.Table:
-    """Rows for `rejected/`: `dropped` plus the `stage` and `reason` (one, or one per row) columns."""
-    n = dropped.num_rows
-    reasons = [reason] * n if isinstance(reason, str) else reason
-    dropped = dropped.append_column("stage", pa.array([stage] * n, pa.string()))
-    return dropped.append_column("reason", pa.array(reasons, pa.string()))
 
 
 def index_reason(reason: str) -> str:
@@ -258,45 +244,23 @@ def _annotate(dropped: pa.Table, decisions: pa.Table, stage: str, reason: str) -
 
 def apply_part(part: str, in_dir: str, decisions_dir: str, out_dir: str, stage: str, reason: str) -> dict:
     """Copy input `part` without its removed rows; write rejected rows and the part's commit
-    record (last: its stats and files; it marks the part done for a resumed run). Runs on a
-    Dask worker. The decisions folder is complete (its phase's done marker exists), so a
-    missing decisions file means nothing to remove."""
+    record (last: it marks the part done for a resumed run). Runs on a Dask worker. The
+    decisions folder is complete (its phase's done marker exists), so a missing decisions file
+    means nothing to remove."""
     table = storage.read_table(storage.join(in_dir, part))
     path = storage.join(decisions_dir, part)
     decisions = storage.read_table(path) if storage.exists(path) else None
     mask = np.zeros(table.num_rows, dtype=bool)
-    stats = StageStats(docs_in=table.num_rows, bytes_in=text_bytes(table))
-    files = [part]
+    rejected = None
     if decisions is not None and decisions.num_rows:
         rows = decisions["row"].to_numpy()
         mask[rows] = True
-        dropped = _annotate(table.take(pa.array(rows)), decisions, stage, reason)
-        assert dropped.schema.names == rejected_schema(table.schema).names
-        write_parquet(dropped, storage.join(out_dir, "rejected", part))
-        files.append(f"rejected/{part}")
-        for why, text in zip(dropped["reason"].to_pylist(), dropped["text"].to_pylist()):
-            stats.reject(why, len((text or "").encode()))
+        rejected = _annotate(table.take(pa.array(rows)), decisions, stage, reason)
+        assert rejected.schema.names == rejected_schema(table.schema).names
     kept = table.filter(pa.array(~mask))
-    write_parquet(kept, storage.join(out_dir, part))
-    stats.docs_out, stats.bytes_out = kept.num_rows, text_bytes(kept)
-    result = stats.to_dict()
-    commit(out_dir, part, result, files)
-    return result
+    return commit_part(out_dir, part, kept, rejected, part_stats(table, kept, rejected))
 
 
-def apply_all(ctx, decisions_dir: str, stage: str, reason: str) -> None:
-    """`apply_part` for every input part not done yet; adds every part's stats to ctx.stats
-    and commits the parts."""
-    todo = [p for p in ctx.input.parts if not is_committed(ctx.dir, p)]
-    ctx.map(apply_part, todo, "apply", in_dir=ctx.input.dir, decisions_dir=decisions_dir,
-            out_dir=ctx.dir, stage=stage, reason=reason)
-    records = commit_records(ctx.dir)
-    add_into(ctx.stats, sum((StageStats.from_dict(records[p]) for p in ctx.input.parts), StageStats()))
-    ctx.commit_parts(ctx.input.parts)
-
-
-def add_into(target: StageStats, other: StageStats) -> None:
-    """Add `other` into `target` in place (the runner holds `target`)."""
-    merged = target + other
-    for name in vars(merged):
-        setattr(target, name, getattr(merged, name))
+def apply_all(ctx, decisions_dir: str, stage: str, reason: str) -> StageStats:
+    """`apply_part` for every input part not done yet; the stats of all parts."""
+    return ctx.map_parts(apply_part, "apply", decisions_dir=decisions_dir, stage=stage, reason=reason)

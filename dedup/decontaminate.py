@@ -42,7 +42,7 @@ import numpy as np
 import pyarrow as pa
 from pydantic import Field, model_validator
 
-from dedup.decide import add_into, replace_column, text_bytes, with_reason
+from dedup.decide import replace_column
 from dedup.evalsets import (
     EvalIndex,
     EvalSet,
@@ -55,19 +55,11 @@ from dedup.evalsets import (
     normalized_words,
 )
 from pipeline import storage
-from pipeline.io import (
-    commit,
-    commit_records,
-    file_sizes,
-    is_committed,
-    read_json,
-    upload_file,
-    write_json,
-    write_parquet,
-)
-from pipeline.record import Document, metadata_to_json
+from pipeline.context import GlobalResult
+from pipeline.io import commit_part, read_json, upload_file, write_json
+from pipeline.record import Document, metadata_to_json, with_reason
 from pipeline.stage import GlobalStage, StageParams, register
-from pipeline.stats import StageStats
+from pipeline.stats import part_stats
 
 REASON = "decontaminate.eval_overlap"
 MAX_REDACT_PASSES = 3  # a cut can join words into a new eval n-gram; re-check, then drop
@@ -251,15 +243,14 @@ def candidate_rows(index: EvalIndex, hashes: list[np.ndarray]) -> list[int]:
     return sorted(hits)
 
 
-def decontaminate_part(item: tuple[int, str], in_dir: str, out_dir: str, index_path: str,
+def decontaminate_part(part: str, in_dir: str, out_dir: str, index_path: str,
                        params: DecontaminateParams) -> dict:
     """Check one part; write kept, rejected, the report and (last: the part is done) the commit
     record (stats and files).
     Only the rows with a candidate match become `Document`s; the others are copied as they are."""
-    _, part = item
     table = storage.read_table(storage.join(in_dir, part))
     index = load_index(Path(storage.local_file(index_path)))
-    worker, report, stats = Decontaminator(index, params), PartReport(index.set_names), StageStats()
+    worker, report = Decontaminator(index, params), PartReport(index.set_names)
     texts, metadata, ids = (table[c].to_pylist() for c in ("text", "metadata", "id"))
     dropped = np.zeros(table.num_rows, dtype=bool)
     for row in candidate_rows(index, [document_hashes(t or "") for t in texts]):
@@ -267,25 +258,16 @@ def decontaminate_part(item: tuple[int, str], in_dir: str, out_dir: str, index_p
         out, keep = worker.process(doc, report)
         if out is not doc:
             texts[row], metadata[row], dropped[row] = out.text, metadata_to_json(out.metadata), not keep
-    stats.docs_in, stats.bytes_in = table.num_rows, text_bytes(table)
-    table = replace_column(replace_column(table, "text", texts), "metadata", metadata)
-    rejected, kept = table.filter(pa.array(dropped)), table.filter(pa.array(~dropped))
-    stats.docs_out, stats.bytes_out = kept.num_rows, text_bytes(kept)
-    stats.docs_rejected = stats.rejected[REASON] = rejected.num_rows
-    stats.bytes_rejected = stats.rejected_bytes[REASON] = text_bytes(rejected)
+    checked = replace_column(replace_column(table, "text", texts), "metadata", metadata)
+    kept = checked.filter(pa.array(~dropped))
+    rejected = with_reason(checked.filter(pa.array(dropped)), Decontaminate.name, REASON)
+    stats = part_stats(table, kept, rejected)
     for name, entry in report.sets.items():
         for key in ("documents_dropped", "documents_redacted", "ngrams_matched"):
             if entry[key]:
                 stats.count(f"{name}.{key}", entry[key])
-    files = [part]
-    if rejected.num_rows:
-        write_parquet(with_reason(rejected, Decontaminate.name, REASON), storage.join(out_dir, "rejected", part))
-        files.append(f"rejected/{part}")
-    write_parquet(kept, storage.join(out_dir, part))
     write_json(report.to_dict(), storage.join(out_dir, "_reports", f"{part}.json"))
-    result = stats.to_dict()
-    commit(out_dir, part, result, files)
-    return result
+    return commit_part(out_dir, part, kept, rejected, stats)
 
 
 def build_and_save(params: DecontaminateParams, path: str) -> dict:
@@ -321,7 +303,7 @@ class Decontaminate(GlobalStage):
     def fingerprint_extra(self) -> list[str]:
         return [eval_set_digest(spec) for spec in self.params.eval_sets]
 
-    def run(self, ctx) -> dict:
+    def run(self, ctx) -> GlobalResult:
         work = ctx.path("_work")
         index_path, summary_path = storage.join(work, "eval_index.npz"), storage.join(work, "eval_index.json")
         if not storage.exists(summary_path):  # written after the index: it commits it
@@ -329,17 +311,13 @@ class Decontaminate(GlobalStage):
             future = ctx.client.submit(build_and_save, self.params, index_path, pure=False)
             write_json(future.result(), summary_path)
         summary = read_json(summary_path)
-        todo = [(i, p) for i, p in enumerate(ctx.input.parts) if not is_committed(ctx.dir, p)]
-        ctx.map(decontaminate_part, todo, "decontaminate", cost=file_sizes(ctx.input.path(p) for _, p in todo),
-                in_dir=ctx.input.dir, out_dir=ctx.dir, index_path=index_path, params=self.params)
-        records = commit_records(ctx.dir)
-        add_into(ctx.stats, sum((StageStats.from_dict(records[p]) for p in ctx.input.parts), StageStats()))
-        ctx.commit_parts(ctx.input.parts)
+        stats = ctx.map_parts(decontaminate_part, "decontaminate", by_size=True,
+                              index_path=index_path, params=self.params)
         report = self._merge(ctx, summary, load_item_ids(storage.local_file(index_path)))
         # Only the index goes: the parts' reports stay in _reports/ (like _stats/), so a run killed
         # after this line rebuilds the index (the same bytes) and still finds every part's report.
         storage.rm(work)
-        return {"decontamination": report}
+        return GlobalResult(stats, ctx.input.parts, {"decontamination": report})
 
     def _merge(self, ctx, summary: dict, item_ids: list[list[str]]) -> dict:
         """The parts' reports added up in part order (so the examples are the same on any cluster)."""

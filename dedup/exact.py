@@ -42,6 +42,7 @@ from dedup.decide import (
 from dedup.index import STAGED, DedupIndex, IndexParams, Session, group_frame, session
 from dedup.normalize import Normalization, normalize
 from pipeline import storage
+from pipeline.context import GlobalResult
 from pipeline.io import parquet_rows
 from pipeline.stage import GlobalStage, register
 
@@ -95,15 +96,15 @@ class KeyedDedup(GlobalStage):
         if (index := self.index()) is not None:
             index.preflight(output="")
 
-    def run(self, ctx) -> dict:
+    def run(self, ctx) -> GlobalResult:
         work = ctx.path("_work")
         decisions = storage.join(work, "decisions")
         with session(ctx, self.index(), work) as index:
             audit = decided_once(decisions, lambda folder: self._decide(ctx, folder, index))
-            apply_all(ctx, decisions, self.name, self.reason)
+            stats = apply_all(ctx, decisions, self.name, self.reason)
             extra = {"index": index.commit(storage.join(decisions, STAGED))} if index else {}
         storage.rm(work)
-        return {"audit": audit, **extra}
+        return GlobalResult(stats, ctx.input.parts, {"audit": audit, **extra})
 
     def _decide(self, ctx, out_dir: str, index: Session | None) -> dict:
         rows = sum(parquet_rows(p) for p in ctx.input.paths())

@@ -41,7 +41,6 @@ from dedup.decide import (
     DEFAULT_RANKING,
     GROUP_META,
     RankKey,
-    add_into,
     apply_all,
     decide,
     decided_once,
@@ -61,7 +60,8 @@ from dedup.jaccard import sample_edges, sample_similarities, verify_edges
 from dedup.lsh import EDGE_META, KEY_META, write_edges
 from dedup.minhash import MinHashParams, document_shingle_hashes, get_hasher
 from pipeline import storage
-from pipeline.io import commit, commit_records, is_committed, parquet_rows, read_json, write_parquet
+from pipeline.context import GlobalResult
+from pipeline.io import commit, parquet_rows, read_json, write_parquet
 from pipeline.stage import GlobalStage, StageParams, register
 from pipeline.stats import StageStats
 
@@ -84,9 +84,9 @@ def artefact(ctx, block: dict, name: str) -> str:
     return storage.join(storage.parent(ctx.input.dir), block[name])
 
 
-def link_parts(ctx) -> None:
+def link_parts(ctx) -> tuple[str, ...]:
     """Pass the input documents through unchanged: hard links (a copy across devices, a
-    server-side copy on an object store); the stage's manifest commits them."""
+    server-side copy on an object store); returns them, for the stage's manifest to commit."""
     for part in ctx.input.parts:
         source, target = ctx.input.path(part), ctx.path(part)
         if not storage.is_local(target):
@@ -100,14 +100,14 @@ def link_parts(ctx) -> None:
             tmp = os.path.join(ctx.dir, f".{part}.tmp-{os.getpid()}")
             shutil.copyfile(source, tmp)
             os.replace(tmp, target)
-    ctx.commit_parts(ctx.input.parts)
+    return ctx.input.parts
 
 
-def pass_through_stats(ctx) -> None:
+def pass_through_stats(ctx) -> StageStats:
+    """Every input document in and out (counts only: the stage keeps them all)."""
     previous = StageStats.from_dict(read_json(ctx.input.path(MANIFEST))["stats"])
     rows = sum(parquet_rows(p) for p in ctx.input.paths())
-    add_into(ctx.stats, StageStats(docs_in=rows, docs_out=rows, bytes_in=previous.bytes_out,
-                                   bytes_out=previous.bytes_out))
+    return StageStats(docs_in=rows, docs_out=rows, bytes_in=previous.bytes_out, bytes_out=previous.bytes_out)
 
 
 def fresh(directory: str) -> str:
@@ -171,16 +171,13 @@ class MinHashSignatures(GlobalStage):
         if (index := minhash_index(self.params)) is not None:
             index.preflight(output="")
 
-    def run(self, ctx) -> dict:
-        todo = [(i, p) for i, p in enumerate(ctx.input.parts) if not is_committed(ctx.dir, p)]
-        ctx.map(signature_part, todo, "signatures", in_dir=ctx.input.dir, out_dir=ctx.dir, params=self.params)
-        records = commit_records(ctx.dir)
-        add_into(ctx.stats, sum((StageStats.from_dict(records[p]) for p in ctx.input.parts), StageStats()))
-        link_parts(ctx)
+    def run(self, ctx) -> GlobalResult:
+        stats = ctx.map_parts(signature_part, "signatures", indexed=True, params=self.params)
         bands, rows = self.params.lsh_shape()
         block = {"params": self.params.model_dump(mode="json"), "bands": bands, "rows": rows,
-                 "documents": ctx.stats.docs_in, "signatures": f"{ctx.name}/signatures"}
-        return {"minhash": block, "lsh": audits.lsh_audit(bands, rows, self.params.threshold)}
+                 "documents": stats.docs_in, "signatures": f"{ctx.name}/signatures"}
+        return GlobalResult(stats, link_parts(ctx),
+                            {"minhash": block, "lsh": audits.lsh_audit(bands, rows, self.params.threshold)})
 
 
 # -- lsh_buckets ----------------------------------------------------------------------------
@@ -192,7 +189,7 @@ class LshBuckets(GlobalStage):
     name = "lsh_buckets"
     follows = ("minhash_signatures",)
 
-    def run(self, ctx) -> dict:
+    def run(self, ctx) -> GlobalResult:
         block = minhash_block(ctx, "signatures")
         out = fresh(ctx.path("edges"))
         signature_dir = artefact(ctx, block, "signatures")
@@ -206,14 +203,14 @@ class LshBuckets(GlobalStage):
             documents = block["documents"] + (snap.entries if snap is not None else 0)
             n_edges, edge_files = write_edges(ctx.client, paths, block["bands"], block["rows"], documents, out,
                                               indexed)
-        ctx.stats.count("candidate_pairs", n_edges)
-        link_parts(ctx)
-        pass_through_stats(ctx)
+        stats = pass_through_stats(ctx)
+        if n_edges:  # no pairs: no counter (as before the result object; manifests stay the same)
+            stats.count("candidate_pairs", n_edges)
         block = {**block, "edges": f"{ctx.name}/edges", "edge_count": n_edges, "edge_files": edge_files}
         if snap is not None:  # the index as this run reads it (index_minhash.snapshot_of)
             block.update(index_folder=snap.folder, index_commits=snap.commits, index_without=snap.without,
                           index_entries=snap.entries)
-        return {"minhash": block}
+        return GlobalResult(stats, link_parts(ctx), {"minhash": block})
 
 
 # -- duplicate_clusters ---------------------------------------------------------------------
@@ -250,15 +247,15 @@ class DuplicateClusters(GlobalStage):
             20_000_000, ge=0, description="up to this many edges, components in one worker process; above, on Dask")
         audit_pairs: int = Field(500, ge=0, description="candidate pairs sampled to estimate false positives")
 
-    def run(self, ctx) -> dict:
+    def run(self, ctx) -> GlobalResult:
         block = minhash_block(ctx, "edges")
         index = minhash_index(MinHashParams.model_validate(block["params"]))
         with session(ctx, index, ctx.path("_work"), keep_lock=True):
             audit = decided_once(ctx.path("clusters"), lambda folder: self._cluster(ctx, block, folder))
-        link_parts(ctx)
-        pass_through_stats(ctx)
-        ctx.stats.count("documents_to_remove", audit["documents_removed"])
-        return {"minhash": {**block, "clusters": f"{ctx.name}/clusters"}, "audit": audit}
+        stats = pass_through_stats(ctx)
+        stats.count("documents_to_remove", audit["documents_removed"])
+        return GlobalResult(stats, link_parts(ctx), {"minhash": {**block, "clusters": f"{ctx.name}/clusters"},
+                                                     "audit": audit})
 
     def _cluster(self, ctx, block: dict, out: str) -> dict:
         params = MinHashParams.model_validate(block["params"])
@@ -330,17 +327,18 @@ class RemoveDuplicates(GlobalStage):
     name = "remove_duplicates"
     follows = ("duplicate_clusters",)
 
-    def run(self, ctx) -> dict:
+    def run(self, ctx) -> GlobalResult:
         block = minhash_block(ctx, "clusters")
         decisions, work, extra = artefact(ctx, block, "clusters"), ctx.path("_work"), {}
         with session(ctx, minhash_index(MinHashParams.model_validate(block["params"])), work) as index:
-            apply_all(ctx, decisions, self.name, f"{self.name}.near_duplicate")
+            stats = apply_all(ctx, decisions, self.name, f"{self.name}.near_duplicate")
             if index is not None:
                 staged = storage.join(work, "index")
                 decided_once(staged, lambda folder: self._stage_entries(ctx, block, decisions, folder, index.run))
                 extra = {"index": index.commit(staged)}
         storage.rm(work)
-        return {"minhash": block, "audit": read_json(ctx.input.path(MANIFEST)).get("audit", {}), **extra}
+        audit = read_json(ctx.input.path(MANIFEST)).get("audit", {})
+        return GlobalResult(stats, ctx.input.parts, {"minhash": block, "audit": audit, **extra})
 
     def _stage_entries(self, ctx, block: dict, decisions: str, folder: str, run: str) -> dict:
         """The index entries of the documents this run keeps, one file per input part."""

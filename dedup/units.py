@@ -37,23 +37,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field
 
-from dedup.decide import (
-    add_into,
-    decided_once,
-    n_partitions,
-    node_ids,
-    replace_column,
-    shuffle_method,
-    text_bytes,
-    with_reason,
-)
+from dedup.decide import decided_once, n_partitions, node_ids, replace_column, shuffle_method
 from dedup.exact import PARTS_PER_TASK, batches, text_hashes
 from dedup.normalize import Normalization, normalize
 from pipeline import storage
-from pipeline.io import commit, commit_records, is_committed, write_parquet
-from pipeline.record import metadata_to_json
+from pipeline.context import GlobalResult
+from pipeline.io import commit_part, write_parquet
+from pipeline.record import metadata_to_json, with_reason
 from pipeline.stage import GlobalStage, StageParams, register
-from pipeline.stats import StageStats
+from pipeline.stats import part_stats
 
 UNIT_META = pd.DataFrame({"group": pd.Series([], dtype="int64"), "node": pd.Series([], dtype="int64"),
                           "unit": pd.Series([], dtype="int32")})
@@ -116,8 +108,7 @@ def rewrite_part(part: str, in_dir: str, decisions_dir: str, out_dir: str, stage
         for row, unit in zip(*(storage.read_table(path)[c].to_pylist() for c in ("row", "unit"))):
             removals.setdefault(row, set()).add(unit)
     texts, metadata = table["text"].to_pylist(), table["metadata"].to_pylist()
-    reason, stats = f"{stage}.too_short_after_dedup", StageStats(docs_in=table.num_rows, bytes_in=text_bytes(table))
-    rejected = np.zeros(table.num_rows, dtype=bool)
+    rejected, units_removed = np.zeros(table.num_rows, dtype=bool), 0
     for row, removed in sorted(removals.items()):
         units = re.split(splitter, texts[row])
         texts[row] = joiner.join(u for i, u in enumerate(units) if i not in removed).strip()
@@ -125,22 +116,15 @@ def rewrite_part(part: str, in_dir: str, decisions_dir: str, out_dir: str, stage
         meta[stage] = {"units": sum(1 for u in units if u.strip()), "units_removed": len(removed)}
         metadata[row] = metadata_to_json(meta)
         rejected[row] = len(texts[row]) < min_chars
-        stats.count("units_removed", len(removed))
-        stats.count("documents_changed")
-    table = replace_column(replace_column(table, "text", texts), "metadata", metadata)
-    files = [part]
-    if rejected.any():
-        dropped = table.filter(pa.array(rejected))
-        write_parquet(with_reason(dropped, stage, reason), storage.join(out_dir, "rejected", part))
-        files.append(f"rejected/{part}")
-        for text in dropped["text"].to_pylist():
-            stats.reject(reason, len((text or "").encode()))
-    kept = table.filter(pa.array(~rejected))
-    write_parquet(kept, storage.join(out_dir, part))
-    stats.docs_out, stats.bytes_out = kept.num_rows, text_bytes(kept)
-    result = stats.to_dict()
-    commit(out_dir, part, result, files)
-    return result
+        units_removed += len(removed)
+    rewritten = replace_column(replace_column(table, "text", texts), "metadata", metadata)
+    kept = rewritten.filter(pa.array(~rejected))
+    dropped = with_reason(rewritten.filter(pa.array(rejected)), stage, f"{stage}.too_short_after_dedup")
+    stats = part_stats(table, kept, dropped)
+    if removals:
+        stats.count("units_removed", units_removed)
+        stats.count("documents_changed", len(removals))
+    return commit_part(out_dir, part, kept, dropped, stats)
 
 
 class UnitDedupParams(StageParams):
@@ -160,18 +144,13 @@ class UnitDedup(GlobalStage):
     splitter: ClassVar[str]  # regex between units
     joiner: ClassVar[str]  # what joins the units that are left
 
-    def run(self, ctx) -> dict:
+    def run(self, ctx) -> GlobalResult:
         decisions = ctx.path("_work", "decisions")
         audit = decided_once(decisions, lambda folder: self._decide(ctx, folder))
-        todo = [p for p in ctx.input.parts if not is_committed(ctx.dir, p)]
-        ctx.map(rewrite_part, todo, "rewrite", in_dir=ctx.input.dir, decisions_dir=decisions,
-                out_dir=ctx.dir, stage=self.name, splitter=self.splitter, joiner=self.joiner,
-                min_chars=self.params.min_chars_after_dedup)
-        records = commit_records(ctx.dir)
-        add_into(ctx.stats, sum((StageStats.from_dict(records[p]) for p in ctx.input.parts), StageStats()))
-        ctx.commit_parts(ctx.input.parts)
+        stats = ctx.map_parts(rewrite_part, "rewrite", decisions_dir=decisions, stage=self.name,
+                              splitter=self.splitter, joiner=self.joiner, min_chars=self.params.min_chars_after_dedup)
         storage.rm(ctx.path("_work"))
-        return {"audit": audit}
+        return GlobalResult(stats, ctx.input.parts, {"audit": audit})
 
     def _decide(self, ctx, out_dir: str) -> dict:
         frame = ctx.client.persist(dd.from_map(

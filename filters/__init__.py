@@ -1,6 +1,3 @@
 """Document filters and scorers: language id, heuristic quality rules, URL/PII, fastText
-classifiers. Each is a registered stage (see `pipeline.stage`); `thresher list` shows them."""
-
-# Modules whose import registers stages (see pipeline.stage.load_registry).
-STAGE_MODULES = ("filters.language", "filters.classify", "filters.select", "filters.gopher", "filters.c4",
-                 "filters.fineweb", "filters.url", "filters.pii", "filters.generic")
+classifiers. Each is a registered stage (see `pipeline.stage`, listed in `pipeline.registry`);
+`thresher list` shows them."""

@@ -31,10 +31,11 @@ from pydantic import Field, model_validator
 from filters.classifier import unit_hash
 from pipeline import storage
 from pipeline.aggregate import map_reduce
-from pipeline.io import write_parquet
-from pipeline.record import rejected_schema
+from pipeline.context import GlobalResult
+from pipeline.io import commit_part
+from pipeline.record import with_reason
 from pipeline.stage import GlobalStage, StageParams, register
-from pipeline.stats import StageStats
+from pipeline.stats import part_stats
 
 DIGIT_BITS = 16
 COLLECT_LIMIT = 200_000  # candidates sorted on the client once a histogram bucket is this small
@@ -64,26 +65,21 @@ class Select(GlobalStage):
                 raise ValueError("threshold_tie_id is only valid with threshold")
             return self
 
-    def run(self, ctx) -> dict[str, Any]:
+    def run(self, ctx) -> GlobalResult:
         p = self.params
         if p.column not in ctx.input.schema.names:
             raise ValueError(f"select.column: {p.column!r} is not a column of the input; "
                              f"columns are: {', '.join(ctx.input.schema.names)}")
-        paths = ctx.input.paths()
         selection: dict[str, Any] = {"column": p.column}
         rule = {"threshold": p.threshold, "tie_id": p.threshold_tie_id, "alpha": p.alpha, "seed": ctx.seed}
         if p.keep_top is not None:
-            cut = exact_cut(ctx, paths, p.column, p.keep_top)
+            cut = exact_cut(ctx, ctx.input.paths(), p.column, p.keep_top)
             selection.update(keep_top=p.keep_top, **cut)
             rule.update(threshold=cut["threshold"], tie_id=cut["threshold_tie_id"], keep_none=cut["kept"] == 0)
         else:
             selection.update(threshold=p.threshold, threshold_tie_id=p.threshold_tie_id, alpha=p.alpha)
-        results = ctx.map(apply_part, paths, "select", out_dir=ctx.dir, column=p.column, rule=rule)
-        ctx.commit_parts(ctx.input.parts)
-        total = sum((StageStats.from_dict(r) for r in results), StageStats())
-        vars(ctx.stats).update(vars(total + ctx.stats))  # the runner holds this object
-        selection["kept"] = total.docs_out
-        return {"selection": selection}
+        stats = ctx.map_parts(apply_part, "select", column=p.column, rule=rule)
+        return GlobalResult(stats, ctx.input.parts, {"selection": {**selection, "kept": stats.docs_out}})
 
 
 # -- the exact cut ---------------------------------------------------------------------------
@@ -189,26 +185,11 @@ def keep_mask(table: pa.Table, column: str, rule: dict[str, Any]) -> tuple[np.nd
     return scored & ((scores > t) | at), scored
 
 
-def apply_part(path: str, out_dir: str, column: str, rule: dict[str, Any]) -> dict:
-    """Worker: write the kept rows of one part and its rejected rows; return its stats."""
-    table = storage.read_table(path)
+def apply_part(part: str, in_dir: str, out_dir: str, column: str, rule: dict[str, Any]) -> dict:
+    """Worker: write one part's kept rows, its rejected rows and its commit record."""
+    table = storage.read_table(storage.join(in_dir, part))
     keep, scored = keep_mask(table, column, rule)
-    nbytes = pc.binary_length(table.column("text")).fill_null(0).to_numpy(zero_copy_only=False)
-    stats = StageStats(docs_in=table.num_rows, bytes_in=int(nbytes.sum()), docs_out=int(keep.sum()),
-                       bytes_out=int(nbytes[keep].sum()))
-    dropped = ~keep
     reason = "select.not_sampled" if rule["alpha"] is not None else "select.below_threshold"
-    reasons = np.where(scored, reason, "select.missing_score")[dropped]
-    for r in sorted(set(reasons.tolist())):
-        n, b = int((reasons == r).sum()), int(nbytes[dropped][reasons == r].sum())
-        stats.docs_rejected, stats.bytes_rejected = stats.docs_rejected + n, stats.bytes_rejected + b
-        stats.rejected[r] += n
-        stats.rejected_bytes[r] += b
-    name = storage.basename(path)
-    rejected = table.filter(pa.array(dropped))
-    if rejected.num_rows:
-        rejected = rejected.append_column("stage", pa.array(["select"] * rejected.num_rows, pa.string()))
-        rejected = rejected.append_column("reason", pa.array(reasons.tolist(), pa.string()))
-        write_parquet(rejected.cast(rejected_schema(table.schema)), storage.join(out_dir, "rejected", name))
-    write_parquet(table.filter(pa.array(keep)), storage.join(out_dir, name))
-    return stats.to_dict()
+    reasons = np.where(scored, reason, "select.missing_score")[~keep].tolist()
+    kept, rejected = table.filter(pa.array(keep)), with_reason(table.filter(pa.array(~keep)), "select", reasons)
+    return commit_part(out_dir, part, kept, rejected, part_stats(table, kept, rejected))

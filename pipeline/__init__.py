@@ -1,7 +1,5 @@
 """thresher's pipeline package: config, readers, extraction, the Dask runner, stats and the
-`thresher` CLI (`python -m pipeline.cli --help`)."""
+`thresher` CLI (`python -m pipeline.cli --help`). The modules that register stages are listed in
+`pipeline.registry`."""
 
 __version__ = "0.1.0"
-
-# Modules whose import registers stages (see pipeline.stage.load_registry).
-STAGE_MODULES = ("pipeline.extract", "pipeline.mix")

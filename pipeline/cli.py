@@ -14,7 +14,7 @@ and one line naming the file; an output folder (or dedup index) that another liv
 exits with status 75 and one line naming its host, pid and start (pipeline/lock.py); Ctrl-C exits
 with status 130 and SIGTERM with 143, each with one line, and the same command resumes. Set
 THRESHER_DEBUG=1 for the traceback. `--help` works on every command. Other packages add commands
-through `add_commands(subparsers)` in the modules named by `COMMAND_MODULES`.
+through `add_commands(subparsers)` in the modules named by `pipeline.registry.COMMAND_MODULES`.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from pipeline.io import FULL
 from pipeline.lock import Locked, check_free
 from pipeline.options import CLUSTER_KINDS, ClusterError, ConfigError
 from pipeline.preflight import check_paths
+from pipeline.registry import COMMAND_MODULES
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
@@ -156,11 +157,6 @@ def build_parser() -> argparse.ArgumentParser:
             importlib.import_module(name).add_commands(sub)
     return parser
 
-
-# Modules that add sub-commands with `add_commands(subparsers)`; they import heavy libraries
-# (torch, fasttext) inside their handlers, so `thresher --help` stays fast.
-COMMAND_MODULES = ("filters.cli", "tokenization.cli", "training.cli", "pipeline.report", "pipeline.head",
-                   "pipeline.trace")
 
 
 def main(argv: list[str] | None = None) -> int:

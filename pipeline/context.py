@@ -1,24 +1,28 @@
-"""What the runner hands a stage: a finished stage's output, and a global stage's context.
+"""What the runner hands a stage, and what a global stage hands back.
 
 `StageOutput` names a finished stage's folder (a URL or local path), fingerprint, committed
-parts and schema; `GlobalContext` gives a global stage the Dask client, its input, its own
-folder, the seed, its stats and the artifacts of earlier stages (`ctx.artifacts["mixture"]`:
-the mix stage's folder), and runs maps on the cluster (`ctx.map`) with progress.
+parts and schema. `GlobalContext` gives a global stage the Dask client, its input, its own
+folder, the seed and the artifacts of earlier stages (`ctx.artifacts["mixture"]`: the mix
+stage's folder), and runs maps on the cluster with progress: `ctx.map` for any items,
+`ctx.map_parts` for one task per input part that resumes by itself. A global stage's `run`
+returns a `GlobalResult` (its stats, its parts and extra manifest fields); the runner writes
+the manifest from it.
 
-    parts = ctx.map(fn, ctx.input.paths(), "hash", cost=sizes); ctx.write_part("part-00000", table)
+    stats = ctx.map_parts(apply_part, "apply", rule=rule)     # apply_part(part, in_dir, out_dir, rule)
+    return GlobalResult(stats, ctx.input.parts, {"selection": selection})
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 import pyarrow as pa
 from distributed import Client
 
 from pipeline import storage
-from pipeline.io import write_parquet
+from pipeline.io import commit_records, file_sizes, is_committed
 from pipeline.progress import largest_first, map_all
 from pipeline.stats import StageStats
 
@@ -46,7 +50,18 @@ class StageOutput:
         return [self.path(p) for p in self.parts]
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
+class GlobalResult:
+    """What a global stage's `run` returns: its stats (the manifest's `stats`), the parts it
+    committed (its output documents, in its folder; none for a stage that writes other files)
+    and extra manifest fields (an audit, a chosen threshold, a mixture report)."""
+
+    stats: StageStats
+    parts: tuple[str, ...] = ()
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
 class GlobalContext:
     """What a global stage gets: the client, its input, its directory and the seed."""
 
@@ -54,9 +69,7 @@ class GlobalContext:
     input: StageOutput
     dir: str  # a URL (or local path), joined with `storage.join` / `path`
     seed: int
-    stats: StageStats
     progress: bool = True
-    parts: set[str] = dataclasses.field(default_factory=set)  # this stage's committed parts
     # artifact name -> folder of the latest earlier stage that produced it, for those the stage
     # `uses` (`Stage.produces`, `Stage.uses`)
     artifacts: dict[str, str] = dataclasses.field(default_factory=dict)
@@ -68,19 +81,6 @@ class GlobalContext:
     def path(self, *names: str) -> str:
         return storage.join(self.dir, *names)
 
-    def commit_parts(self, names: Iterable[str]) -> None:
-        """Declare written `part-*.parquet` files as this stage's output (the manifest lists
-        only declared parts; call it once their writes have finished)."""
-        self.parts.update(names)
-
-    def write_part(self, name: str, table: pa.Table) -> None:
-        write_parquet(table, self.path(f"{name}.parquet"))
-        self.commit_parts([f"{name}.parquet"])
-
-    def write_rejected(self, name: str, table: pa.Table) -> None:
-        if table.num_rows:
-            write_parquet(table, self.path("rejected", f"{name}.parquet"))
-
     def map(self, fn: Callable, items: list, desc: str, cost: list[float] | None = None, **kwargs: Any) -> list:
         """Run `fn(item, **kwargs)` on the cluster for every item; results in item order.
         With `cost` (e.g. input bytes), the costliest items are submitted first."""
@@ -91,3 +91,17 @@ class GlobalContext:
         for i, result in zip(order, results):
             ordered[i] = result
         return ordered
+
+    def map_parts(self, fn: Callable, desc: str, indexed: bool = False, by_size: bool = False,
+                  **kwargs: Any) -> StageStats:
+        """Run `fn(part, in_dir=, out_dir=, **kwargs)` on the cluster for every input part that
+        has no commit record in this stage's folder yet (a resumed run skips the others), and
+        return the sum of every part's committed stats, in part order. `fn` writes its files,
+        then its commit record (`pipeline.io.commit_part`). With `indexed` it gets
+        `(position, part)` instead of `part`; with `by_size` the largest parts go first."""
+        todo = [(i, p) for i, p in enumerate(self.input.parts) if not is_committed(self.dir, p)]
+        items = todo if indexed else [p for _, p in todo]
+        cost = file_sizes(self.input.path(p) for _, p in todo) if by_size else None
+        self.map(fn, items, desc, cost=cost, in_dir=self.input.dir, out_dir=self.dir, **kwargs)
+        records = commit_records(self.dir)
+        return sum((StageStats.from_dict(records[p]) for p in self.input.parts), StageStats())

@@ -30,6 +30,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline import storage
+from pipeline.stats import StageStats
 
 ROW_GROUP_ROWS = 4096
 
@@ -173,6 +174,19 @@ def commit(out_dir: str, name: str, stats: dict, files: Iterable[str]) -> dict:
     record = {**stats, "files": sorted(files)}
     write_json(record, storage.join(out_dir, COMMITS, f"{name}.json"))
     return record
+
+
+def commit_part(out_dir: str, part: str, kept: pa.Table, rejected: pa.Table | None, stats: StageStats) -> dict:
+    """A global stage's work on one part, written and committed: its rejected rows (if any) to
+    `rejected/<part>`, its kept rows to `<part>`, then its commit record. Returns the stats."""
+    files = [part]
+    if rejected is not None and rejected.num_rows:
+        write_parquet(rejected, storage.join(out_dir, "rejected", part))
+        files.append(f"rejected/{part}")
+    write_parquet(kept, storage.join(out_dir, part))
+    result = stats.to_dict()
+    commit(out_dir, part, result, files)
+    return result
 
 
 def is_committed(out_dir: str, name: str) -> bool:

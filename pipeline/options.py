@@ -1,9 +1,9 @@
 """The run configuration's building blocks, below every module that uses them.
 
-`Frozen` (immutable pydantic models, unknown keys refused), `ConfigError`, and the sections that
-the readers and the cluster launcher need without the whole run config: `InputSpec` (one
-input), `ReadOptions` (`read:`) and `ClusterOptions` (`cluster:`). `pipeline.config` composes
-them into `RunConfig` and re-exports them.
+`Frozen` (immutable pydantic models, unknown keys refused) and `ConfigError`, from
+`pipeline.configbase`, and the sections that the readers and the cluster launcher need without
+the whole run config: `InputSpec` (one input), `ReadOptions` (`read:`) and `ClusterOptions`
+(`cluster:`). `pipeline.config` composes them into `RunConfig` and re-exports them.
 """
 
 from __future__ import annotations
@@ -12,22 +12,16 @@ import re
 from typing import Any, Literal
 
 from dask.utils import parse_bytes
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import Field, ValidationInfo, field_validator
+
+from pipeline.configbase import ConfigError, Frozen  # noqa: F401 (ConfigError: imported from here too)
 
 FORMATS = ("warc", "html", "jsonl", "parquet", "text")
 REDACTED = "<redacted>"
 
 
-class ConfigError(ValueError):
-    """Bad user configuration; the message names the key and what is valid."""
-
-
 class ClusterError(RuntimeError):
     """Batch jobs could not be submitted, or their workers did not arrive (pipeline/cluster.py)."""
-
-
-class Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class InputSpec(Frozen):

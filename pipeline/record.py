@@ -6,6 +6,7 @@ columns (they ride along in `Document.extras`), and the read stage adds a binary
 that extraction turns into `text`. Rejected rows carry two more columns, `stage` and `reason`.
 
     from pipeline.record import Document, documents_to_table, table_to_documents
+    rejected = with_reason(table.filter(dropped), "select", reasons)   # Arrow rows, no Documents
 """
 
 from __future__ import annotations
@@ -69,6 +70,15 @@ def rejected_schema(schema: pa.Schema) -> pa.Schema:
         if field.name not in schema.names:
             schema = schema.append(field)
     return schema
+
+
+def with_reason(dropped: pa.Table, stage: str, reason: str | list[str]) -> pa.Table:
+    """Rows for a stage's `rejected/`: `dropped` (Arrow rows, as a global stage holds them) plus
+    the `stage` and `reason` columns (one reason for all rows, or one per row)."""
+    n = dropped.num_rows
+    reasons = [reason] * n if isinstance(reason, str) else reason
+    dropped = dropped.append_column(REJECTED_FIELDS[0], pa.array([stage] * n, pa.string()))
+    return dropped.append_column(REJECTED_FIELDS[1], pa.array(reasons, pa.string()))
 
 
 def ensure_schema(schema: pa.Schema) -> pa.Schema:

@@ -8,11 +8,11 @@ materializes) writes its kept documents (`pipeline.fuse`); `keep_intermediate` w
 
 The commit protocol works without rename, so it holds on object stores: a part counts only
 once a commit record lists it. A map task writes its parts, then `_stats/<part>.json` (its
-stats and the files it wrote); a global stage declares its parts (`GlobalContext.write_part`,
-`commit_parts`); the manifest's part list comes from those records, never from a listing of
-part files. Inside an unfinished stage a rerun first deletes every part or rejected file that
-no record lists (what a killed task left), then skips committed tasks, so a killed run resumes
-and produces the same bytes. A stage whose params changed is recomputed from scratch, and so is
+stats and the files it wrote); a global stage returns its parts (`GlobalResult.parts`); the
+manifest's part list comes from those records, never from a listing of part files. Inside
+an unfinished stage a rerun first deletes every part or rejected file that no record lists
+(what a killed task left), then skips committed tasks, so a killed run resumes and produces
+the same bytes. A stage whose params changed is recomputed from scratch, and so is
 everything after it. Before the first stage, folders of stages the config no longer names
 are moved to `OUTPUT/_stale/` (deleted with `remove_stale`) and planned folders made with another
 fingerprint are deleted (`pipeline/stale.py`), so the output holds only this config's stages.
@@ -391,13 +391,13 @@ class Runner:
             return done
         start = time.perf_counter()
         log(f"[{storage.basename(directory)}] started: {len(previous.parts)} part(s), global")
-        stats = StageStats()
-        ctx = GlobalContext(self.client, previous, directory, self.config.seed, stats, self.progress,
+        ctx = GlobalContext(self.client, previous, directory, self.config.seed, self.progress,
                             artifacts={a: artifacts[a] for a in stage.uses if a in artifacts})
-        extra = stage.run(ctx) or {}
-        stats.seconds = time.perf_counter() - start
+        result = stage.run(ctx)
+        wall = time.perf_counter() - start
         return self._finish(directory, stage.name, stage.kind, stage.params.model_dump(mode="json"), fingerprint,
-                            stats, time.perf_counter() - start, extra, None, sorted(ctx.parts))
+                            dataclasses.replace(result.stats, seconds=wall), wall, result.extra, None,
+                            sorted(result.parts))
 
     def _finish(self, directory: str, name: str, kind: str, params: dict, fingerprint: str,
                 stats: StageStats, wall: float, extra: dict, schema: pa.Schema | None,

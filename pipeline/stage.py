@@ -6,11 +6,13 @@ implement `process_document(doc, stats)`, or `Filter` and implement only `filter
 returns `None` to keep the document or a reason string (`"too_few_words"`) to drop it; the base
 class prefixes the stage name, counts, times and routes the dropped rows to `rejected/`.
 A *global* stage (dedup, mix, tokenizer training) sees the whole dataset at once: subclass
-`GlobalStage` and implement `run(ctx)`. A stage declares the artifacts it produces and uses
-besides the documents (`produces`, `uses`, `needs`: mix produces the `mixture` that tokenize
-uses); the runner hands a global stage those of earlier stages (`ctx.artifacts`).
+`GlobalStage` and implement `run(ctx) -> GlobalResult` (see `GlobalStage`). A stage declares
+the artifacts it produces and uses besides the documents (`produces`, `uses`, `needs`: mix
+produces the `mixture` that tokenize uses); the runner hands a global stage those of earlier
+stages (`ctx.artifacts`).
 
-Stages are registered by name with `@register` and configured from YAML through their
+Stages are registered by name with `@register` (the modules that hold them are listed in
+`pipeline.registry`, or declared by an installed plugin's entry point) and configured from YAML through their
 `Params` model (pydantic, frozen, unknown keys forbidden). Every map stage also takes a scope,
 `only: {source: [...], domain: [...]}` and/or `skip: {...}`: documents outside it pass
 through untouched, in place, counted as `scope.passed_through` (`Scope`, applied by
@@ -30,9 +32,11 @@ of the run (`MapStage.materialize`, pipeline/fuse.py):
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
 import time
 from collections.abc import Iterable
+from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -40,6 +44,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field, model_serializer
 
+from pipeline.configbase import ConfigError
 from pipeline.io import FULL
 from pipeline.record import (
     Document,
@@ -48,15 +53,13 @@ from pipeline.record import (
     rejected_to_table,
     table_to_documents,
 )
+from pipeline.registry import ENTRY_POINT_GROUP, STAGE_MODULES
 from pipeline.stats import StageStats
 
 if TYPE_CHECKING:
-    from pipeline.context import GlobalContext
+    from pipeline.context import GlobalContext, GlobalResult
 
 REGISTRY: dict[str, type[Stage]] = {}
-
-# Packages whose `STAGE_MODULES` tuple names the modules that register stages.
-STAGE_PACKAGES = ("pipeline", "filters", "dedup", "tokenization")
 
 
 class StageParams(BaseModel):
@@ -280,13 +283,18 @@ class Filter(DocumentStage):
 
 
 class GlobalStage(Stage):
-    """A stage that needs the whole dataset (a Dask collection of all partitions)."""
+    """A stage that needs the whole dataset (a Dask collection of all partitions).
+
+    The contract: `run(ctx)` writes into `ctx.dir` and returns a `GlobalResult` (its stats, the
+    parts it committed and extra manifest fields); it changes nothing it was handed. Work per
+    input part goes through `ctx.map_parts`, which skips the parts committed by a killed run
+    and sums the parts' stats; a part function writes through `pipeline.io.commit_part` (kept
+    rows, `rejected/` rows built by `pipeline.record.with_reason`, stats from
+    `pipeline.stats.part_stats`, the commit record last)."""
 
     kind = "global"
 
-    def run(self, ctx: GlobalContext) -> dict[str, Any]:
-        """Write the output parts through `ctx` and return extra manifest fields
-        (an audit, a chosen threshold, a mixture report)."""
+    def run(self, ctx: GlobalContext) -> GlobalResult:
         raise NotImplementedError
 
 
@@ -299,10 +307,23 @@ def register(cls: type[Stage]) -> type[Stage]:
 
 
 def load_registry() -> dict[str, type[Stage]]:
-    for package in STAGE_PACKAGES:
-        for module in getattr(importlib.import_module(package), "STAGE_MODULES", ()):
-            importlib.import_module(module)
+    """Every stage by name: thresher's own (`pipeline.registry.STAGE_MODULES`), then those of
+    installed plugins (modules in the `thresher.stages` entry-point group)."""
+    _import_stage_modules()
     return REGISTRY
+
+
+@functools.cache  # once per process: reading the installed entry points scans every distribution
+def _import_stage_modules() -> None:
+    for module in STAGE_MODULES:
+        importlib.import_module(module)
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            entry.load()
+        except Exception as error:
+            raise ConfigError(f"stage plugin {entry.name} = {entry.value!r} (entry point group "
+                              f"{ENTRY_POINT_GROUP!r}) does not import: {type(error).__name__}: {error}; "
+                              "fix or uninstall that package") from error
 
 
 def build_stage(name: str, params: dict[str, Any] | None, scope: Scope | None = None) -> Stage:

@@ -8,7 +8,8 @@ counts rejected documents per (source, reason), which the run's guards (`pipelin
 its per-source summary add up over the stages (written as {source: {reason: documents}}).
 
     s = StageStats(docs_in=10, docs_out=9); s.reject("gopher_quality.too_few_words", 120)
-    total = sum(part_stats, StageStats())
+    total = sum(per_part, StageStats())
+    s = part_stats(table, kept, rejected)   # a global stage's part, split into kept and rejected rows
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ from __future__ import annotations
 import dataclasses
 from collections import Counter
 from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
 
 
 @dataclasses.dataclass
@@ -77,3 +81,26 @@ class StageStats:
                                            for reason, n in reasons.items()})
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
+
+
+def text_bytes(table: pa.Table) -> int:
+    """UTF-8 bytes of `table`'s text column (0 without one)."""
+    if "text" not in table.column_names or not table.num_rows:
+        return 0
+    return int(pc.sum(pc.binary_length(table["text"])).as_py() or 0)
+
+
+def part_stats(table: pa.Table, kept: pa.Table, rejected: pa.Table | None = None) -> StageStats:
+    """The stats of one part that a global stage split into `kept` and `rejected` rows (the
+    latter with their `reason`): documents and text bytes in, out and rejected per reason."""
+    stats = StageStats(docs_in=table.num_rows, bytes_in=text_bytes(table), docs_out=kept.num_rows,
+                       bytes_out=text_bytes(kept))
+    if rejected is not None and rejected.num_rows:  # per reason, in Arrow: no Python string per row
+        n_bytes = pc.fill_null(pc.binary_length(rejected["text"]), 0).cast(pa.int64())
+        grouped = pa.table({"reason": rejected["reason"], "bytes": n_bytes}).group_by("reason").aggregate(
+            [("bytes", "sum"), ("bytes", "count")])
+        for reason, total, n in zip(*(grouped[c].to_pylist() for c in ("reason", "bytes_sum", "bytes_count"))):
+            stats.docs_rejected, stats.bytes_rejected = stats.docs_rejected + n, stats.bytes_rejected + total
+            stats.rejected[reason] += n
+            stats.rejected_bytes[reason] += total
+    return stats

@@ -1,4 +1,2 @@
-"""Tokenization: sentencepiece training, parallel encoding and Megatron indexed shards."""
-
-# Modules whose import registers stages (see pipeline.stage.load_registry).
-STAGE_MODULES = ("tokenization.stage",)
+"""Tokenization: the mix stage (token shares per domain and source), sentencepiece training,
+parallel encoding and Megatron indexed shards."""

@@ -35,9 +35,10 @@ import pyarrow.compute as pc
 from pydantic import Field, model_validator
 
 from pipeline import storage
+from pipeline.context import GlobalResult
 from pipeline.io import file_sha256, file_sizes, read_json, write_bytes, write_parquet
 from pipeline.progress import wait_all
-from pipeline.record import rejected_schema
+from pipeline.record import with_reason
 from pipeline.stage import GlobalStage, StageParams, register
 from pipeline.stats import StageStats
 from tokenization import plan as planning
@@ -99,7 +100,7 @@ class Tokenize(GlobalStage):
         model = self.params.model
         return file_sha256(model) if model is not None and storage.isfile(model) else None
 
-    def run(self, ctx) -> dict[str, Any]:
+    def run(self, ctx) -> GlobalResult:
         info = self._tokenizer(ctx)
         work = _work_dir(ctx.dir, info["sha256"])
         dtype = np.dtype(token_dtype(info["vocab_size"])).name
@@ -120,10 +121,8 @@ class Tokenize(GlobalStage):
         ctx.map(write_rejected_part, rejected, "rejected", work_dir=work, out_dir=ctx.dir)
         manifest = _manifest(info, dtype, plans, mixture)
         write_manifest(manifest, ctx.dir)
-        vars(ctx.stats).update(vars(StageStats.from_dict(planned["stats"]) + ctx.stats))  # the runner holds it
         storage.rm(work)
-        correction = planned["correction"]
-        return _summary(info, manifest, correction)
+        return GlobalResult(StageStats.from_dict(planned["stats"]), (), _summary(info, manifest, planned["correction"]))
 
     def _mixture(self, ctx) -> dict | None:
         """The report of the latest mix stage before this one, however many stages came in
@@ -349,10 +348,8 @@ def write_rejected_part(in_path: str, work_dir: str, out_dir: str) -> None:
     dropped = (fate != "") & (fate != planning.VALID)
     rows = fates["row"].to_numpy()[dropped]
     table = storage.read_table(in_path).take(pa.array(rows, type=pa.int64()))
-    schema = rejected_schema(table.schema)
-    table = table.append_column("stage", pa.array(["tokenize"] * len(rows), pa.string()))
-    table = table.append_column("reason", pa.array([f"tokenize.{f}" for f in fate[dropped]], pa.string()))
-    write_parquet(table.select(schema.names), storage.join(out_dir, "rejected", storage.basename(in_path)))
+    table = with_reason(table, "tokenize", [f"tokenize.{f}" for f in fate[dropped]])
+    write_parquet(table, storage.join(out_dir, "rejected", storage.basename(in_path)))
 
 
 def _manifest(info: dict, dtype: str, plans: list[dict], mixture: dict | None) -> dict:
@@ -390,8 +387,9 @@ def _fill_stats(stats, docs: planning.Docs) -> None:
     stats.bytes_out = int(docs.bytes[kept].sum())
     for r in docs.rows(~kept):
         stats.reject(f"tokenize.{docs.fate[r]}", int(docs.bytes[r]))
-    stats.count("tokens_train", int(docs.tokens[docs.fate == ""].sum()))
-    stats.count("tokens_valid", int(docs.tokens[docs.fate == planning.VALID].sum()))
+    for name, fate in (("tokens_train", ""), ("tokens_valid", planning.VALID)):
+        if tokens := int(docs.tokens[docs.fate == fate].sum()):  # a count of 0 is left out, as in a sum of stats
+            stats.count(name, tokens)
 
 
 def _summary(info: dict, manifest: dict, correction: dict) -> dict:

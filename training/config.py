@@ -27,7 +27,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field, model_validator
 
-from pipeline.config import ConfigError, Frozen, expand_env, load_yaml, validate_config
+from pipeline.configbase import ConfigError, Frozen, expand_env, load_yaml, validate_config
 
 # Llama-style shapes. 125m/350m follow GPT-3's table (Brown et al. 2020, Table 2.1) widths and
 # depths; 1b is Llama 3.2 1B's body (dim 2048, 16 layers, 32 heads, 8 KV heads, FFN 8192).

@@ -48,9 +48,9 @@ def run_global(stage, parts: list[list[Document]], root: Path, client) -> tuple[
     for i, docs in enumerate(parts):
         write_parquet(documents_to_table(docs, DOCUMENT_SCHEMA), input_dir / f"part-{i:05d}.parquet")
     names = tuple(f"part-{i:05d}.parquet" for i in range(len(parts)))
-    ctx = GlobalContext(client, StageOutput(input_dir, "test", names, DOCUMENT_SCHEMA), out_dir, 0,
-                        StageStats(), progress=False)
-    return stage.run(ctx), ctx.stats, out_dir
+    ctx = GlobalContext(client, StageOutput(input_dir, "test", names, DOCUMENT_SCHEMA), out_dir, 0, progress=False)
+    result = stage.run(ctx)
+    return result.extra, result.stats, out_dir
 
 
 def stage_dir(output: Path, name: str) -> Path:

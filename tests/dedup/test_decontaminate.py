@@ -17,7 +17,6 @@ from dedup.decontaminate import Decontaminate, build_and_save
 from dedup.evalsets import EvalSet, eval_items, load_index, ngram_hashes, normalized_words, word_hashes
 from pipeline.context import GlobalContext, StageOutput
 from pipeline.record import DOCUMENT_SCHEMA, Document
-from pipeline.stats import StageStats
 from tests.conftest import REPO
 from tests.dedup.conftest import digest_outputs, manifest, rows, run, run_global, stage_dir, write_jsonl
 
@@ -151,9 +150,10 @@ def test_a_killed_run_resumes_to_the_same_bytes_and_report(client, tmp_path):
                  out / "rejected" / "part-00001.parquet"):
         path.unlink()
     ctx = GlobalContext(client, StageOutput(tmp_path / "run" / "input", "test", tuple(p.name for p in sorted(
-        (tmp_path / "run" / "input").glob("part-*"))), DOCUMENT_SCHEMA), out, 0, StageStats(), progress=False)
-    assert decont.run(ctx) == extra and digest_outputs(out) == first
-    assert ctx.stats.rejected == {"decontaminate.eval_overlap": 3}
+        (tmp_path / "run" / "input").glob("part-*"))), DOCUMENT_SCHEMA), out, 0, progress=False)
+    result = decont.run(ctx)
+    assert result.extra == extra and digest_outputs(out) == first
+    assert result.stats.rejected == {"decontaminate.eval_overlap": 3}
 
 
 def test_the_index_is_loaded_once_per_process(tmp_path):

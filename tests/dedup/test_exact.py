@@ -59,11 +59,9 @@ def test_resume_after_partial_apply_gives_the_same_bytes(client, tmp_path):
 def _context(client, out, input_dir):
     from pipeline.context import GlobalContext, StageOutput
     from pipeline.record import DOCUMENT_SCHEMA
-    from pipeline.stats import StageStats
 
     names = tuple(sorted(p.name for p in input_dir.glob("part-*.parquet")))
-    return GlobalContext(client, StageOutput(input_dir, "test", names, DOCUMENT_SCHEMA), out, 0, StageStats(),
-                         progress=False)
+    return GlobalContext(client, StageOutput(input_dir, "test", names, DOCUMENT_SCHEMA), out, 0, progress=False)
 
 
 def test_runner_dedups_two_jsonl_sources(client, tmp_path):

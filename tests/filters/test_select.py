@@ -17,7 +17,6 @@ import filters.select as select_module
 from filters.select import Select, key_to_score, sort_keys
 from pipeline.context import GlobalContext, StageOutput
 from pipeline.record import DOCUMENT_SCHEMA
-from pipeline.stats import StageStats
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +42,8 @@ def make_input(root, n=2000, parts=5, seed=0):
 
 
 def run_select(client, source, out, **params):
-    stats = StageStats()
-    extra = Select(Select.Params(**params)).run(GlobalContext(client, source, out, 7, stats, progress=False))
+    result = Select(Select.Params(**params)).run(GlobalContext(client, source, out, 7, progress=False))
+    extra, stats = result.extra, result.stats
     kept = [r for p in sorted(out.glob("part-*.parquet")) for r in pq.read_table(p).to_pylist()]
     rejected = [r for p in sorted((out / "rejected").glob("*.parquet")) for r in pq.read_table(p).to_pylist()]
     return extra["selection"], kept, rejected, stats

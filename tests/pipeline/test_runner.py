@@ -244,7 +244,7 @@ def _square_and_time(x: int) -> tuple[int, float]:
 
 def test_costliest_items_run_first_and_results_keep_item_order(client1, tmp_path):
     assert largest_first([3, 10, 3, 7]) == [1, 3, 0, 2] and largest_first([]) == []
-    ctx = GlobalContext(client1, None, tmp_path, 0, None, progress=False)
+    ctx = GlobalContext(client1, None, tmp_path, 0, progress=False)
     results = ctx.map(_square_and_time, [1, 2, 3, 4], "t", cost=[1, 40, 30, 20])
     assert [r[0] for r in results] == [1, 4, 9, 16]  # item order
     started = sorted(range(4), key=lambda i: results[i][1])
@@ -259,7 +259,7 @@ def _fail_on_three(x: int) -> int:
 
 
 def test_a_map_returns_results_in_order_and_raises_a_tasks_error(client2, tmp_path):
-    ctx = GlobalContext(client2, None, tmp_path, 0, None, progress=True)
+    ctx = GlobalContext(client2, None, tmp_path, 0, progress=True)
     assert ctx.map(_fail_on_three, [5, 1, 4, 0, 2], "t") == [-5, -1, -4, 0, -2]
     assert ctx.map(_fail_on_three, [], "t") == []
     with pytest.raises(ValueError, match="part 3 is broken"):

@@ -58,7 +58,7 @@ def write_parts(directory: Path, docs: list[Document], per_part: int) -> Path:
 def run_global(stage, input_dir: Path, out_dir: Path, client, seed: int = 0) -> tuple[dict, StageStats]:
     """Run a global stage on the parts in `input_dir` as the runner would."""
     parts = tuple(sorted(p.name for p in input_dir.glob("part-*.parquet")))
-    ctx = GlobalContext(client, StageOutput(input_dir, "test", parts, DOCUMENT_SCHEMA), out_dir, seed,
-                        StageStats(), progress=False)
+    ctx = GlobalContext(client, StageOutput(input_dir, "test", parts, DOCUMENT_SCHEMA), out_dir, seed, progress=False)
     out_dir.mkdir(parents=True, exist_ok=True)
-    return stage.run(ctx), ctx.stats
+    result = stage.run(ctx)
+    return result.extra, result.stats

@@ -1,12 +1,15 @@
-"""Training configs: the bundled YAML files load, presets expand, errors name the key."""
+"""Training configs: the bundled YAML files load, presets expand, errors name the key; the
+trainer needs the shard format and the generic config helpers, not the pipeline's run config."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from pipeline.config import ConfigError
+from pipeline.configbase import ConfigError
 from training.config import load_train_config, parse_train_config
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
@@ -62,3 +65,13 @@ def test_batch_must_split_over_the_ranks():
 def test_bad_override_syntax():
     with pytest.raises(ConfigError, match="expected KEY=VALUE"):
         parse_train_config(BASE, ["train.steps"])
+
+
+def test_the_trainer_does_not_import_the_pipeline_config():
+    code = ("import sys, training.config, training.train, training.cli; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('pipeline', 'filters', 'dedup')))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                            cwd=Path(__file__).resolve().parents[2]).stdout
+    assert "pipeline.configbase" in loaded
+    for module in ("pipeline.config", "pipeline.stage", "pipeline.runner", "filters", "dedup"):
+        assert f"'{module}'" not in loaded, loaded

@@ -21,7 +21,7 @@ go to `part-e<kkk>-*.parquet`, so repeats are far apart in input order. The repo
 vs achieved per domain and source, epochs, documents, tokens, warnings) is the stage's
 `_manifest.json` field `mixture`.
 
-The client plans from per-key sums only (`pipeline.mix_parts` does the per-document work on
+The client plans from per-key sums only (`tokenization.mix_parts` does the per-document work on
 the workers, part by part, and the sums are merged in a tree there): it holds a few numbers
 per (domain, source) and, while a pass runs, one future per part, whatever the number of
 documents.
@@ -32,16 +32,17 @@ from __future__ import annotations
 import json
 import math
 import sys
-from typing import Any
 
 import numpy as np
 from pydantic import Field, field_validator
 
-from pipeline import mix_parts as parts
 from pipeline import storage
 from pipeline.aggregate import map_reduce
+from pipeline.context import GlobalResult
 from pipeline.io import file_sha256
 from pipeline.stage import GlobalStage, StageParams, register
+from pipeline.stats import StageStats
+from tokenization import mix_parts as parts
 
 COLLECT_LIMIT = 200_000  # candidates sorted on the client once a key's digit holds this few
 
@@ -108,7 +109,7 @@ class Mix(GlobalStage):
         model = self.params.tokenizer
         return file_sha256(model) if model is not None and storage.isfile(model) else None
 
-    def run(self, ctx) -> dict[str, Any]:
+    def run(self, ctx) -> GlobalResult:
         p = self.params
         seed = ctx.seed if p.seed is None else p.seed
         paths = ctx.input.paths()
@@ -125,15 +126,13 @@ class Mix(GlobalStage):
         items = [(i, path, w) for i, (path, w) in enumerate(zip(paths, work))]
         written = map_reduce(ctx, parts.write_part, items, parts.add_written, "write", plans=plans,
                              out_dir=ctx.dir) or parts.add_written()
-        ctx.commit_parts(written["parts"])
         storage.rm(ctx.path("_work"))
         chosen = {tuple(json.loads(k)): tuple(v) for k, v in written["keys"].items()}
         report = _report(docs, chosen, targets, available, total, p, seed, domain_targets, nested)
         report["warnings"] += _unplaced_warnings(written["rejected"])
-        _fill_stats(ctx.stats, counted, written, bool(epochs))
         for line in report["warnings"]:
             print(f"[{ctx.name}] warning: {line}", file=sys.stderr, flush=True)
-        return {"mixture": report}
+        return GlobalResult(_stats(counted, written, bool(epochs)), tuple(written["parts"]), {"mixture": report})
 
 
 def source_targets(docs: dict, domain_targets: dict, nested: dict) -> dict[tuple, float]:
@@ -280,9 +279,9 @@ def _unplaced_warnings(rejected: dict) -> list[str]:
     return out
 
 
-def _fill_stats(stats, counted: dict, written: dict, any_copies: bool) -> None:
-    stats.docs_in, stats.bytes_in = counted["docs_in"], counted["bytes_in"]
-    stats.docs_out, stats.bytes_out = written["docs_out"], written["bytes_out"]
+def _stats(counted: dict, written: dict, any_copies: bool) -> StageStats:
+    stats = StageStats(docs_in=counted["docs_in"], bytes_in=counted["bytes_in"], docs_out=written["docs_out"],
+                       bytes_out=written["bytes_out"])
     if any_copies:
         stats.count("repeated_copies", written["repeated"])
         stats.count("tokens_out", written["tokens_out"])
@@ -291,3 +290,4 @@ def _fill_stats(stats, counted: dict, written: dict, any_copies: bool) -> None:
         stats.bytes_rejected += n_bytes
         stats.rejected[reason] += n
         stats.rejected_bytes[reason] += n_bytes
+    return stats

@@ -13,12 +13,12 @@ import pytest
 
 from pipeline.config import load_config
 from pipeline.io import read_json
-from pipeline.mix import Mix, MixParams, _cut, allocate, leaf_targets
-from pipeline.mix_parts import _copies
 from pipeline.record import Document, table_to_documents
 from pipeline.runner import Runner
 from tests.conftest import REPO, shared_path
 from tests.tokenization.conftest import run_global, shared_docs, small_model, write_parts  # noqa: F401 (fixtures)
+from tokenization.mix import Mix, MixParams, _cut, allocate, leaf_targets
+from tokenization.mix_parts import _copies
 
 
 def corpus() -> list[Document]:

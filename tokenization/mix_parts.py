@@ -5,7 +5,7 @@
    of its id; written to a small work file, summed per key for the client.
 2. `digit_hist` / `candidates`: the passes of a token-weighted radix select on the sampling
    keys, by which the client finds, per key, the document where the seeded sample reaches
-   its wanted tokens (`pipeline.mix.find_cuts`).
+   its wanted tokens (`tokenization.mix.find_cuts`).
 3. `write_part`: the part's copies (whole epochs, plus the sampled documents below the cut)
    by epoch, and its rejected rows; returns the part's counts.
 
@@ -25,7 +25,7 @@ import pyarrow as pa
 
 from pipeline import storage
 from pipeline.io import write_parquet
-from pipeline.record import metadata_to_json, rejected_schema
+from pipeline.record import metadata_to_json, with_reason
 from tokenization.sample import doc_keys
 
 DIGIT_BITS = 8
@@ -216,11 +216,9 @@ def _counts(work: pa.Table, rows: np.ndarray, epochs: np.ndarray, table: pa.Tabl
         mine = dropped[reasons[dropped] == reason]
         rejected[f"mix.{reason}"] = [len(mine), int(n_bytes[mine].sum())]
     if len(dropped):
-        part = table.take(pa.array(dropped, type=pa.int64()))
-        part = part.append_column("stage", pa.array(["mix"] * len(dropped), pa.string()))
-        part = part.append_column("reason", pa.array([f"mix.{r}" for r in reasons[dropped]], pa.string()))
-        out = storage.join(out_dir, "rejected", storage.basename(in_path))
-        write_parquet(part.select(rejected_schema(table.schema).names), out)
+        part = with_reason(table.take(pa.array(dropped, type=pa.int64())), "mix",
+                           [f"mix.{r}" for r in reasons[dropped]])
+        write_parquet(part, storage.join(out_dir, "rejected", storage.basename(in_path)))
     return {"keys": per_key, "docs_out": len(rows), "bytes_out": int(n_bytes[rows].sum()),
             "repeated": int((epochs > 0).sum()), "tokens_out": int(tokens[rows].sum()), "rejected": rejected}
 

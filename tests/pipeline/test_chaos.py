@@ -1,0 +1,107 @@
+"""The chaos harness's fast variant (bench/chaos.py has the full one): the demo crawl plus the
+shared real WARCs through every stage, once uninterrupted, then once more with the whole
+process group SIGKILLed in five different stages, each kill landing in the resume of the run
+before. The resumed output must equal the uninterrupted one byte for byte, with the same
+document ids in every stage. And a real `dask scheduler` with `dask worker` processes, one of
+them SIGKILLed mid-stage and replaced: the run completes with the bytes of a local run."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from bench.chaos import phase_windows, run_thresher, run_trial, table, write_config
+from tests.conftest import REPO, shared_path
+from tests.pipeline.test_runner import THRESHER, _cleaneval_config, _free_port, all_ids, digest_tree
+
+# one kill in each: the map stages, the fused filter chain, MinHash, classify, and tokenize
+KILL_STAGES = ("01-extract", "02-language..08-pii", "10-minhash_signatures", "14-classify", "17-tokenize")
+
+
+@pytest.mark.slow
+def test_kills_in_five_stages_resume_to_the_bytes_of_an_uninterrupted_run(tmp_path):
+    config = write_config(tmp_path, [shared_path("warc_real_crawls")])
+    reference = run_thresher(config, tmp_path / "reference")
+    assert reference.returncode == 0, reference.log[-2000:]
+    windows = phase_windows(reference)
+    order = list(windows)
+    assert set(KILL_STAGES) <= set(order), order
+    # half-way into each stage by the reference run's clock; into the last one at once, since its
+    # window in the reference run also holds the run's end
+    delays = [windows[stage] / 2 if stage != order[-1] else 0.0 for stage in KILL_STAGES]
+    trial = run_trial(config, tmp_path / "reference", tmp_path / "killed", list(zip(KILL_STAGES, delays)), order)
+    print(table([trial], order))
+    assert len(trial.kills) == len(KILL_STAGES), trial.kills
+    assert trial.kills == sorted(trial.kills, key=(order + ["finish"]).index)  # each resume got further
+    assert trial.failed_resumes == []
+    assert trial.problems == []
+
+
+def _dask(*args: str, cwd=None) -> subprocess.Popen:
+    """`dask ARGS` of this environment in a session of its own."""
+    return subprocess.Popen([str(Path(sys.executable).parent / "dask"), *args, "--no-dashboard"],
+                            start_new_session=True, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _stop(procs: list[subprocess.Popen]) -> None:
+    for proc in reversed(procs):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def _busy_worker(client, stage_dir: Path, deadline: float) -> str:
+    """The address of a worker running a task of the stage, once the stage has committed a part
+    and before it has finished."""
+    while time.monotonic() < deadline:
+        busy = [addr for addr, tasks in client.processing().items() if tasks]
+        if busy and list((stage_dir / "_stats").glob("*.json")) and not (stage_dir / "_manifest.json").exists():
+            return busy[0]
+        time.sleep(0.02)
+    raise AssertionError(f"no worker was busy in {stage_dir.name} with a part committed")
+
+
+@pytest.mark.slow
+def test_a_dask_worker_killed_mid_stage_is_replaced_and_the_run_gives_the_local_bytes(tmp_path):
+    from distributed import Client
+
+    local = _cleaneval_config(tmp_path, tmp_path / "local")
+    subprocess.run(THRESHER + ["run", str(local), "--workers", "2", "--no-progress"], check=True, cwd=REPO,
+                   capture_output=True, timeout=300)
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    procs = [_dask("scheduler", "--host", "127.0.0.1", "--port", str(port))]
+    try:
+        workers = [_dask("worker", address, "--nthreads", "1", cwd=REPO) for _ in range(2)]
+        procs += workers
+        with Client(address, timeout=60) as client:
+            client.wait_for_workers(2, timeout=120)
+            pids = client.run(os.getpid)  # worker address -> pid
+            remote = _cleaneval_config(tmp_path, tmp_path / "remote")
+            err = tmp_path / "remote.err"
+            with err.open("w") as stderr:
+                run = subprocess.Popen(THRESHER + ["run", str(remote), "--scheduler", address, "--no-progress"],
+                                       cwd=REPO, start_new_session=True, stdout=subprocess.DEVNULL, stderr=stderr)
+                procs.append(run)
+                victim = _busy_worker(client, tmp_path / "remote" / "01-extract", time.monotonic() + 240)
+                os.killpg(os.getpgid(pids[victim]), signal.SIGKILL)  # the worker, its nanny and its sandboxes
+                procs.append(_dask("worker", address, "--nthreads", "1", cwd=REPO))  # the replacement
+                assert run.wait(timeout=300) == 0, err.read_text()[-3000:]
+            assert victim not in client.scheduler_info()["workers"]
+            assert len(client.scheduler_info()["workers"]) == 2  # the survivor and the replacement
+    finally:
+        _stop(procs)
+    assert digest_tree(tmp_path / "remote") == digest_tree(tmp_path / "local")
+    assert all_ids(tmp_path / "remote" / "02-language") == all_ids(tmp_path / "local" / "02-language")

@@ -35,6 +35,7 @@ sys.path = [p for p in sys.path if Path(p or ".").resolve() != BENCH]
 
 import argparse
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -54,6 +55,7 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("THRESHER_SHARED_DATA", REPO.parent / "shared" / "data"))
 THRESHER = [sys.executable, "-m", "pipeline.cli"]
 STARTED = re.compile(r"^\[([^\]]+)\] started:")
+ENDED = re.compile(r"^\[([^\]]+)\] \d+ in -> ")
 # manifest and stats keys that measure time or place, not content
 VOLATILE_KEYS = {"seconds", "wall_seconds", "config_hash"}  # config_hash covers the output path
 MAX_FAILED_RESUMES = 3
@@ -89,7 +91,8 @@ class Attempt:
     killed: bool
     landed: str | None  # the stage the kill landed in, read from the disk
     log: str
-    phases: dict[str, float]  # stage label -> seconds from the start to its `started` line
+    phases: dict[str, float]  # stage label -> seconds from the start to its `started` line; `finish`:
+    # to the last stage's summary line (then stats.json, the guards and the cluster's shutdown)
     seconds: float
 
 
@@ -106,7 +109,7 @@ def run_thresher(config: Path, output: Path, kill: tuple[str, float] | None = No
                                 stdout=subprocess.DEVNULL, stderr=err)
         phases, kill_at, killed = {}, None, False
         while proc.poll() is None:
-            phases.update(_new_phases(log_path, phases, start))
+            phases.update(_new_phases(log_path, phases, start, output))
             if kill and kill_at is None and any(_reached(p, kill[0], order) for p in phases):
                 kill_at = time.monotonic() + kill[1]
             if kill_at is not None and time.monotonic() >= kill_at:
@@ -115,7 +118,7 @@ def run_thresher(config: Path, output: Path, kill: tuple[str, float] | None = No
                 break
             time.sleep(0.01)
         proc.wait()
-    phases.update(_new_phases(log_path, phases, start))
+    phases.update(_new_phases(log_path, phases, start, output))
     landed = landed_stage(output) if killed else None
     return Attempt(proc.returncode, killed, landed, log_path.read_text(), phases, time.monotonic() - start)
 
@@ -127,12 +130,14 @@ def _reached(started: str, target: str, order: list[str]) -> bool:
     return label in order and order.index(label) >= order.index(target)
 
 
-def _new_phases(log_path: Path, seen: dict[str, float], start: float) -> dict[str, float]:
+def _new_phases(log_path: Path, seen: dict[str, float], start: float, output: Path) -> dict[str, float]:
     now = time.monotonic() - start
     found = {}
     for line in log_path.read_text().splitlines():
         if (m := STARTED.match(line)) and m.group(1) not in seen:
             found[m.group(1)] = now
+        elif (m := ENDED.match(line)) and "finish" not in seen and m.group(1) == _last_stage(output):
+            found["finish"] = now
     return found
 
 
@@ -159,6 +164,11 @@ def landed_stage(output: Path) -> str:
         if not (output / name / "_manifest.json").exists():
             return name
     return "finish"  # stats.json, or the cluster shutting down
+
+
+@functools.lru_cache
+def _last_stage(output: Path) -> str:
+    return planned_stages(output)[-1]
 
 
 def planned_stages(output: Path) -> list[str]:
@@ -223,6 +233,7 @@ def differences(reference: Path, output: Path) -> list[str]:
 @dataclasses.dataclass
 class Trial:
     kills: list[str]  # the stage each kill landed in, in order (the first in the fresh run)
+    missed: int  # kills planned but not made: the run ended first
     failed_resumes: list[str]  # per rerun that failed on its own: the stage it resumed from
     problems: list[str]  # differences from the reference, or why the trial did not finish
     seconds: float
@@ -241,8 +252,11 @@ def run_trial(config: Path, reference: Path, output: Path, targets: list[tuple[s
     kills: list[str] = []
     failed: list[str] = []
     pending = list(targets)
+    missed = 0
     while True:
-        attempt = run_thresher(config, output, pending.pop(0) if pending else None, order)
+        kill = pending.pop(0) if pending else None
+        attempt = run_thresher(config, output, kill, order)
+        missed += kill is not None and not attempt.killed
         if attempt.killed:
             kills.append(phase_of(attempt.landed, order))
         elif attempt.returncode == 0:
@@ -251,9 +265,9 @@ def run_trial(config: Path, reference: Path, output: Path, targets: list[tuple[s
             failed.append(kills[-1] if kills else "first run")
             if len(failed) == MAX_FAILED_RESUMES:
                 tail = attempt.log.strip().splitlines()[-1:]
-                return Trial(kills, failed, [f"gave up after {len(failed)} failed resumes: {tail}"],
+                return Trial(kills, missed, failed, [f"gave up after {len(failed)} failed resumes: {tail}"],
                              time.monotonic() - start)
-    return Trial(kills, failed, differences(reference, output), time.monotonic() - start)
+    return Trial(kills, missed, failed, differences(reference, output), time.monotonic() - start)
 
 
 def phase_of(folder: str, order: list[str]) -> str:
@@ -261,7 +275,7 @@ def phase_of(folder: str, order: list[str]) -> str:
     if not folder[:2].isdigit():
         return folder
     number = int(folder[:2])
-    for label in order:
+    for label in (o for o in order if o[:2].isdigit()):
         first, _, last = label.partition("..")
         if int(first[:2]) <= number <= int((last or first)[:2]):
             return label
@@ -269,7 +283,7 @@ def phase_of(folder: str, order: list[str]) -> str:
 
 
 def phase_windows(reference: Attempt) -> dict[str, float]:
-    """Seconds each stage label lasted in the reference run (the last one until the run ended)."""
+    """Seconds each stage label lasted in the reference run (`finish` until the run ended)."""
     starts = sorted(reference.phases.items(), key=lambda item: item[1])
     ends = [t for _, t in starts[1:]] + [reference.seconds]
     return {label: end - t for (label, t), end in zip(starts, ends)}
@@ -285,7 +299,8 @@ def draw_targets(kills: int, windows: dict[str, float], rekill: float, rng: rand
     while kills > 0:
         label = cycle[len(plans) % len(cycle)]
         plan = [(label, rng.uniform(0, windows[label]))]
-        while len(plan) < kills and rng.random() < rekill:
+        # none after a kill aimed at `finish`: that resume only writes stats.json, logging no stage
+        while len(plan) < kills and label != order[-1] and rng.random() < rekill:
             label = rng.choice(order[order.index(label):])
             plan.append((label, rng.uniform(0, windows[label])))
         plans.append(plan)
@@ -342,7 +357,8 @@ def main(argv: list[str] | None = None) -> int:
             trial = run_trial(config, work / "reference", work / f"trial-{i:03d}", plan, order)
             trials.append(trial)
             aims = ", ".join(f"{label} +{delay:.2f}s" for label, delay in plan)
-            print(f"trial {i}: kills aimed at {aims}; landed in {', '.join(trial.kills) or '(none)'}; "
+            missed = f" ({trial.missed} missed: the run ended first)" if trial.missed else ""
+            print(f"trial {i}: kills aimed at {aims}; landed in {', '.join(trial.kills) or '(none)'}{missed}; "
                   f"{'identical' if trial.identical else 'DIFFERENT'}; {trial.seconds:.0f} s", flush=True)
             for problem in trial.problems:
                 print(f"  {problem}", flush=True)

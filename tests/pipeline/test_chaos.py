@@ -33,13 +33,13 @@ def test_kills_in_five_stages_resume_to_the_bytes_of_an_uninterrupted_run(tmp_pa
     windows = phase_windows(reference)
     order = list(windows)
     assert set(KILL_STAGES) <= set(order), order
-    # half-way into each stage by the reference run's clock; into the last one at once, since its
-    # window in the reference run also holds the run's end
-    delays = [windows[stage] / 2 if stage != order[-1] else 0.0 for stage in KILL_STAGES]
-    trial = run_trial(config, tmp_path / "reference", tmp_path / "killed", list(zip(KILL_STAGES, delays)), order)
+    # half-way into each stage by the reference run's clock
+    trial = run_trial(config, tmp_path / "reference", tmp_path / "killed",
+                      [(stage, windows[stage] / 2) for stage in KILL_STAGES], order)
     print(table([trial], order))
     assert len(trial.kills) == len(KILL_STAGES), trial.kills
-    assert trial.kills == sorted(trial.kills, key=(order + ["finish"]).index)  # each resume got further
+    assert trial.kills == sorted(trial.kills, key=order.index)  # each resume got further
+    assert trial.missed == 0
     assert trial.failed_resumes == []
     assert trial.problems == []
 

@@ -2,7 +2,8 @@
 slurmctld and slurmd, configured and started as root by the test under a temporary folder (own
 munge key and socket, free ports), stopped afterwards with every process their jobs left. The
 run's Parquet must equal a local `--workers 2` run's byte for byte, and its workers must be seen
-running as Slurm jobs. Without the Slurm packages or root this fails under CI=true and is
+running as Slurm jobs; a worker job cancelled (`scancel`) mid-stage leaves the run to finish on the
+other with the same bytes. Without the Slurm packages or root this fails under CI=true and is
 skipped elsewhere (`.ci/run` installs munge slurmctld slurmd slurm-client)."""
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import pytest
 import yaml
 
 from tests.conftest import REPO
-from tests.pipeline.test_runner import digest_tree
+from tests.pipeline.test_runner import _cleaneval_config, digest_tree
 
 THRESHER = [sys.executable, "-m", "pipeline.cli"]
 DAEMONS = ("munged", "slurmctld", "slurmd")
@@ -229,3 +230,36 @@ def _watch_queue(proc: subprocess.Popen, env: dict[str, str], tools: dict[str, s
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
     return seen, script
+
+
+@pytest.mark.slow
+def test_a_worker_job_cancelled_mid_stage_leaves_the_run_to_finish_with_the_local_bytes(slurm, tmp_path):
+    env, tools = slurm
+    env = {**env, "PYTHONPATH": os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])}
+    local = _cleaneval_config(tmp_path, tmp_path / "local")  # extraction: slow enough to cancel a job in it
+    subprocess.run(THRESHER + ["run", str(local), "--workers", "2", "--no-progress"], check=True, cwd=REPO, env=env,
+                   capture_output=True, timeout=300)
+    config = yaml.safe_load(_cleaneval_config(tmp_path, tmp_path / "slurm").read_text())
+    config["cluster"] = {"jobs": 2, "cores": 1, "memory": "900MB", "walltime": "00:10:00",
+                         "dashboard_address": "127.0.0.1:0", "start_timeout_s": 60}
+    (tmp_path / "slurm.yaml").write_text(yaml.safe_dump(config))
+    err = tmp_path / "slurm-run.err"
+    stage = tmp_path / "slurm" / "01-extract"
+    with err.open("w") as stderr:
+        proc = subprocess.Popen(THRESHER + ["run", str(tmp_path / "slurm.yaml"), "--cluster", "slurm", "--no-progress"],
+                                cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True)
+        try:
+            _wait_until(lambda: list((stage / "_stats").glob("*.json")) or proc.poll() is not None, 240,
+                        "no extraction part was committed", err)
+            assert not (stage / "_manifest.json").exists(), "the stage ended before the cancel"
+            jobs = {job for job, _, _ in _squeue(env, tools)}
+            victim = next(job for job, name, state in _squeue(env, tools) if state == "RUNNING")
+            subprocess.run([tools["scancel"], victim], env=env, check=True, timeout=30)
+            seen, _ = _watch_queue(proc, env, tools)
+            assert proc.returncode == 0, err.read_text()[-3000:]
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+    assert digest_tree(tmp_path / "slurm") == digest_tree(tmp_path / "local")
+    assert "cluster: 2 workers in 2 slurm job(s)" in err.read_text()
+    assert {job for job, _, _ in seen} <= jobs  # no replacement job: the other worker finished the run

@@ -74,7 +74,11 @@ def _busy_worker(client, stage_dir: Path, deadline: float) -> str:
 
 
 @pytest.mark.slow
-def test_a_dask_worker_killed_mid_stage_is_replaced_and_the_run_gives_the_local_bytes(tmp_path):
+@pytest.mark.parametrize("kill", ["group", "process"])
+def test_a_dask_worker_killed_mid_stage_is_replaced_and_the_run_gives_the_local_bytes(kill, tmp_path):
+    """kill=group: the `dask worker` command's whole group (nanny, worker, sandboxes), and the
+    test starts a new `dask worker`; kill=process: the worker process alone, as the OOM killer
+    would, and its nanny starts a fresh one."""
     from distributed import Client
 
     local = _cleaneval_config(tmp_path, tmp_path / "local")
@@ -84,8 +88,7 @@ def test_a_dask_worker_killed_mid_stage_is_replaced_and_the_run_gives_the_local_
     address = f"tcp://127.0.0.1:{port}"
     procs = [_dask("scheduler", "--host", "127.0.0.1", "--port", str(port))]
     try:
-        workers = [_dask("worker", address, "--nthreads", "1", cwd=REPO) for _ in range(2)]
-        procs += workers
+        procs += [_dask("worker", address, "--nthreads", "1", cwd=REPO) for _ in range(2)]
         with Client(address, timeout=60) as client:
             client.wait_for_workers(2, timeout=120)
             pids = client.run(os.getpid)  # worker address -> pid
@@ -96,8 +99,11 @@ def test_a_dask_worker_killed_mid_stage_is_replaced_and_the_run_gives_the_local_
                                        cwd=REPO, start_new_session=True, stdout=subprocess.DEVNULL, stderr=stderr)
                 procs.append(run)
                 victim = _busy_worker(client, tmp_path / "remote" / "01-extract", time.monotonic() + 240)
-                os.killpg(os.getpgid(pids[victim]), signal.SIGKILL)  # the worker, its nanny and its sandboxes
-                procs.append(_dask("worker", address, "--nthreads", "1", cwd=REPO))  # the replacement
+                if kill == "group":
+                    os.killpg(os.getpgid(pids[victim]), signal.SIGKILL)
+                    procs.append(_dask("worker", address, "--nthreads", "1", cwd=REPO))
+                else:
+                    os.kill(pids[victim], signal.SIGKILL)
                 assert run.wait(timeout=300) == 0, err.read_text()[-3000:]
             assert victim not in client.scheduler_info()["workers"]
             assert len(client.scheduler_info()["workers"]) == 2  # the survivor and the replacement

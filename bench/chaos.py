@@ -61,9 +61,9 @@ VOLATILE_KEYS = {"seconds", "wall_seconds", "config_hash"}  # config_hash covers
 MAX_FAILED_RESUMES = 3
 
 
-def write_config(work: Path, extra_warcs: list[Path], limit: int | None = None) -> Path:
+def write_config(work: Path, extra_warcs: list[Path]) -> Path:
     """The demo's sample and models under `work`, and `configs/demo.yaml` over them plus every
-    folder of WARCs in `extra_warcs` as a source of its own; `limit` sets read.limit."""
+    folder of WARCs in `extra_warcs` as a source of its own."""
     from pipeline.demo.crawl import write_sample
     from pipeline.demo.models import train_demo_models
 
@@ -76,8 +76,6 @@ def write_config(work: Path, extra_warcs: list[Path], limit: int | None = None) 
     config["inputs"] += [{"path": f"{folder}/*.warc.gz", "format": "warc", "source": folder.name}
                          for folder in extra_warcs]
     config["guards"]["max_quarantined_files"] = 1 + len(extra_warcs)  # each real set has a truncated WARC
-    if limit:
-        config["read"]["limit"] = limit
     path = work / "chaos.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
@@ -244,7 +242,7 @@ class Trial:
 
 
 def run_trial(config: Path, reference: Path, output: Path, targets: list[tuple[str, float]],
-              order: list[str]) -> Trial:
+              order: list[str], extra: tuple[str, ...] = ()) -> Trial:
     """Run into a fresh `output`, killing the first run and its resumes at `targets` (stage
     label, delay) in turn, then rerun until the command succeeds; compare with `reference`."""
     start = time.monotonic()
@@ -255,7 +253,7 @@ def run_trial(config: Path, reference: Path, output: Path, targets: list[tuple[s
     missed = 0
     while True:
         kill = pending.pop(0) if pending else None
-        attempt = run_thresher(config, output, kill, order)
+        attempt = run_thresher(config, output, kill, order, extra)
         missed += kill is not None and not attempt.killed
         if attempt.killed:
             kills.append(phase_of(attempt.landed, order))
@@ -339,13 +337,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--rekill", type=float, default=0.5, help="chance that a resume is killed too (default 0.5)")
     p.add_argument("--work", type=Path, help="work folder (default: a temporary one, deleted after)")
+    p.add_argument("--keep-intermediate", action="store_true", help="run unfused: every map stage writes its parts")
     args = p.parse_args(argv)
     rng = random.Random(args.seed)
     work = args.work or Path(tempfile.mkdtemp(prefix="thresher-chaos-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
         config = write_config(work, [SHARED / "warc_real_crawls"])
-        reference = run_thresher(config, work / "reference")
+        extra = ("--keep-intermediate",) if args.keep_intermediate else ()
+        reference = run_thresher(config, work / "reference", extra=extra)
         if reference.returncode:
             raise SystemExit(f"the reference run failed:\n{reference.log[-2000:]}")
         windows = phase_windows(reference)
@@ -354,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
               + ", ".join(f"{k} {v:.1f}s" for k, v in reference.phases.items()), flush=True)
         trials = []
         for i, plan in enumerate(draw_targets(args.kills, windows, args.rekill, rng)):
-            trial = run_trial(config, work / "reference", work / f"trial-{i:03d}", plan, order)
+            trial = run_trial(config, work / "reference", work / f"trial-{i:03d}", plan, order, extra)
             trials.append(trial)
             aims = ", ".join(f"{label} +{delay:.2f}s" for label, delay in plan)
             missed = f" ({trial.missed} missed: the run ended first)" if trial.missed else ""

@@ -17,10 +17,16 @@ output equals the reference's byte for byte (Parquet parts, rejected parts, shar
 JSON manifests and stats with their timings and the output path taken out) and every stage holds
 the same multiset of document ids, kept and rejected (none lost, none duplicated).
 
+With `--write-points` each trial is killed once, right after the K-th file the run commits (its
+atomic rename into the output; bench/chaos_hook/sitecustomize.py counts them across the run's
+processes and kills), K drawn from equal slices of the reference run's files: the narrow windows
+between two writes that a kill at a random moment seldom hits.
+
 Printed: per stage, kills landed, trials identical and different among those whose kills landed
 there, and failed resumes; then every difference found.
 
     nice -n 10 env PYTHONPATH=. .venv/bin/python bench/chaos.py --kills 20 --seed 0
+    nice -n 10 env PYTHONPATH=. .venv/bin/python bench/chaos.py --kills 20 --write-points
 """
 
 from __future__ import annotations
@@ -59,6 +65,8 @@ ENDED = re.compile(r"^\[([^\]]+)\] \d+ in -> ")
 # manifest and stats keys that measure time or place, not content
 VOLATILE_KEYS = {"seconds", "wall_seconds", "config_hash"}  # config_hash covers the output path
 MAX_FAILED_RESUMES = 3
+WRITE = "write"  # a kill aimed right after the K-th file a run commits (bench/chaos_hook/)
+HOOK = Path(__file__).resolve().parent / "chaos_hook"
 
 
 def write_config(work: Path, extra_warcs: list[Path]) -> Path:
@@ -98,27 +106,43 @@ def run_thresher(config: Path, output: Path, kill: tuple[str, float] | None = No
                  order: list[str] | None = None, extra: tuple[str, ...] = ()) -> Attempt:
     """`thresher run CONFIG --output OUTPUT` in a session of its own. With `kill` (a stage label
     and a delay), SIGKILL its process group `delay` seconds after that stage, or a later one in
-    `order`, logs its start; the kill is skipped if the run ends first."""
+    `order`, logs its start; the kill is skipped if the run ends first. With (WRITE, K) the run
+    kills itself right after committing its K-th file (K=0: only list them in OUTPUT.writes)."""
     log_path = output.parent / f"{output.name}.log"
+    timed = kill if kill and kill[0] != WRITE else None
     start = time.monotonic()
     with log_path.open("w") as err:
         proc = subprocess.Popen(THRESHER + ["run", str(config), "--output", str(output), "--workers", "2",
                                             "--no-progress", *extra], cwd=REPO, start_new_session=True,
-                                stdout=subprocess.DEVNULL, stderr=err)
+                                env=_environment(output, kill), stdout=subprocess.DEVNULL, stderr=err)
         phases, kill_at, killed = {}, None, False
         while proc.poll() is None:
             phases.update(_new_phases(log_path, phases, start, output))
-            if kill and kill_at is None and any(_reached(p, kill[0], order) for p in phases):
+            if timed and kill_at is None and any(_reached(p, timed[0], order) for p in phases):
                 kill_at = time.monotonic() + kill[1]
             if kill_at is not None and time.monotonic() >= kill_at:
                 _kill_group(proc)
                 killed = True
                 break
             time.sleep(0.01)
+        if kill and kill[0] == WRITE and proc.wait() == -signal.SIGKILL:
+            _kill_group(proc)  # killed by itself: wait for the rest of its group to go
+            killed = True
         proc.wait()
     phases.update(_new_phases(log_path, phases, start, output))
     landed = landed_stage(output) if killed else None
     return Attempt(proc.returncode, killed, landed, log_path.read_text(), phases, time.monotonic() - start)
+
+
+def _environment(output: Path, kill: tuple[str, float] | None) -> dict[str, str]:
+    paths = [str(REPO), os.environ.get("PYTHONPATH", "")]
+    if not kill or kill[0] != WRITE:
+        return {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
+    counter = Path(f"{output}.writes")
+    for stale in (counter, Path(f"{counter}.killed")):
+        stale.unlink(missing_ok=True)
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(HOOK), *paths]), "CHAOS_OUTPUT": str(output),
+            "CHAOS_COUNTER": str(counter), "CHAOS_KILL_AT": str(int(kill[1]))}
 
 
 def _reached(started: str, target: str, order: list[str]) -> bool:
@@ -306,6 +330,13 @@ def draw_targets(kills: int, windows: dict[str, float], rekill: float, rng: rand
     return plans
 
 
+def draw_write_points(kills: int, written: list[str], rng: random.Random) -> list[list]:
+    """One kill per trial, right after the K-th of the reference run's committed files, K drawn
+    from `kills` equal slices of them."""
+    n = len(written)
+    return [[(WRITE, rng.randrange(i * n // kills, (i + 1) * n // kills) + 1)] for i in range(kills)]
+
+
 def table(trials: list[Trial], order: list[str]) -> str:
     """Per stage: kills landed (of them in a resume), trials identical and different among
     those with a kill there, and failed resumes from there."""
@@ -338,6 +369,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rekill", type=float, default=0.5, help="chance that a resume is killed too (default 0.5)")
     p.add_argument("--work", type=Path, help="work folder (default: a temporary one, deleted after)")
     p.add_argument("--keep-intermediate", action="store_true", help="run unfused: every map stage writes its parts")
+    p.add_argument("--write-points", action="store_true", help="aim each kill right after a file the run commits "
+                   "(spread evenly over the reference run's files) instead of at a moment")
     args = p.parse_args(argv)
     rng = random.Random(args.seed)
     work = args.work or Path(tempfile.mkdtemp(prefix="thresher-chaos-"))
@@ -345,7 +378,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = write_config(work, [SHARED / "warc_real_crawls"])
         extra = ("--keep-intermediate",) if args.keep_intermediate else ()
-        reference = run_thresher(config, work / "reference", extra=extra)
+        reference = run_thresher(config, work / "reference", (WRITE, 0) if args.write_points else None, extra=extra)
         if reference.returncode:
             raise SystemExit(f"the reference run failed:\n{reference.log[-2000:]}")
         windows = phase_windows(reference)
@@ -353,10 +386,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"reference run: {reference.seconds:.1f} s; stages start at "
               + ", ".join(f"{k} {v:.1f}s" for k, v in reference.phases.items()), flush=True)
         trials = []
-        for i, plan in enumerate(draw_targets(args.kills, windows, args.rekill, rng)):
+        if args.write_points:
+            plans = draw_write_points(args.kills, (work / "reference.writes").read_text().splitlines(), rng)
+        else:
+            plans = draw_targets(args.kills, windows, args.rekill, rng)
+        for i, plan in enumerate(plans):
             trial = run_trial(config, work / "reference", work / f"trial-{i:03d}", plan, order, extra)
             trials.append(trial)
-            aims = ", ".join(f"{label} +{delay:.2f}s" for label, delay in plan)
+            aims = ", ".join(f"{label} +{delay:.2f}s" if label != WRITE else f"file {delay}" for label, delay in plan)
             missed = f" ({trial.missed} missed: the run ended first)" if trial.missed else ""
             print(f"trial {i}: kills aimed at {aims}; landed in {', '.join(trial.kills) or '(none)'}{missed}; "
                   f"{'identical' if trial.identical else 'DIFFERENT'}; {trial.seconds:.0f} s", flush=True)

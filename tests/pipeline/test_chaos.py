@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
-from bench.chaos import phase_windows, run_thresher, run_trial, table, write_config
+from bench.chaos import differences, phase_windows, run_thresher, run_trial, table, write_config
 from tests.conftest import REPO, shared_path
 from tests.pipeline.test_runner import THRESHER, _cleaneval_config, _free_port, all_ids, digest_tree
 
@@ -42,6 +45,19 @@ def test_kills_in_five_stages_resume_to_the_bytes_of_an_uninterrupted_run(tmp_pa
     assert trial.missed == 0
     assert trial.failed_resumes == []
     assert trial.problems == []
+    # and the comparison sees a document lost and rejected ones duplicated
+    damaged = tmp_path / "damaged"
+    shutil.copytree(tmp_path / "killed", damaged)
+    part = next(p for p in sorted((damaged / "13-remove_duplicates").glob("part-*.parquet"))
+                if pq.read_metadata(p).num_rows)
+    pq.write_table(pq.read_table(part).slice(1), part)
+    rejected = sorted((damaged / "15-select" / "rejected").glob("*.parquet"))[0]
+    twice = pa.concat_tables([pq.read_table(rejected)] * 2)
+    pq.write_table(twice, rejected)
+    assert differences(tmp_path / "reference", damaged) == [
+        f"13-remove_duplicates/{part.name}: differs", f"15-select/rejected/{rejected.name}: differs",
+        "13-remove_duplicates kept ids: 1 lost, 0 duplicated or new",
+        f"15-select rejected ids: 0 lost, {twice.num_rows // 2} duplicated or new"]
 
 
 def _dask(*args: str, cwd=None) -> subprocess.Popen:

@@ -241,7 +241,8 @@ def test_a_worker_job_cancelled_mid_stage_leaves_the_run_to_finish_with_the_loca
                    capture_output=True, timeout=300)
     config = yaml.safe_load(_cleaneval_config(tmp_path, tmp_path / "slurm").read_text())
     config["cluster"] = {"jobs": 2, "cores": 1, "memory": "900MB", "walltime": "00:10:00",
-                         "dashboard_address": "127.0.0.1:0", "start_timeout_s": 60}
+                         "log_directory": str(tmp_path / "job-logs"), "dashboard_address": "127.0.0.1:0",
+                         "start_timeout_s": 60}
     (tmp_path / "slurm.yaml").write_text(yaml.safe_dump(config))
     err = tmp_path / "slurm-run.err"
     stage = tmp_path / "slurm" / "01-extract"

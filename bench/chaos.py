@@ -69,9 +69,10 @@ WRITE = "write"  # a kill aimed right after the K-th file a run commits (bench/c
 HOOK = Path(__file__).resolve().parent / "chaos_hook"
 
 
-def write_config(work: Path, extra_warcs: list[Path]) -> Path:
+def write_config(work: Path, extra_warcs: list[Path], unwritten_read: bool = False) -> Path:
     """The demo's sample and models under `work`, and `configs/demo.yaml` over them plus every
-    folder of WARCs in `extra_warcs` as a source of its own."""
+    folder of WARCs in `extra_warcs` as a source of its own (with `unwritten_read`, the read
+    stage feeding extraction and the filters in its own tasks: `read.materialize: false`)."""
     from pipeline.demo.crawl import write_sample
     from pipeline.demo.models import train_demo_models
 
@@ -84,6 +85,10 @@ def write_config(work: Path, extra_warcs: list[Path]) -> Path:
     config["inputs"] += [{"path": f"{folder}/*.warc.gz", "format": "warc", "source": folder.name}
                          for folder in extra_warcs]
     config["guards"]["max_quarantined_files"] = 1 + len(extra_warcs)  # each real set has a truncated WARC
+    if unwritten_read:
+        config["read"] = {**config.get("read", {}), "materialize": False}
+        config["stages"] = [{"extract": {**(s["extract"] or {}), "materialize": False}}
+                            if isinstance(s, dict) and "extract" in s else s for s in config["stages"]]
     path = work / "chaos.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
@@ -369,6 +374,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rekill", type=float, default=0.5, help="chance that a resume is killed too (default 0.5)")
     p.add_argument("--work", type=Path, help="work folder (default: a temporary one, deleted after)")
     p.add_argument("--keep-intermediate", action="store_true", help="run unfused: every map stage writes its parts")
+    p.add_argument("--unwritten-read", action="store_true", help="read.materialize: false and extract fused with "
+                   "the filters: no raw or extracted copy, the read tasks run the first map stages")
     p.add_argument("--write-points", action="store_true", help="aim each kill right after a file the run commits "
                    "(spread evenly over the reference run's files) instead of at a moment")
     args = p.parse_args(argv)
@@ -376,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
     work = args.work or Path(tempfile.mkdtemp(prefix="thresher-chaos-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
-        config = write_config(work, [SHARED / "warc_real_crawls"])
+        config = write_config(work, [SHARED / "warc_real_crawls"], args.unwritten_read)
         extra = ("--keep-intermediate",) if args.keep_intermediate else ()
         reference = run_thresher(config, work / "reference", (WRITE, 0) if args.write_points else None, extra=extra)
         if reference.returncode:

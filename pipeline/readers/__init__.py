@@ -28,6 +28,7 @@ from typing import IO, TYPE_CHECKING
 
 import fsspec
 import zstandard
+from fsspec.spec import AbstractBufferedFile
 from fsspec.utils import infer_compression
 
 from pipeline import storage
@@ -205,7 +206,8 @@ def open_decompressed(file: InputFile, spec: InputSpec) -> Iterator[IO[bytes]]:
     options = spec.storage_options or {}
     if infer_compression(file.path) != "zstd":
         with storage.open(file.path, "rb", compression="infer", **options) as f:
-            yield f
+            # an object store's file (s3fs, gcsfs) takes no size in readline(): buffer it
+            yield io.BufferedReader(f) if isinstance(f, AbstractBufferedFile) else f
         return
     with storage.open(file.path, "rb", **options) as raw:
         yield io.BufferedReader(_ZstdStream(raw, file, spec))

@@ -4,4 +4,4 @@
 __version__ = "0.1.0"
 
 # Modules whose import registers stages (see pipeline.stage.load_registry).
-STAGE_MODULES = ("pipeline.extract", "pipeline.mix")
+STAGE_MODULES = ("pipeline.extract", "pipeline.page_text", "pipeline.mix")

@@ -150,7 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Modules that add sub-commands with `add_commands(subparsers)`; they import heavy libraries
 # (torch, fasttext) inside their handlers, so `thresher --help` stays fast.
-COMMAND_MODULES = ("filters.cli", "tokenization.cli", "training.cli", "pipeline.report", "pipeline.head")
+COMMAND_MODULES = ("filters.cli", "tokenization.cli", "training.cli", "training.ablate.cli", "pipeline.report",
+                   "pipeline.head")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -117,17 +117,21 @@ class AblateConfig(Frozen):
         per_step = self.train.get("global_batch_size", 16) * self.budget.seq_len
         return math.ceil(self.budget.tokens / per_step)
 
-    def train_config(self, manifest: str, output: str, seed: int, eval_sets: dict[str, str]) -> TrainConfig:
+    def train_config(self, manifest: str, output: str, seed: int, eval_sets: dict[str, dict]) -> TrainConfig:
         """The trainer's config of one proxy: the budget as steps, validations at `evals` points,
-        every one of them also a checkpoint (a killed training resumes from the last)."""
+        every one of them also a checkpoint (a killed training resumes from the last). A
+        validation reads every eval set whole (`eval_sets`: name -> {prefix, tokens}), and as
+        many sequences of each variant's own held-out shard."""
         steps = self.steps()
         every = max(1, steps // self.budget.evals)
+        samples = max([math.ceil(s["tokens"] / self.budget.seq_len) for s in eval_sets.values()], default=1)
         options = {k: v for k, v in self.train.items() if k not in Budget.model_fields}
         data = {"output": output, "seed": seed, "model": dict(self.model),
                 "data": {"manifest": manifest, "seq_len": self.budget.seq_len, "prefetch": 0},
                 "train": {**options, "steps": steps},
                 "checkpoint": {"every": every, "keep": 1},
-                "eval": {"every": every, "samples": 1 << 30, "sets": eval_sets}, "log": {"every": every}}
+                "eval": {"every": every, "samples": samples, "sets": {n: s["prefix"] for n, s in eval_sets.items()}},
+                "log": {"every": every}}
         return parse_train_config(data)
 
     def pipeline_config(self, name: str, output: str) -> RunConfig:

@@ -38,7 +38,7 @@ def train_one(config: AblateConfig, variant: str, seed: int, manifest: str,
     from training.train import train
 
     folder = training_dir(config, variant, seed)
-    train_config = config.train_config(manifest, str(folder), seed, {n: s["prefix"] for n, s in eval_sets.items()})
+    train_config = config.train_config(manifest, str(folder), seed, eval_sets)
     stable = train_config.model_dump(mode="json", exclude={"output": True, "data": {"manifest", "index_cache"}})
     fingerprint = config_hash([stable, file_sha256(manifest), {n: s["fingerprint"] for n, s in eval_sets.items()}])
     receipt = folder / "result.json"

@@ -19,10 +19,11 @@ import pytest
 import yaml
 
 from pipeline.config import ConfigError
-from pipeline.io import read_json
+from pipeline.io import read_json, write_json
 from tests.conftest import shared_path
 from training.ablate import run_ablation
 from training.ablate.config import parse_ablate_config
+from training.ablate.runs import train_one, training_dir
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -181,3 +182,18 @@ def test_a_killed_ablation_reruns_only_what_is_missing_and_gives_the_same_number
         assert (tmp_path / "out" / "trainings" / name / "result.json").stat().st_mtime_ns == mtime
     # Determinism: another process, an interruption, the same config and seeds -> the same numbers.
     assert numbers(read_json(tmp_path / "out" / "ablate.json")) == numbers(reference)
+
+
+def test_a_training_left_by_another_config_is_started_over(ablation, tmp_path):
+    """A folder without a committed result whose checkpoints another config made is cleared,
+    never resumed from; the fresh training gives the full run's numbers."""
+    data, ablate = ablation
+    config = parse_ablate_config({**data, "output": str(tmp_path / "out")})
+    eval_sets = {n: read_json(Path(data["output"]) / "eval_sets" / f"{n}.json") for n in data["eval_sets"]}
+    folder = training_dir(config, "plain", 0)
+    (folder / "checkpoints" / "step-000999").mkdir(parents=True)
+    write_json("made-with-another-config", folder / "fingerprint.json")
+    result, trained = train_one(config, "plain", 0, ablate["variants"]["plain"]["manifest"], eval_sets)
+    assert trained and not (folder / "checkpoints" / "step-000999").exists()
+    assert result["final"] == ablate["trainings"]["plain"]["0"]["final"]
+    assert train_one(config, "plain", 0, ablate["variants"]["plain"]["manifest"], eval_sets) == (result, False)

@@ -4,8 +4,10 @@ Each training runs in this process (a one-rank group, as `thresher train --nproc
 `OUTPUT/trainings/<variant>/seed-<s>/`, its log in `train.log`. Its `result.json` is written
 last and atomically: it commits that training, so a rerun skips it while its fingerprint (the
 trainer's config, the shards' manifest and the eval sets) holds, and a training killed midway
-resumes from its last checkpoint. Trainings go seed by seed, every variant within a seed, so an
-interrupted ablation already compares the variants.
+resumes from its last checkpoint if `fingerprint.json` (written first) says it was made with the
+same fingerprint; otherwise the folder is cleared and the training starts over. Trainings go
+seed by seed, every variant within a seed, so an interrupted ablation already compares the
+variants.
 
 `summarize` turns the results into `ablate.json`'s numbers: per variant and eval set the
 perplexity's mean and sample standard deviation over seeds, and per pair of variants the
@@ -41,12 +43,12 @@ def train_one(config: AblateConfig, variant: str, seed: int, manifest: str,
     train_config = config.train_config(manifest, str(folder), seed, eval_sets)
     stable = train_config.model_dump(mode="json", exclude={"output": True, "data": {"manifest", "index_cache"}})
     fingerprint = config_hash([stable, file_sha256(manifest), {n: s["fingerprint"] for n, s in eval_sets.items()}])
-    receipt = folder / "result.json"
-    if receipt.is_file():
-        if read_json(receipt)["fingerprint"] == fingerprint:
-            return read_json(receipt), False
-        shutil.rmtree(folder)  # made with another config: its checkpoints must not be resumed either
-    folder.mkdir(parents=True, exist_ok=True)
+    receipt, started = folder / "result.json", folder / "fingerprint.json"
+    if receipt.is_file() and read_json(receipt)["fingerprint"] == fingerprint:
+        return read_json(receipt), False
+    if folder.exists() and not (started.is_file() and read_json(started) == fingerprint):
+        shutil.rmtree(folder)  # made with another config: its checkpoints must not be resumed
+    write_json(fingerprint, started)  # what the checkpoints below were made with
     start = time.perf_counter()
     with open(folder / "train.log", "a") as log, contextlib.redirect_stdout(log):
         train(train_config)
@@ -68,7 +70,7 @@ def curves(metrics: Path, eval_sets: dict[str, dict]) -> dict:
         else:
             loss[record["step"]] = record["loss"]
     last = evals[max(evals)]
-    return {"loss": sorted(loss.items()), "eval_loss": sorted(evals.items()),
+    return {"loss": [[s, v] for s, v in sorted(loss.items())], "eval_loss": [[s, v] for s, v in sorted(evals.items())],
             "final": {n: {"loss": v, "ppl": math.exp(v)} for n, v in last.items()}}
 
 

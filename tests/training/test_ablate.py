@@ -21,6 +21,7 @@ import yaml
 from pipeline.config import ConfigError
 from pipeline.io import read_json, write_json
 from tests.conftest import shared_path
+from tokenization.train import TokenizerOptions, train_tokenizer
 from training.ablate import run_ablation
 from training.ablate.config import parse_ablate_config
 from training.ablate.runs import train_one, training_dir
@@ -197,3 +198,17 @@ def test_a_training_left_by_another_config_is_started_over(ablation, tmp_path):
     assert trained and not (folder / "checkpoints" / "step-000999").exists()
     assert result["final"] == ablate["trainings"]["plain"]["0"]["final"]
     assert train_one(config, "plain", 0, ablate["variants"]["plain"]["manifest"], eval_sets) == (result, False)
+
+
+def test_shard_folders_as_variants_give_the_numbers_of_the_runs_that_made_them(ablation, tmp_path):
+    data, ablate = ablation
+    out = Path(data["output"])
+    shards = {"variants": {v: {"shards": str(out / "variants" / v)} for v in ("plain", "filtered")},
+              "tokenizer": {"model": str(out / "tokenizer" / "tokenizer.model")}, "output": str(tmp_path / "out")}
+    again = run_ablation(parse_ablate_config({**data, **shards}), workers=1, progress=False)
+    assert numbers(again) == numbers(ablate)
+    other = tmp_path / "other.model"  # another tokenizer, trained on the held-out stories
+    held = Path(data["eval_sets"]["reuters_heldout"]["path"]).read_text().splitlines()
+    train_tokenizer([json.loads(line)["body"] for line in held], TokenizerOptions(vocab_size=400), other)
+    with pytest.raises(ConfigError, match=r"^variants.plain: its shards were made with another tokenizer"):
+        run_ablation(parse_ablate_config({**data, **shards, "tokenizer": {"model": str(other)}}), workers=1)

@@ -20,6 +20,7 @@ ENTRY_POINT_GROUP = "thresher.stages"
 
 STAGE_MODULES = (
     "pipeline.extract",
+    "pipeline.page_text",
     "tokenization.mix",
     "filters.language",
     "filters.classify",
@@ -40,5 +41,5 @@ STAGE_MODULES = (
 
 # Modules that add sub-commands with `add_commands(subparsers)` (pipeline/cli.py); they import heavy
 # libraries (torch, fasttext) inside their handlers, so `thresher --help` stays fast.
-COMMAND_MODULES = ("filters.cli", "tokenization.cli", "training.cli", "pipeline.report", "pipeline.head",
-                   "pipeline.trace")
+COMMAND_MODULES = ("filters.cli", "tokenization.cli", "training.cli", "training.ablate.cli", "pipeline.report",
+                   "pipeline.head", "pipeline.trace")

@@ -121,6 +121,8 @@ class CheckpointOptions(Frozen):
 class EvalOptions(Frozen):
     every: int = Field(50, gt=0, description="validate every N steps (and before and after training)")
     samples: int = Field(16, gt=0, description="validation sequences per domain")
+    sets: dict[str, str] = Field(default_factory=dict, description="name -> token file prefix (.bin/.idx, "
+                                 "tokenized with the shards' tokenizer): also validated on, beside the domains")
 
 
 class LogOptions(Frozen):

@@ -239,11 +239,20 @@ class Prefetcher:
         self.close()
 
 
-def validation_sets(manifest: Manifest, seq_len: int) -> dict[str, PackedDomain]:
+def validation_sets(manifest: Manifest, seq_len: int, extra: dict[str, str] | None = None) -> dict[str, PackedDomain]:
     """Each domain's held-out shard packed in order (no shuffle); domains whose valid shard is
-    missing or shorter than one sample are left out."""
+    missing or shorter than one sample are left out. `extra` (`eval.sets`: name -> token file
+    prefix) adds evaluation sets of its own, e.g. text no variant of an ablation trained on."""
     sets = {}
     for name, domain in manifest.domains.items():
         if domain.valid is not None and domain.valid.num_tokens > seq_len:
             sets[name] = PackedDomain(name, [domain.valid], seq_len, seed=0, shuffle=False)
+    for name, prefix in (extra or {}).items():
+        if name in sets:
+            raise ValueError(f"eval.sets.{name}: the manifest has a domain of that name; rename the set")
+        tokens = IndexedDataset(prefix)
+        if len(tokens.tokens) and int(tokens.tokens.max()) >= manifest.vocab_size:
+            raise ValueError(f"eval.sets.{name}: {prefix} holds token ids beyond the shards' vocabulary "
+                             f"({manifest.vocab_size}); tokenize it with the shards' tokenizer")
+        sets[name] = PackedDomain(name, [tokens], seq_len, seed=0, shuffle=False)
     return sets

@@ -51,7 +51,7 @@ def _train(config: TrainConfig, env: Distributed) -> dict:
     manifest = load_manifest(config.data.manifest)
     index = IndexCache(Path(config.data.index_cache or Path(config.output) / "data-index"))
     loader = BlendedLoader.from_manifest(manifest, config.data.seq_len, config.seed, config.data.weights, index)
-    valid = validation_sets(manifest, config.data.seq_len)
+    valid = validation_sets(manifest, config.data.seq_len, config.eval.sets)
     model = build_model(config, manifest.vocab_size, env)
     optimizer, scheduler = build_optimizer(model, config.train)
     accum = config.grad_accum_steps(env.world_size)

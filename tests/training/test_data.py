@@ -11,7 +11,7 @@ import pytest
 from tokenization.indexed import IndexedDataset, IndexedWriter
 from training.data import BlendedLoader, PackedDomain, Prefetcher, blend, validation_sets
 from training.index import IndexCache
-from training.shards import load_manifest
+from training.shards import Manifest, load_manifest
 
 
 def make_shard(tmp_path, name, docs):
@@ -178,3 +178,16 @@ def test_the_document_index_is_built_once_and_memory_mapped(tmp_path, monkeypatc
     (tmp_path / "b0.idx").touch()  # a rewritten shard: its domain's index is built anew
     _two_domain_loader(tmp_path, IndexCache(tmp_path / "index")).domains[1].sample(0)
     assert Counter(builds) == {0: 5, 1: 4, 2: 4}
+
+
+def test_eval_sets_are_validated_beside_the_domains(tmp_path):
+    """`eval.sets` adds token files of its own to the validation sets; ids beyond the shards'
+    vocabulary (another tokenizer's) fail with one line naming the set."""
+    with IndexedWriter(tmp_path / "held", np.uint16) as writer:
+        writer.add_document(np.arange(60) % 7)
+    manifest = Manifest(path="m", vocab_size=7, eos_id=2, mixture={}, domains={})
+    sets = validation_sets(manifest, 8, {"held": str(tmp_path / "held")})
+    assert list(sets) == ["held"] and sets["held"].samples_per_epoch == 59 // 8
+    assert sets["held"].sample(0).tolist() == list(np.arange(9) % 7)
+    with pytest.raises(ValueError, match=r"^eval.sets.held: .* beyond the shards' vocabulary \(6\)"):
+        validation_sets(Manifest("m", 6, 2, {}, {}), 8, {"held": str(tmp_path / "held")})

@@ -3,4 +3,5 @@ classifiers. Each is a registered stage (see `pipeline.stage`); `thresher list` 
 
 # Modules whose import registers stages (see pipeline.stage.load_registry).
 STAGE_MODULES = ("filters.language", "filters.classify", "filters.select", "filters.gopher", "filters.c4",
-                 "filters.fineweb", "filters.url", "filters.pii", "filters.generic")
+                 "filters.fineweb", "filters.url", "filters.pii", "filters.generic", "filters.lm_score",
+                 "filters.lm_buckets")

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import Field, model_validator
 
 from filters.lm_score import column_values, set_column
@@ -81,7 +82,8 @@ def label_part(path: str, out_dir: str, column: str, rules: dict[str, dict]) -> 
     table = set_column(set_column(table, "metadata", pa.array(metadata, pa.string())),
                        "lm_bucket", pa.array(values, pa.string()))
     write_parquet(table, storage.join(out_dir, storage.basename(path)))
-    stats = StageStats(docs_in=table.num_rows, docs_out=table.num_rows)
+    nbytes = int(pc.sum(pc.binary_length(table.column("text"))).as_py() or 0) if "text" in table.column_names else 0
+    stats = StageStats(docs_in=table.num_rows, docs_out=table.num_rows, bytes_in=nbytes, bytes_out=nbytes)
     for name in BUCKETS:
         stats.count(f"bucket.{name}", int((scored & (labels == name)).sum()))
     stats.count("no_score", int((~scored).sum()))

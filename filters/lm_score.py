@@ -85,6 +85,7 @@ class ReferenceLM:
         shards = load_manifest(find_manifest(config.data.manifest))  # its tokenizer and vocabulary
         self.eos = shards.manifest.eos_id
         self.tokenizer = spm.SentencePieceProcessor(model_file=str(shards.tokenizer_path))
+        self.piece_chars = max(len(self.tokenizer.id_to_piece(i)) for i in range(self.tokenizer.get_piece_size()))
         vocab_size = config.model.vocab_size or shards.manifest.vocab_size
         cfg = config.model.model_copy(update={"vocab_size": vocab_size})
         self.max_seq_len = cfg.max_seq_len
@@ -95,18 +96,24 @@ class ReferenceLM:
             load_weights(self.model, run / "checkpoints", warn=lambda _: None)
         self.model.eval()
 
-    def log_probs(self, texts: list[str], max_tokens: int, batch_size: int) -> list[tuple[float, int, int]]:
-        """(mean log-probability per token, tokens scored, tokens in all) of each text, scored
-        on its first `max_tokens` tokens, each predicted from an EOS (a document start, as in
+    def log_probs(self, texts: list[str], max_tokens: int, batch_size: int) -> list[tuple[float, int, bool]]:
+        """(mean log-probability per token, tokens scored, truncated) of each text, scored on
+        its first `max_tokens` tokens, each predicted from an EOS (a document start, as in
         training) and its prefix. Texts without a token get NaN."""
-        full = [self.tokenizer.encode(normalize_for_lm(t)) for t in texts]
-        ids = [f[:max_tokens] for f in full]
-        out = [(math.nan, 0, 0)] * len(ids)
+        ids, truncated = [], []
+        for text in texts:
+            # Only a prefix is encoded: no piece is longer than `piece_chars`, so this many
+            # characters hold at least max_tokens + 1 tokens (a 1 MB page costs little more
+            # than a short one).
+            encoded = self.tokenizer.encode(normalize_for_lm(text)[:(max_tokens + 1) * self.piece_chars])
+            ids.append(encoded[:max_tokens])
+            truncated.append(len(encoded) > max_tokens)
+        out = [(math.nan, 0, False)] * len(ids)
         order = sorted((i for i in range(len(ids)) if ids[i]), key=lambda i: (len(ids[i]), i))
         for start in range(0, len(order), batch_size):
             batch = order[start:start + batch_size]
             for i, value in zip(batch, self._batch([ids[i] for i in batch])):
-                out[i] = (value, len(ids[i]), len(full[i]))
+                out[i] = (value, len(ids[i]), truncated[i])
         return out
 
     def _batch(self, seqs: list[list[int]]) -> list[float]:
@@ -186,7 +193,7 @@ class LmScore(MapStage):
         stats = StageStats(docs_in=table.num_rows, docs_out=table.num_rows)
         stats.bytes_in = stats.bytes_out = sum(len(t.encode()) for t in texts)
         stats.count("no_tokens", int(missing.sum()))
-        stats.count("truncated", sum(total > n for _, n, total in scored))
+        stats.count("truncated", sum(cut for _, _, cut in scored))
         stats.seconds = time.perf_counter() - start
         return PartResult(out.cast(self.output_schema(table.schema)), rejected_schema(out.schema).empty_table(), stats)
 

@@ -1,5 +1,5 @@
 # thresher: `make demo` (set up + run the demo), `make test` (set up, lint with ruff, run the tests) and
-# `make lm-reference` (the reference LM of the lm_score stage, trained on WikiText-2: ~5 min on 2 cores).
+# `make lm-reference` (the reference LM of the lm_score stage, trained on WikiText-2: ~12 min on 2 busy cores).
 # torch is installed first and pinned to 2.13.0: on these machines that CPU build comes from
 # local disk in seconds, while any other torch spec pulls a multi-GB CUDA build.
 PYTHON ?= python3

@@ -31,6 +31,8 @@ STAGE_MODULES = (
     "filters.url",
     "filters.pii",
     "filters.generic",
+    "filters.lm_score",
+    "filters.lm_buckets",
     "dedup.exact",
     "dedup.stages",
     "dedup.decontaminate",

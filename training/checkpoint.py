@@ -61,10 +61,14 @@ def crc32(path: Path) -> int:
 
 
 def _my_share(names: list[str]) -> list[str]:
+    if not dist.is_initialized():  # one process loading weights to score with (filters/lm_score.py)
+        return names
     return names[dist.get_rank()::dist.get_world_size()]
 
 
 def _gather(mine):
+    if not dist.is_initialized():
+        return [mine]
     everyone = [None] * dist.get_world_size()
     dist.all_gather_object(everyone, mine)
     return everyone

@@ -22,7 +22,6 @@ from filters.select import Select
 from pipeline.cli import main
 from pipeline.context import GlobalContext, StageOutput
 from pipeline.record import DOCUMENT_SCHEMA
-from pipeline.stats import StageStats
 from tests.conftest import shared_path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -132,10 +131,10 @@ def read_parts(folder: Path) -> list[dict]:
 
 def test_select_keeps_the_lowest_perplexity_documents(reference, client, tmp_path):
     source = write_scored(reference, tmp_path / "in", texts_of_mixed_quality())
-    ctx = GlobalContext(client, source, tmp_path / "out", 0, StageStats(), progress=False)
-    extra = Select(Select.Params(column="lm_logprob", keep_top=1 / 3)).run(ctx)
+    ctx = GlobalContext(client, source, tmp_path / "out", 0, progress=False)
+    result = Select(Select.Params(column="lm_logprob", keep_top=1 / 3)).run(ctx)
     kept = read_parts(tmp_path / "out")
-    assert extra["selection"]["kept"] == len(kept) == 4
+    assert result.extra["selection"]["kept"] == len(kept) == 4
     everything = read_parts(tmp_path / "in")
     best = sorted(everything, key=lambda r: (r["lm_score"], r["id"]))[:4]
     assert sorted(r["id"] for r in kept) == sorted(r["id"] for r in best)
@@ -143,15 +142,16 @@ def test_select_keeps_the_lowest_perplexity_documents(reference, client, tmp_pat
 
 def test_buckets_split_at_global_terciles(reference, client, tmp_path):
     source = write_scored(reference, tmp_path / "in", texts_of_mixed_quality() + [""])
-    ctx = GlobalContext(client, source, tmp_path / "out", 0, StageStats(), progress=False)
-    extra = LmBuckets(LmBuckets.Params()).run(ctx)
+    ctx = GlobalContext(client, source, tmp_path / "out", 0, progress=False)
+    result = LmBuckets(LmBuckets.Params()).run(ctx)
     rows = read_parts(tmp_path / "out")
     labels = {r["id"]: r["lm_bucket"] for r in rows}
     ranked = [r["id"] for r in sorted((r for r in rows if r["lm_score"] is not None),
                                       key=lambda r: (r["lm_score"], r["id"]))]
     assert [labels[i] for i in ranked] == ["head"] * 4 + ["middle"] * 4 + ["tail"] * 4
     assert labels["d12"] is None
-    assert extra["buckets"]["head"]["kept"] == 4 and ctx.stats.counters["bucket.tail"] == 4
+    assert result.extra["buckets"]["head"]["kept"] == 4 and result.stats.counters["bucket.tail"] == 4
+    assert result.stats.docs_in == result.stats.docs_out == 13 and result.parts == source.parts
 
 
 def test_bucket_fractions_must_leave_a_tail():

@@ -29,8 +29,27 @@ from pipeline.stats import StageStats
 SANDBOX_TARGET = "pipeline.extract:extract_page"
 
 
+class PageStage(DocumentStage):
+    """A stage that turns a page's bytes (the read stage's `raw` column, dropped from its
+    output) into text; a document without a page passes through (`passthrough_text`)."""
+
+    def output_schema(self, input_schema: pa.Schema) -> pa.Schema:
+        return pa.schema([f for f in input_schema if f.name != "raw"])
+
+    def page_of(self, doc: Document, stats: StageStats) -> bytes | Document | Reject:
+        """The page's bytes, or what `process_document` returns instead: the document itself
+        when it has no page, a rejection when the page is over `max_page_bytes`."""
+        raw = doc.extras.get("raw")
+        if raw is None:
+            stats.count("passthrough_text")
+            return doc
+        if len(raw) > self.params.max_page_bytes:
+            return self.reject("page_too_large")
+        return raw
+
+
 @register
-class Extract(DocumentStage):
+class Extract(PageStage):
     """Main-text extraction from HTML (trafilatura), time- and size-capped per page."""
 
     name = "extract"
@@ -54,16 +73,9 @@ class Extract(DocumentStage):
                 raise ValueError("favor_precision and favor_recall cannot both be true; pick one")
             return self
 
-    def output_schema(self, input_schema: pa.Schema) -> pa.Schema:
-        return pa.schema([f for f in input_schema if f.name != "raw"])
-
     def process_document(self, doc: Document, stats: StageStats) -> Document | Reject:
-        raw = doc.extras.get("raw")
-        if raw is None:
-            stats.count("passthrough_text")
-            return doc
-        if len(raw) > self.params.max_page_bytes:
-            return self.reject("page_too_large")
+        if not isinstance(raw := self.page_of(doc, stats), bytes):
+            return raw
         options = self.params.model_dump()
         payload = (raw, doc.url, doc.metadata.get("content_type"), options)
         try:

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import re
 
-import pyarrow as pa
 from pydantic import Field
 
 from pipeline.decode import DecodeFailure, decode_html
+from pipeline.extract import PageStage
 from pipeline.record import Document
-from pipeline.stage import DocumentStage, Reject, StageParams, register
+from pipeline.stage import Reject, StageParams, register
 from pipeline.stats import StageStats
 
 INVISIBLE = frozenset({"script", "style", "noscript", "template", "head", "svg", "math", "iframe", "object"})
@@ -33,7 +33,7 @@ _SPACES = re.compile(r"[ \t\r\f\v\u00a0]+")
 
 
 @register
-class PageText(DocumentStage):
+class PageText(PageStage):
     """Every visible text line of an HTML page (no boilerplate removal): the naive baseline."""
 
     name = "page_text"
@@ -43,16 +43,9 @@ class PageText(DocumentStage):
         max_page_bytes: int = Field(5_000_000, gt=0, description="larger pages are rejected unparsed")
         min_text_chars: int = Field(1, ge=0, description="reject pages whose visible text is shorter")
 
-    def output_schema(self, input_schema: pa.Schema) -> pa.Schema:
-        return pa.schema([f for f in input_schema if f.name != "raw"])
-
     def process_document(self, doc: Document, stats: StageStats) -> Document | Reject:
-        raw = doc.extras.get("raw")
-        if raw is None:
-            stats.count("passthrough_text")
-            return doc
-        if len(raw) > self.params.max_page_bytes:
-            return self.reject("page_too_large")
+        if not isinstance(raw := self.page_of(doc, stats), bytes):
+            return raw
         try:
             html, charset = decode_html(raw, doc.metadata.get("content_type"))
         except DecodeFailure as failure:

@@ -212,3 +212,34 @@ def test_shard_folders_as_variants_give_the_numbers_of_the_runs_that_made_them(a
     train_tokenizer([json.loads(line)["body"] for line in held], TokenizerOptions(vocab_size=400), other)
     with pytest.raises(ConfigError, match=r"^variants.plain: its shards were made with another tokenizer"):
         run_ablation(parse_ablate_config({**data, **shards, "tokenizer": {"model": str(other)}}), workers=1)
+
+
+def test_continued_pre_training_starts_every_proxy_from_one_checkpoint(ablation, tmp_path):
+    """`init_from` (the DAPT ablation, configs/ablate-dapt.yaml): every proxy starts from the
+    same weights, so its step-0 perplexity on an eval set is the start's, the perplexity the
+    checkpoint's own training ended with; per-variant `weights` set the replay ratio, and an
+    eval set's `where` keeps the records it names."""
+    data, ablate = ablation
+    out = Path(data["output"])
+    manifest = read_json(Path(ablate["variants"]["plain"]["manifest"]))
+    domain = next(iter(manifest["domains"]))
+    start = out / "trainings" / "plain" / "seed-0"
+    held = Path(data["eval_sets"]["reuters_heldout"]["path"])
+    labelled = tmp_path / "labelled.jsonl"
+    labelled.write_text("".join(json.dumps({"body": json.loads(line)["body"], "label": "ab"[i % 2]}) + "\n"
+                                for i, line in enumerate(held.read_text().splitlines())))
+    dapt = {**data, "output": str(tmp_path / "out"), "init_from": str(start),
+            "variants": {"mixture": {"shards": str(out / "variants" / "plain")},
+                         "only": {"shards": str(out / "variants" / "plain"), "weights": {domain: 1.0}}},
+            "tokenizer": {"model": str(out / "tokenizer" / "tokenizer.model")},
+            "eval_sets": {"reuters_heldout": data["eval_sets"]["reuters_heldout"],
+                          "even": {"path": str(labelled), "format": "jsonl", "text_field": "body",
+                                   "where": {"label": ["a"]}}}}
+    result = run_ablation(parse_ablate_config(dapt), workers=1, progress=False)
+    starts = {r["start"]["reuters_heldout"]["ppl"] for runs in result["trainings"].values() for r in runs.values()}
+    ended = ablate["trainings"]["plain"]["0"]["final"]["reuters_heldout"]["ppl"]
+    assert len(starts) == 1 and starts.pop() == pytest.approx(ended)
+    assert result["start"]["reuters_heldout"] > 0 and set(result["vs_start"]) == {"mixture", "only"}
+    assert result["eval_sets"]["even"]["documents"] == 50  # every other held-out story
+    with pytest.raises(ConfigError, match=r"^init_from: "):
+        parse_ablate_config({**dapt, "init_from": 3})

@@ -42,6 +42,8 @@ TOP_KEYS = ("output", "variants", "tokenizer", "model", "train", "seeds", "eval_
 class VariantSpec(Frozen):
     pipeline: str | dict[str, Any] | None = Field(None, description="pipeline config: a YAML path or inline")
     shards: str | None = Field(None, description="a tokenize output (manifest.json, its folder, or a run)")
+    weights: dict[str, float] | None = Field(None, description="domain -> share of the training sequences "
+                                             "(the trainer's data.weights; default: the shards' mixture)")
 
     @model_validator(mode="after")
     def _one_source(self) -> VariantSpec:
@@ -68,6 +70,8 @@ class EvalSetSpec(Frozen):
     separator: str | None = Field(None, description="text: regex of the line that starts a new document")
     max_docs: int | None = Field(None, gt=0, description="the first N documents only")
     max_tokens: int | None = Field(None, gt=0, description="stop after the document that reaches N tokens")
+    where: dict[str, list[str]] | None = Field(None, description="JSONL/Parquet: keep records whose field (a "
+                                               "top-level key) holds one of these values")
 
 
 class Budget(Frozen):
@@ -92,6 +96,8 @@ class AblateConfig(Frozen):
     seeds: list[int] = Field(min_length=3, description="one proxy per variant and seed")
     eval_sets: dict[str, EvalSetSpec] = Field(min_length=1)
     tokenize: TokenizeSpec = TokenizeSpec()
+    init_from: str | None = Field(None, description="a `thresher train` output (or checkpoint): every proxy starts "
+                                  "from its weights (continued pre-training); its perplexity at step 0 is the start")
 
     @field_validator("variants", "eval_sets")
     @classmethod
@@ -117,7 +123,8 @@ class AblateConfig(Frozen):
         per_step = self.train.get("global_batch_size", 16) * self.budget.seq_len
         return math.ceil(self.budget.tokens / per_step)
 
-    def train_config(self, manifest: str, output: str, seed: int, eval_sets: dict[str, dict]) -> TrainConfig:
+    def train_config(self, manifest: str, output: str, seed: int, eval_sets: dict[str, dict],
+                     weights: dict[str, float] | None = None) -> TrainConfig:
         """The trainer's config of one proxy: the budget as steps, validations at `evals` points,
         every one of them also a checkpoint (a killed training resumes from the last). A
         validation reads every eval set whole (`eval_sets`: name -> {prefix, tokens}), and as
@@ -127,9 +134,10 @@ class AblateConfig(Frozen):
         samples = max([math.ceil(s["tokens"] / self.budget.seq_len) for s in eval_sets.values()], default=1)
         options = {k: v for k, v in self.train.items() if k not in Budget.model_fields}
         data = {"output": output, "seed": seed, "model": dict(self.model),
-                "data": {"manifest": manifest, "seq_len": self.budget.seq_len, "prefetch": 0},
+                "data": {"manifest": manifest, "seq_len": self.budget.seq_len, "prefetch": 0,
+                         **({"weights": weights} if weights else {})},
                 "train": {**options, "steps": steps},
-                "checkpoint": {"every": every, "keep": 1},
+                "checkpoint": {"every": every, "keep": 1, **({"init_from": self.init_from} if self.init_from else {})},
                 "eval": {"every": every, "samples": samples, "sets": {n: s["prefix"] for n, s in eval_sets.items()}},
                 "log": {"every": every}}
         return parse_train_config(data)

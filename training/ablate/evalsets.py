@@ -34,8 +34,14 @@ def eval_documents(name: str, spec: EvalSetSpec):
         raise ConfigError(f"eval_sets.{name}.path: " + no_files_message(0, source).split(": ", 1)[1])
     for file in files:
         for item in read_file(file, source, ReadOptions()):
-            if isinstance(item, Document) and item.text:
+            if isinstance(item, Document) and item.text and _matches(item, spec.where):
                 yield item.text
+
+
+def _matches(doc: Document, where: dict[str, list[str]] | None) -> bool:
+    """Whether a record's fields (kept in `metadata` by the JSONL and Parquet readers) hold the
+    values `where` asks for."""
+    return not where or all(str(doc.metadata.get(field)) in values for field, values in where.items())
 
 
 def tokenize_eval_set(name: str, spec: EvalSetSpec, model: str, prefix: Path) -> dict:

@@ -40,7 +40,7 @@ def train_one(config: AblateConfig, variant: str, seed: int, manifest: str,
     from training.train import train
 
     folder = training_dir(config, variant, seed)
-    train_config = config.train_config(manifest, str(folder), seed, eval_sets)
+    train_config = config.train_config(manifest, str(folder), seed, eval_sets, config.variants[variant].weights)
     stable = train_config.model_dump(mode="json", exclude={"output": True, "data": {"manifest", "index_cache"}})
     fingerprint = config_hash([stable, file_sha256(manifest), {n: s["fingerprint"] for n, s in eval_sets.items()}])
     receipt, started = folder / "result.json", folder / "fingerprint.json"
@@ -71,7 +71,8 @@ def curves(metrics: Path, eval_sets: dict[str, dict]) -> dict:
             loss[record["step"]] = record["loss"]
     last = evals[max(evals)]
     return {"loss": [[s, v] for s, v in sorted(loss.items())], "eval_loss": [[s, v] for s, v in sorted(evals.items())],
-            "final": {n: {"loss": v, "ppl": math.exp(v)} for n, v in last.items()}}
+            "final": {n: {"loss": v, "ppl": math.exp(v)} for n, v in last.items()},
+            "start": {n: {"loss": v, "ppl": math.exp(v)} for n, v in evals.get(0, {}).items()}}
 
 
 def run_trainings(config: AblateConfig, manifests: dict[str, str], eval_sets: dict[str, dict]) -> dict:
@@ -105,4 +106,10 @@ def summarize(config: AblateConfig, results: dict[str, dict[int, dict]]) -> dict
             pairs.append({"a": a, "b": b, "eval_set": e, "diff": diff, "diff_std": statistics.stdev(diffs),
                           "relative": diff / ppl[a][e]["mean"], "seed_spread": spread,
                           "beyond_twice_spread": abs(diff) > 2 * spread})
-    return {"perplexity": ppl, "pairs": pairs}
+    out = {"perplexity": ppl, "pairs": pairs}
+    if config.init_from:  # the starting checkpoint's perplexity (step 0) and each variant's change from it
+        start = {e: statistics.fmean(results[v][s]["start"][e]["ppl"] for v in config.variants for s in config.seeds)
+                 for e in config.eval_sets}
+        out["start"] = start
+        out["vs_start"] = {v: {e: ppl[v][e]["mean"] / start[e] - 1 for e in config.eval_sets} for v in config.variants}
+    return out

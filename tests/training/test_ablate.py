@@ -240,6 +240,8 @@ def test_continued_pre_training_starts_every_proxy_from_one_checkpoint(ablation,
     ended = ablate["trainings"]["plain"]["0"]["final"]["reuters_heldout"]["ppl"]
     assert len(starts) == 1 and starts.pop() == pytest.approx(ended)
     assert result["start"]["reuters_heldout"] > 0 and set(result["vs_start"]) == {"mixture", "only"}
+    held_out = result["held_out"]["only"][domain]  # the shards' own held-out sequences, start and end
+    assert held_out["start"] > 0 and held_out["change"] == pytest.approx(held_out["final"] / held_out["start"] - 1)
     assert result["eval_sets"]["even"]["documents"] == 50  # every other held-out story
     with pytest.raises(ConfigError, match=r"^init_from: "):
         parse_ablate_config({**dapt, "init_from": 3})

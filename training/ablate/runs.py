@@ -112,4 +112,24 @@ def summarize(config: AblateConfig, results: dict[str, dict[int, dict]]) -> dict
                  for e in config.eval_sets}
         out["start"] = start
         out["vs_start"] = {v: {e: ppl[v][e]["mean"] / start[e] - 1 for e in config.eval_sets} for v in config.variants}
+        out["held_out"] = held_out_change(config)
+    return out
+
+
+def held_out_change(config: AblateConfig) -> dict[str, dict[str, dict]]:
+    """Per variant and domain of its shards' own held-out sequences (validated beside the eval
+    sets): perplexity at step 0 and at the end, mean over seeds, and the change. In-distribution
+    text, unlike the eval sets: what continued pre-training on a domain is expected to move."""
+    out: dict[str, dict[str, dict]] = {}
+    for variant in config.variants:
+        first: dict[str, list[float]] = {}
+        last: dict[str, list[float]] = {}
+        for seed in config.seeds:
+            evals = [json.loads(line) for line in (training_dir(config, variant, seed) / "metrics.jsonl")
+                     .read_text().splitlines() if '"eval"' in line]
+            for name in (n for n in evals[0]["eval"] if n not in config.eval_sets):
+                first.setdefault(name, []).append(evals[0]["eval"][name]["ppl"])
+                last.setdefault(name, []).append(evals[-1]["eval"][name]["ppl"])
+        out[variant] = {n: {"start": statistics.fmean(first[n]), "final": statistics.fmean(last[n]),
+                            "change": statistics.fmean(last[n]) / statistics.fmean(first[n]) - 1} for n in first}
     return out

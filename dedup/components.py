@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from dedup.decide import n_partitions, shuffle_method
+from pipeline.aggregate import persisted
 
 LABEL_META = pd.DataFrame({"node": pd.Series([], dtype="int64"), "label": pd.Series([], dtype="int64")})
 MAX_ROUNDS = 200
@@ -60,7 +61,7 @@ def local_components(client, edges: dd.DataFrame, n_edges: int) -> dd.DataFrame:
     """Components in one worker process: its edges are gathered there, not in the client."""
     whole = dask.delayed(_label_frame)(*edges.to_delayed())
     n = n_partitions(2 * n_edges)  # at most this many rows' worth of nodes
-    return client.persist(dd.from_delayed([dask.delayed(_slice)(whole, i, n) for i in range(n)], meta=LABEL_META,
+    return persisted(client, dd.from_delayed([dask.delayed(_slice)(whole, i, n) for i in range(n)], meta=LABEL_META,
                                           verify_meta=False))
 
 
@@ -106,8 +107,8 @@ def dask_components(client, edges: dd.DataFrame, n_edges: int) -> dd.DataFrame:
     method = shuffle_method(n)
     directed = dd.concat([edges.rename(columns={"u": "a", "v": "b"}), edges.rename(columns={"u": "b", "v": "a"})])
     by_a = directed.shuffle(on="a", npartitions=n, shuffle_method=method)
-    by_b = client.persist(directed.shuffle(on="b", npartitions=n, shuffle_method=method))
-    labels = client.persist(by_a.map_partitions(_initial, meta=LABEL_META))
+    by_b = persisted(client, directed.shuffle(on="b", npartitions=n, shuffle_method=method))
+    labels = persisted(client, by_a.map_partitions(_initial, meta=LABEL_META))
     total = _label_sum(client, labels)
     for _ in range(MAX_ROUNDS):
         # Propagation: take the smallest label among the neighbours'.
@@ -116,7 +117,7 @@ def dask_components(client, edges: dd.DataFrame, n_edges: int) -> dd.DataFrame:
         # Pointer jumping: take the label of the label.
         asks = lowered.shuffle(on="label", npartitions=n, shuffle_method=method)
         answers = _zip(_answers, asks, lowered, LABEL_META).shuffle(on="node", npartitions=n, shuffle_method=method)
-        labels = client.persist(_zip(_lower, lowered, answers, LABEL_META))
+        labels = persisted(client, _zip(_lower, lowered, answers, LABEL_META))
         new_total = _label_sum(client, labels)
         if new_total == total:
             return labels

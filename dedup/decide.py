@@ -28,6 +28,7 @@ import pyarrow.compute as pc
 
 from dedup.index import write_key_entries
 from pipeline import storage
+from pipeline.aggregate import persisted
 from pipeline.io import commit_part, read_json, write_json, write_parquet
 from pipeline.record import metadata_to_json, rejected_schema, with_reason
 from pipeline.stats import StageStats, part_stats
@@ -189,7 +190,7 @@ def decide(client, frame, ranking: tuple[str, ...], parts: tuple[str, ...], out_
     removals per part under `out_dir`, and return the audit counts."""
     n = n_partitions(rows)
     decided = frame.shuffle(on="group", npartitions=n, shuffle_method=shuffle_method(n))
-    decided = client.persist(decided.map_partitions(decide_partition, ranking, new_entries, meta=DECIDED_META))
+    decided = persisted(client, decided.map_partitions(decide_partition, ranking, new_entries, meta=DECIDED_META))
     removed = decided[decided["removed"]]
     writes = removed.shuffle(on="part", npartitions=n, shuffle_method=shuffle_method(n))
     writes = writes.map_partitions(write_partition_decisions, parts, str(out_dir),

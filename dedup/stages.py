@@ -60,6 +60,7 @@ from dedup.jaccard import sample_edges, sample_similarities, verify_edges
 from dedup.lsh import EDGE_META, KEY_META, write_edges
 from dedup.minhash import MinHashParams, document_shingle_hashes, get_hasher
 from pipeline import storage
+from pipeline.aggregate import persisted
 from pipeline.context import GlobalResult
 from pipeline.io import commit, parquet_rows, read_json, write_parquet
 from pipeline.stage import GlobalStage, StageParams, register
@@ -272,7 +273,7 @@ class DuplicateClusters(GlobalStage):
         own_count = count(ctx, own) if own is not edges else n_edges
         audit = {"lsh": lsh, "false_positives": self._sample_audit(ctx, own, own_count, params, lsh, signature_dir)}
         if self.params.verify_threshold is not None:
-            edges = ctx.client.persist(self._verify(ctx, block, edges, own, params, signature_dir, n_edges))
+            edges = persisted(ctx.client, self._verify(ctx, block, edges, own, params, signature_dir, n_edges))
             kept = count(ctx, edges)
             audit["verification"] = {"threshold": self.params.verify_threshold, "pairs_checked": n_edges,
                                      "pairs_dropped": n_edges - kept}

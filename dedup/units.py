@@ -41,6 +41,7 @@ from dedup.decide import decided_once, n_partitions, node_ids, replace_column, s
 from dedup.exact import PARTS_PER_TASK, batches, text_hashes
 from dedup.normalize import Normalization, normalize
 from pipeline import storage
+from pipeline.aggregate import persisted
 from pipeline.context import GlobalResult
 from pipeline.io import commit_part, write_parquet
 from pipeline.record import metadata_to_json, with_reason
@@ -153,7 +154,7 @@ class UnitDedup(GlobalStage):
         return GlobalResult(stats, ctx.input.parts, {"audit": audit})
 
     def _decide(self, ctx, out_dir: str) -> dict:
-        frame = ctx.client.persist(dd.from_map(
+        frame = persisted(ctx.client, dd.from_map(
             unit_frame, batches(ctx.input.parts, PARTS_PER_TASK), in_dir=ctx.input.dir, splitter=self.splitter,
             norm=self.params.normalization, meta=UNIT_META, enforce_metadata=False))
         units = int(ctx.client.compute(frame.map_partitions(len).sum()).result())

@@ -60,3 +60,16 @@ def _tree(client, level: list, combine: Callable):
     while len(level) > 1:
         level = [client.submit(combine, *level[i:i + FANIN], pure=False) for i in range(0, len(level), FANIN)]
     return level[0]
+
+
+def persisted(client, collection: Any) -> Any:
+    """`client.persist(collection)`, returned once computed. On Python 3.11 every instance of a
+    class shares each `functools.cached_property` lock, and a LocalCluster's scheduler builds a
+    persisted graph in a thread of the client's process: the client building the next
+    expression from the same one (its `divisions`) while the scheduler builds the last can take
+    those locks in opposite orders and deadlock (seen in `duplicate_clusters`' decide step; no
+    such lock from Python 3.12). Waiting here leaves the scheduler done with the graph first."""
+    out = client.persist(collection)
+    with client.as_current():
+        wait(out)
+    return out

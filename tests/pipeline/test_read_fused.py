@@ -2,7 +2,9 @@
 map stages (pipeline/read.py, pipeline/fuse.py `ChainBuffer`) and writes no documents. The run
 keeps the documents, decisions and order of a run that writes them, writes each read task's
 chain output in parts up to the limits, resumes to the same bytes after a kill inside a read
-task, and rereads the inputs when a stage of that chain changes after the read finished."""
+task, and rereads the inputs when a stage of that chain changes after the read finished. Its
+outputs open with the tools users read them with, and every document read is kept or rejected
+exactly once."""
 
 from __future__ import annotations
 
@@ -12,14 +14,18 @@ import subprocess
 import sys
 from pathlib import Path
 
+import duckdb
+import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import yaml
+from datasets import load_dataset
 
 from pipeline.config import parse_config
 from pipeline.io import read_json
 from pipeline.options import ReadOptions
-from pipeline.readers import list_tasks
+from pipeline.readers import list_tasks, read_file
+from pipeline.record import Document
 from pipeline.runner import Runner
 from pipeline.stage import REGISTRY
 from tests.conftest import REPO
@@ -35,6 +41,7 @@ from tests.pipeline.test_fuse import (
     _small_files,
     _without_timings,
 )
+from tests.pipeline.test_outputs import _stage_dirs
 from tests.pipeline.test_runner import digest_tree
 
 
@@ -99,6 +106,58 @@ def test_small_files_are_read_together_and_the_parts_do_not_depend_on_the_worker
     assert digest_tree(tmp_path / "one") == digest_tree(tmp_path / "two")
     parts = _manifests(tmp_path / "two")["01-max_chars"]["parts"]
     assert 1 < len(parts) < 13  # fewer parts than files; the limits cut them within a task
+
+
+def _ids_loaded_everywhere(files: list[Path], cache: Path) -> list[str]:
+    """The ids in `files`, read with `datasets`, DuckDB and pandas; all three must agree."""
+    if not files:
+        return []
+    loaded = load_dataset("parquet", data_files=[str(f) for f in files], split="train", cache_dir=str(cache))
+    in_duckdb = duckdb.sql(f"SELECT id FROM read_parquet({[str(f) for f in files]!r})").fetchall()
+    in_pandas = pd.concat(pd.read_parquet(f) for f in files)["id"].tolist()
+    assert sorted(loaded["id"]) == sorted(i for (i,) in in_duckdb) == sorted(in_pandas), files[0].parent
+    return in_pandas
+
+
+def test_unwritten_read_outputs_load_everywhere_and_hold_every_document_read_once(client1, tmp_path):
+    _small_files(tmp_path / "in")
+    (tmp_path / "in" / "z-copy.jsonl").write_text((tmp_path / "in" / "f00.jsonl").read_text().splitlines()[0] + "\n")
+    spec = {"path": str(tmp_path / "in" / "*.jsonl"), "format": "jsonl", "source": "s"}
+    # one document a chunk: the copy's part is emptied by exact_dedup (pii then merges it away)
+    config = parse_config({"output": str(tmp_path / "out"), "inputs": [spec],
+                           "read": {"max_docs_per_part": 1, "materialize": False},
+                           "stages": [{"max_chars": {"max_chars": 8000}}, {"min_chars": {"min_chars": 100}},
+                                      "exact_dedup", "pii"]})
+    Runner(config, client1, progress=False).run()
+    read = sorted(item.id for task in list_tasks(config.inputs, config.read) for f in task.files
+                  for item in read_file(f, config.inputs[task.input_index], config.read) if isinstance(item, Document))
+    assert len(read) == 37
+
+    rejected_so_far: list[str] = []
+    saw_empty = False
+    stages = _stage_dirs(tmp_path / "out")
+    assert [s.name for s in stages] == ["00-read", "01-max_chars", "02-min_chars", "03-exact_dedup", "04-pii"]
+    for stage in stages:
+        manifest = read_json(stage / "_manifest.json")
+        stats = manifest["stats"]
+        rejected = sorted((stage / "rejected").glob("*.parquet"))
+        rejected_so_far += _ids_loaded_everywhere(rejected, tmp_path / "hf")
+        assert sum(pq.ParquetFile(f).metadata.num_rows for f in rejected) == stats["docs_rejected"], stage.name
+        assert sum(manifest["rows"].values()) == stats["docs_out"], stage.name
+        kept = sorted(stage.glob("part-*.parquet"))
+        if not kept:  # fused into the chain's last stage: its documents were never written
+            assert manifest["materialized"] is False and manifest["parts"] == [], stage.name
+            continue
+        assert [f.name for f in kept] == manifest["parts"], stage.name
+        rows = {f.name: pq.ParquetFile(f).metadata.num_rows for f in kept}
+        assert rows == manifest["rows"], stage.name
+        saw_empty |= 0 in rows.values()
+        kept_ids = _ids_loaded_everywhere(kept, tmp_path / "hf")
+        assert len(kept_ids) == stats["docs_out"], stage.name
+        assert sorted(kept_ids + rejected_so_far) == read, stage.name  # nothing lost, nothing twice
+    assert [s.name for s in stages if not list(s.glob("part-*.parquet"))] == ["00-read", "01-max_chars"]
+    assert saw_empty, "the copy's part should have been emptied by exact_dedup"
+    assert len(rejected_so_far) == 13  # 12 appendices too long, 1 copy
 
 
 def _config_file(tmp_path: Path, output: Path, stages: list) -> Path:

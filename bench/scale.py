@@ -141,6 +141,17 @@ def tokenizer_model() -> Path:
     return path
 
 
+def run_config(out: Path, data: Path, model: Path, docs_per_part: int | None = None) -> dict:
+    """CONFIG for one run, as the dict `parse_config` takes; `docs_per_part` sets
+    read.max_docs_per_part (many small parts: what a map costs the client per part)."""
+    import yaml
+
+    raw = yaml.safe_load(CONFIG.format(out=out, data=data, model=model))
+    if docs_per_part:
+        raw["read"] = {"max_docs_per_part": docs_per_part}
+    return raw
+
+
 # -- the stand-in score stage and the measurement ----------------------------------------------
 
 
@@ -218,10 +229,7 @@ def measure(n_docs: int, workers: int, median: int = MEDIAN_BYTES, docs_per_part
     data, model = generate(n_docs, median), tokenizer_model()
     out = CACHE / f"run-{n_docs}-{os.getpid()}"  # concurrent runs (other code) must not share it
     shutil.rmtree(out, ignore_errors=True)
-    raw = __import__("yaml").safe_load(CONFIG.format(out=out, data=data, model=model))
-    if docs_per_part:  # many small parts: what a map costs the client per part
-        raw["read"] = {"max_docs_per_part": docs_per_part}
-    config = parse_config(raw)
+    config = parse_config(run_config(out, data, model, docs_per_part))
     sampler = Sampler()
     stages: list[dict] = []
     with cluster.open_client(workers=workers) as client:

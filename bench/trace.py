@@ -1,10 +1,11 @@
 """Lineage benchmark: how long does `thresher trace` take to answer on a large run?
 
 Data and run: bench/scale.py's synthetic web-like documents (JSONL, two domains), by default
-of ~300 bytes (`--median-bytes`), through read -> bench_score -> exact_dedup -> select
-(keep_top 0.9) -> mix (51/49, repeats) -> tokenize (bench/scale.py's small tokenizer), on a
-LocalCluster of 2 workers. The run is kept under .bench/trace/run-<docs>-<bytes>b/ and reused
-by later invocations (delete the folder to rebuild it).
+of ~300 bytes (`--median-bytes`), through bench/scale.py's config less its MinHash stages:
+read -> bench_score -> exact_dedup -> select (keep_top 0.9) -> mix (51/49, repeats) -> tokenize
+(bench/scale.py's small tokenizer), on a LocalCluster of 2 workers. The run is kept under
+.bench/trace/run-<docs>-<bytes>b/ and reused by later invocations (delete the folder to rebuild
+it).
 
 Queries, each answered from a fresh `RunLayout` (the outputs only, nothing cached between
 queries) and timed in this process, then once more through the CLI in a new process
@@ -39,20 +40,10 @@ import pyarrow.parquet as pq
 import scale
 import yaml
 
-REPO = BENCH.parent
+REPO = scale.REPO
 CACHE = REPO / ".bench" / "trace"
-CONFIG = """output: {out}
-seed: 0
-inputs:
-  - {{path: {data}/fin-*.jsonl, format: jsonl, source: fin_news, domain: financial}}
-  - {{path: {data}/web-*.jsonl, format: jsonl, source: web, domain: general}}
-stages:
-  - bench_score: {{}}
-  - exact_dedup: {{}}
-  - select: {{column: quality_score, keep_top: 0.9}}
-  - mix: {{targets: {{financial: 0.51, general: 0.49}}, max_epochs: 4}}
-  - tokenize: {{model: {model}, max_shard_tokens: 50000000}}
-"""
+# bench/scale.py's run without MinHash dedup: lineage through exact_dedup, select, mix and tokenize
+FUZZY_DEDUP = {"minhash_signatures", "lsh_buckets", "duplicate_clusters", "remove_duplicates"}
 
 
 def build(n_docs: int, median: int, workers: int, docs_per_part: int | None) -> Path:
@@ -69,9 +60,8 @@ def build(n_docs: int, median: int, workers: int, docs_per_part: int | None) -> 
     start = time.perf_counter()
     data, model = scale.generate(n_docs, median), scale.tokenizer_model()
     print(f"data: {data} ({time.perf_counter() - start:.0f}s)")
-    raw = yaml.safe_load(CONFIG.format(out=out, data=data, model=model))
-    if docs_per_part:  # more, smaller parts: as many per stage as a larger run has
-        raw["read"] = {"max_docs_per_part": docs_per_part}
+    raw = scale.run_config(out, data, model, docs_per_part)  # more, smaller parts: as many as a larger run has
+    raw["stages"] = [stage for stage in raw["stages"] if next(iter(stage)) not in FUZZY_DEDUP]
     config = parse_config(raw)
     start = time.perf_counter()
     with open_client(workers=workers) as client:

@@ -7,11 +7,9 @@ them SIGKILLed mid-stage and replaced: the run completes with the bytes of a loc
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -21,7 +19,8 @@ import pytest
 
 from bench.chaos import differences, phase_windows, run_thresher, run_trial, table, write_config
 from tests.conftest import REPO, shared_path
-from tests.pipeline.test_runner import THRESHER, _cleaneval_config, _free_port, all_ids, digest_tree
+from tests.pipeline.conftest import dask_processes
+from tests.pipeline.test_runner import THRESHER, _cleaneval_config, all_ids, digest_tree
 
 # one kill in each: the map stages, the fused filter chain, MinHash, classify, and tokenize
 KILL_STAGES = ("01-extract", "02-language..08-pii", "10-minhash_signatures", "14-classify", "17-tokenize")
@@ -60,24 +59,6 @@ def test_kills_in_five_stages_resume_to_the_bytes_of_an_uninterrupted_run(tmp_pa
         f"15-select rejected ids: 0 lost, {twice.num_rows // 2} duplicated or new"]
 
 
-def _dask(*args: str, cwd=None) -> subprocess.Popen:
-    """`dask ARGS` of this environment in a session of its own."""
-    return subprocess.Popen([str(Path(sys.executable).parent / "dask"), *args, "--no-dashboard"],
-                            start_new_session=True, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-def _stop(procs: list[subprocess.Popen]) -> None:
-    for proc in reversed(procs):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-    for proc in procs:
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
 def _busy_worker(client, stage_dir: Path, deadline: float) -> str:
     """The address of a worker running a task of the stage, once the stage has committed a part
     and before it has finished."""
@@ -100,30 +81,22 @@ def test_a_dask_worker_killed_mid_stage_is_replaced_and_the_run_gives_the_local_
     local = _cleaneval_config(tmp_path, tmp_path / "local")
     subprocess.run(THRESHER + ["run", str(local), "--workers", "2", "--no-progress"], check=True, cwd=REPO,
                    capture_output=True, timeout=300)
-    port = _free_port()
-    address = f"tcp://127.0.0.1:{port}"
-    procs = [_dask("scheduler", "--host", "127.0.0.1", "--port", str(port))]
-    try:
-        procs += [_dask("worker", address, "--nthreads", "1", cwd=REPO) for _ in range(2)]
-        with Client(address, timeout=60) as client:
-            client.wait_for_workers(2, timeout=120)
-            pids = client.run(os.getpid)  # worker address -> pid
-            remote = _cleaneval_config(tmp_path, tmp_path / "remote")
-            err = tmp_path / "remote.err"
-            with err.open("w") as stderr:
-                run = subprocess.Popen(THRESHER + ["run", str(remote), "--scheduler", address, "--no-progress"],
-                                       cwd=REPO, start_new_session=True, stdout=subprocess.DEVNULL, stderr=stderr)
-                procs.append(run)
-                victim = _busy_worker(client, tmp_path / "remote" / "01-extract", time.monotonic() + 240)
-                if kill == "group":
-                    os.killpg(os.getpgid(pids[victim]), signal.SIGKILL)
-                    procs.append(_dask("worker", address, "--nthreads", "1", cwd=REPO))
-                else:
-                    os.kill(pids[victim], signal.SIGKILL)
-                assert run.wait(timeout=300) == 0, err.read_text()[-3000:]
-            assert victim not in client.scheduler_info()["workers"]
-            assert len(client.scheduler_info()["workers"]) == 2  # the survivor and the replacement
-    finally:
-        _stop(procs)
+    with dask_processes(workers=2) as cluster, Client(cluster.address, timeout=60) as client:
+        pids = client.run(os.getpid)  # worker address -> pid
+        remote = _cleaneval_config(tmp_path, tmp_path / "remote")
+        err = tmp_path / "remote.err"
+        with err.open("w") as stderr:
+            run = subprocess.Popen(THRESHER + ["run", str(remote), "--scheduler", cluster.address, "--no-progress"],
+                                   cwd=REPO, start_new_session=True, stdout=subprocess.DEVNULL, stderr=stderr)
+            cluster.procs.append(run)
+            victim = _busy_worker(client, tmp_path / "remote" / "01-extract", time.monotonic() + 240)
+            if kill == "group":
+                os.killpg(os.getpgid(pids[victim]), signal.SIGKILL)
+                cluster.add_worker()
+            else:
+                os.kill(pids[victim], signal.SIGKILL)
+            assert run.wait(timeout=300) == 0, err.read_text()[-3000:]
+        assert victim not in client.scheduler_info()["workers"]
+        assert len(client.scheduler_info()["workers"]) == 2  # the survivor and the replacement
     assert digest_tree(tmp_path / "remote") == digest_tree(tmp_path / "local")
     assert all_ids(tmp_path / "remote" / "02-language") == all_ids(tmp_path / "local" / "02-language")

@@ -8,7 +8,6 @@ import hashlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from pipeline.demo.warcs import Page, write_warc
 from pipeline.progress import largest_first
 from pipeline.runner import Runner
 from tests.conftest import REPO, shared_path
+from tests.pipeline.conftest import dask_processes
 from tests.pipeline.test_readers import _members
 
 THRESHER = [sys.executable, "-m", "pipeline.cli"]
@@ -198,42 +198,15 @@ def test_sigkill_mid_extraction_then_rerun_gives_identical_output(tmp_path):
     assert len(ids) == len(set(ids)) == len(all_ids(tmp_path / "reference" / "02-language"))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_dask_scheduler_and_workers_give_the_same_bytes_as_a_local_run(tmp_path):
     local = _cleaneval_config(tmp_path, tmp_path / "local")
     subprocess.run(THRESHER + ["run", str(local), "--workers", "1", "--no-progress"], check=True, cwd=REPO,
                    capture_output=True)
-    port = _free_port()
-    bin_dir = Path(sys.executable).parent
-    address = f"tcp://127.0.0.1:{port}"
-    procs = [subprocess.Popen([str(bin_dir / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port),
-                               "--no-dashboard"], start_new_session=True, stderr=subprocess.DEVNULL)]
-    try:
-        for _ in range(2):
-            procs.append(subprocess.Popen([str(bin_dir / "dask"), "worker", address, "--nthreads", "1",
-                                           "--no-dashboard"], start_new_session=True, cwd=REPO,
-                                          stderr=subprocess.DEVNULL))
-        from distributed import Client
-
-        with Client(address, timeout=60) as c:
-            c.wait_for_workers(2, timeout=120)
+    with dask_processes(workers=2) as cluster:
         remote = _cleaneval_config(tmp_path, tmp_path / "remote")
-        subprocess.run(THRESHER + ["run", str(remote), "--scheduler", address, "--no-progress"], check=True,
+        subprocess.run(THRESHER + ["run", str(remote), "--scheduler", cluster.address, "--no-progress"], check=True,
                        cwd=REPO, capture_output=True)
-    finally:
-        for proc in reversed(procs):
-            os.killpg(proc.pid, signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
     assert digest_tree(tmp_path / "remote") == digest_tree(tmp_path / "local")
     assert len(digest_tree(tmp_path / "local")) > 10
 

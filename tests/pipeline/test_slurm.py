@@ -13,7 +13,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,6 +24,7 @@ import pytest
 import yaml
 
 from tests.conftest import REPO
+from tests.pipeline.conftest import free_port, stop_groups
 from tests.pipeline.test_runner import _cleaneval_config, digest_tree
 
 THRESHER = [sys.executable, "-m", "pipeline.cli"]
@@ -46,16 +46,10 @@ def _require_slurm() -> dict[str, str]:
     return found
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _slurm_conf(root: Path, munge_socket: Path) -> str:
     return "\n".join([
         "ClusterName=thresher-test", "SlurmctldHost=localhost", "SlurmUser=root", "SlurmdUser=root",
-        f"SlurmctldPort={_free_port()}", f"SlurmdPort={_free_port()}",
+        f"SlurmctldPort={free_port()}", f"SlurmdPort={free_port()}",
         "AuthType=auth/munge", "CredType=cred/munge", f"AuthInfo=socket={munge_socket}",
         f"StateSaveLocation={root}/state", f"SlurmdSpoolDir={root}/spool",
         f"SlurmctldPidFile={root}/slurmctld.pid", f"SlurmdPidFile={root}/slurmd.pid",
@@ -110,14 +104,7 @@ def _our_processes(marker: str) -> list[int]:
 def _stop(procs: list[subprocess.Popen], env: dict[str, str], tools: dict[str, str], marker: str) -> None:
     subprocess.run([tools["scancel"], "--user=root"], env=env, timeout=30, capture_output=True)
     _wait_until_or_not(lambda: not _squeue(env, tools), 20)
-    for proc in reversed(procs):
-        os.killpg(proc.pid, signal.SIGTERM)
-    for proc in procs:
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+    stop_groups(procs, timeout=15)
     for pid in _our_processes(marker):  # slurmstepd and job processes live in sessions of their own
         os.kill(pid, signal.SIGKILL)
 

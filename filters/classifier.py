@@ -8,6 +8,9 @@ are split and ordered by seeded hashes of their normalised text, and fastText ru
 thread and a fixed seed, so the same config trains a model with the same predictions. What the
 model sees of the normalised text (every token, or content words only) is the config's
 `features` (filters/classifier_features.py), saved with the model and applied when it scores.
+A source may also name a `topic`, a finer label to train on (AG News `world`, `sports` for
+`general`): fastText then learns the topics, and a label's probability is the sum of its
+topics' (the topic -> label map is read back from the saved config.yaml).
 
     config = load_classifier_config("configs/classifier-domain.yaml")
     report = train_classifier(config, "models/domain")   # model.bin, config.yaml, report.json
@@ -64,6 +67,9 @@ class SourceConfig(Frozen):
     path: str = Field(description="fsspec path or glob, relative to the working directory")
     format: Literal["warc", "html", "jsonl", "parquet", "text"]
     label: str = Field(pattern=r"^[A-Za-z0-9_.\-]+$")
+    topic: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9_.\-]+$",
+        description="train on this finer label; a label's probability is the sum of its topics' (default: the label)")
     text_field: str = "text"
     separator: str | None = Field(None, description="text: regex of the line that starts a new document")
     where: dict[str, Any] = Field(default_factory=dict, description="record field -> value (or list of values)")
@@ -150,9 +156,26 @@ class ClassifierConfig(Frozen):
             raise ValueError(f"positive_label {self.positive_label!r} is not a source label; one of {labels}")
         return self
 
+    @model_validator(mode="after")
+    def _topics_have_one_label(self):
+        owner: dict[str, str] = {}
+        for i, source in enumerate(self.sources):
+            topic = source.topic or source.label
+            if owner.setdefault(topic, source.label) != source.label:
+                raise ValueError(f"sources[{i}].topic {topic!r} is already a topic of label {owner[topic]!r}; "
+                                 "a topic belongs to one label")
+        return self
+
     @property
     def labels(self) -> list[str]:
         return sorted({s.label for s in self.sources})
+
+    @property
+    def topics(self) -> dict[str, str] | None:
+        """topic -> label when any source has a topic (the model is trained on topics), else None."""
+        if all(s.topic is None for s in self.sources):
+            return None
+        return dict(sorted({s.topic or s.label: s.label for s in self.sources}.items()))
 
 
 def load_classifier_config(path: str | Path) -> ClassifierConfig:
@@ -169,6 +192,11 @@ class Example:
     label: str
     split: str  # train | dev | test
     source: int = 0  # index in the config's sources
+    topic: str | None = None  # the label fastText trains on, when finer than `label`
+
+    @property
+    def train_label(self) -> str:
+        return self.topic or self.label
 
 
 def unit_hash(*parts: Any) -> float:
@@ -269,7 +297,7 @@ def source_examples(source: SourceConfig, split: SplitConfig, seed: int, index: 
         if source.unit != "document":
             lines = map(normalize, raw_by_text[text].splitlines())
             units += [line for line in lines if len(line.split()) >= source.min_words]
-        out += [Example(unit, source.label, part, index) for unit in units]
+        out += [Example(unit, source.label, part, index, source.topic) for unit in units]
     return out
 
 
@@ -294,12 +322,12 @@ def train_fasttext(examples: list[Example], params: FastTextParams, seed: int, l
     Hogwild updates make multi-threaded training non-deterministic)."""
     import fasttext
 
-    ordered = sorted(examples, key=lambda ex: unit_hash("order", seed, ex.label, ex.text))
+    ordered = sorted(examples, key=lambda ex: unit_hash("order", seed, ex.train_label, ex.text))
     feature = feature_view(features, length_token)
     _check_bucket(ordered, params, feature)
     with tempfile.TemporaryDirectory(prefix="thresher-fasttext-") as tmp:
         path = Path(tmp) / "train.txt"
-        path.write_text("".join(f"__label__{ex.label} {feature(ex.text)}\n" for ex in ordered), encoding="utf-8")
+        path.write_text("".join(f"__label__{ex.train_label} {feature(ex.text)}\n" for ex in ordered), encoding="utf-8")
         return fasttext.train_supervised(input=str(path), thread=1, seed=seed, verbose=0, **params.model_dump())
 
 
@@ -341,7 +369,8 @@ def predict_proba(model, texts: list[str], length_token: bool = False,
 @dataclasses.dataclass
 class ModelBundle:
     """A trained model with what scoring needs from its training run: which label is
-    positive and the threshold calibrated on the dev split."""
+    positive, the threshold calibrated on the dev split, and, for a model trained on topics,
+    which label each topic belongs to (`labels` are then the labels, not the topics)."""
 
     model: Any
     labels: list[str]
@@ -349,12 +378,20 @@ class ModelBundle:
     threshold: float
     length_token: bool = False
     features: str = "all_tokens"
+    topics: dict[str, str] | None = None
 
     def proba(self, texts: list[str]) -> np.ndarray:
         return self.proba_normalized([normalize(t) for t in texts])
 
     def proba_normalized(self, texts: list[str]) -> np.ndarray:
-        return predict_proba(self.model, texts, self.length_token, self.features)[1]
+        """probabilities[len(texts), len(labels)]; a label's is the sum of its topics'."""
+        topics, probs = predict_proba(self.model, texts, self.length_token, self.features)
+        if self.topics is None:
+            return probs
+        out = np.zeros((len(texts), len(self.labels)))
+        for j, topic in enumerate(topics):
+            out[:, self.labels.index(self.topics[topic])] += probs[:, j]
+        return out
 
     def positive_proba(self, texts: list[str]) -> np.ndarray:
         assert self.positive_label is not None
@@ -384,6 +421,9 @@ def load_bundle(model_path: str | Path, positive_label: str | None = None,
     labels = [label.removeprefix("__label__") for label in model.get_labels()]
     config_path, report_path = model_path.with_name("config.yaml"), model_path.with_name("report.json")
     trained = (yaml.safe_load(config_path.read_text()) or {}) if config_path.is_file() else {}
+    topics = _trained_topics(trained, labels, config_path)
+    if topics is not None:
+        labels = sorted(set(topics.values()))
     if positive_label is None:
         positive_label = trained.get("positive_label")
     if threshold is None and report_path.is_file():
@@ -392,7 +432,20 @@ def load_bundle(model_path: str | Path, positive_label: str | None = None,
         raise ValueError(f"positive_label {positive_label!r} is not a label of {model_path}; one of {labels}")
     threshold = 0.5 if threshold is None else float(threshold)
     return ModelBundle(model, labels, positive_label, threshold, bool(trained.get("length_token", False)),
-                       str(trained.get("features", "all_tokens")))
+                       str(trained.get("features", "all_tokens")), topics)
+
+
+def _trained_topics(trained: dict, model_labels: list[str], config_path: Path) -> dict[str, str] | None:
+    """topic -> label from the resolved training config, when the model was trained on topics."""
+    sources = trained.get("sources") or []
+    if not any(s.get("topic") for s in sources):
+        return None
+    topics = {s.get("topic") or s["label"]: s["label"] for s in sources}
+    unknown = sorted(set(model_labels) - set(topics))
+    if unknown:
+        raise ValueError(f"{config_path}: the model's topics {unknown} are not in its sources; "
+                         "retrain, or put back the config.yaml it was trained with")
+    return topics
 
 
 def evaluate_bundle(bundle: ModelBundle, texts: list[str], truth: list[str]) -> dict:
@@ -416,15 +469,16 @@ def train_classifier(config: ClassifierConfig, output: str | Path) -> dict:
     model = train_fasttext(by_split["train"], config.fasttext, config.seed, config.length_token, config.features)
     output.mkdir(parents=True, exist_ok=True)
     model.save_model(str(output / "model.bin"))
-    labels, _ = predict_proba(model, [])
-    threshold = 0.5
+    labels = config.labels if config.topics else predict_proba(model, [])[0]
+    bundle = ModelBundle(model, labels, config.positive_label, 0.5, config.length_token, config.features,
+                         config.topics)
     if config.positive_label is not None and len(labels) == 2 and by_split["dev"]:
-        _, dev_probs = predict_proba(model, [ex.text for ex in by_split["dev"]], config.length_token, config.features)
+        dev_probs = bundle.proba_normalized([ex.text for ex in by_split["dev"]])
         y = np.array([ex.label == config.positive_label for ex in by_split["dev"]])
         groups = np.array([ex.source for ex in by_split["dev"]])
-        threshold = calibrate_threshold(y, dev_probs[:, labels.index(config.positive_label)], config.threshold_metric,
-                                        groups)
-    bundle = ModelBundle(model, labels, config.positive_label, threshold, config.length_token, config.features)
+        bundle.threshold = calibrate_threshold(y, dev_probs[:, labels.index(config.positive_label)],
+                                               config.threshold_metric, groups)
+    threshold = bundle.threshold
     report = {"threshold": threshold, "threshold_metric": config.threshold_metric,
               "examples": {s: _label_counts(v) for s, v in by_split.items()}}
     for split in ("dev", "test"):

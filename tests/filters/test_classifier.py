@@ -20,6 +20,7 @@ from filters.classifier import (
     load_bundle,
     load_classifier_config,
     normalize,
+    predict_proba,
     train_classifier,
     with_length_token,
 )
@@ -192,3 +193,41 @@ def test_bucket_must_leave_room_for_the_words():
     examples = [Example(f"word{i} other{i} more{i}", "a" if i % 2 else "b", "train", "s") for i in range(200)]
     with pytest.raises(ValueError, match=re.escape("fasttext.bucket: 1000 is too small for 601 words")):
         train_fasttext(examples, FastTextParams(bucket=1000), seed=0)
+
+
+def test_topic_under_two_labels_is_refused(tmp_path):
+    sources = [{"path": "a.jsonl", "format": "jsonl", "label": "x", "topic": "news"},
+               {"path": "b.jsonl", "format": "jsonl", "label": "y", "topic": "news"}]
+    with pytest.raises(ConfigError, match=r"sources\[1\]\.topic 'news' is already a topic of label 'x'"):
+        load_classifier_config(_write(tmp_path / "c.yaml", {"positive_label": "x", "sources": sources}))
+    sources[0]["topic"], sources[1] = "y", {"path": "b.jsonl", "format": "jsonl", "label": "y"}  # topic: its label
+    with pytest.raises(ConfigError, match=r"sources\[1\]\.topic 'y' is already a topic of label 'x'"):
+        load_classifier_config(_write(tmp_path / "c.yaml", {"positive_label": "x", "sources": sources}))
+
+
+def test_training_on_topics_scores_labels_as_sums_of_topics(tmp_path):
+    """AG business as topic `business` of `financial`, world and sports as two topics of
+    `general`: fastText learns three classes, the bundle reports the two labels."""
+    data = yaml.safe_load(agnews_config(tmp_path).read_text())
+    general = data["sources"].pop()
+    data["sources"][0]["topic"] = "business"
+    data["sources"] += [{**general, "where": {"category": category}, "topic": category}
+                        for category in ("world", "sports")]
+    report = train_classifier(load_classifier_config(_write(tmp_path / "topics.yaml", data)), tmp_path / "m")
+    bundle = load_bundle(tmp_path / "m" / "model.bin")
+    assert bundle.labels == ["financial", "general"] and sorted(bundle.model.get_labels()) == [
+        "__label__business", "__label__sports", "__label__world"]
+    assert bundle.topics == {"business": "financial", "sports": "general", "world": "general"}
+    texts = ["Oil prices rise as OPEC cuts output", "Striker scores twice in cup final", "Troops clash near capital"]
+    topics, by_topic = predict_proba(bundle.model, [normalize(t) for t in texts], features=bundle.features)
+    probs = bundle.proba(texts)
+    assert np.allclose(probs[:, 0], by_topic[:, topics.index("business")])
+    assert np.allclose(probs[:, 1], by_topic[:, topics.index("world")] + by_topic[:, topics.index("sports")])
+    assert bundle.predict(probs) == ["financial", "general", "general"]
+    assert set(report["test"]["confusion"]) == {"financial", "general"} and report["test"]["accuracy"] > 0.7
+    assert report["examples"]["train"]["general"] > report["examples"]["train"]["financial"] > 150
+    trained = yaml.safe_load((tmp_path / "m" / "config.yaml").read_text())
+    trained["sources"][1]["topic"] = "politics"  # the saved config no longer names the model's topic `world`
+    (tmp_path / "m" / "config.yaml").write_text(yaml.safe_dump(trained))
+    with pytest.raises(ValueError, match=r"config.yaml: the model's topics \['world'\] are not in its sources"):
+        load_bundle(tmp_path / "m" / "model.bin")

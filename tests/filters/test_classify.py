@@ -64,6 +64,32 @@ def test_scores_domains_and_input_domain_kept(model_dir):
     assert result.stats.docs_in == result.stats.docs_out == 5
 
 
+def test_domain_of_a_model_trained_on_topics(tmp_path, monkeypatch):
+    """Sport and weather as two topics of `general`: the stage still writes labels, and a general
+    document's domain_score is the sum of its topics' probabilities."""
+    monkeypatch.setattr(classify_module, "_BUNDLES", {})  # the other tests count the cached models
+    weather = ["heavy rain and strong wind are expected tonight", "sunny spells with a light breeze",
+               "snow and frost will cover the hills", "temperatures drop below freezing overnight"]
+    sources = []
+    for label, topic, texts in (("financial", None, FINANCE), ("general", "sport", SPORT),
+                                ("general", "weather", weather)):
+        rows = [{"text": f"{a} and {b} {f}"} for a in texts for b in texts for f in ("today", "again", "now")]
+        (tmp_path / f"{label}-{topic}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        sources.append({"path": str(tmp_path / f"{label}-{topic}.jsonl"), "format": "jsonl", "label": label,
+                        **({"topic": topic} if topic else {})})
+    config = {"seed": 0, "positive_label": "financial", "split": {"dev": 0.2, "test": 0.0}, "sources": sources,
+              "fasttext": {"dim": 8, "epoch": 30}}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    train_classifier(load_classifier_config(tmp_path / "c.yaml"), tmp_path / "model")
+    stage = Classify(Classify.Params(domain_model=str(tmp_path / "model" / "model.bin")))
+    stage.check()
+    assert len(stage._domain().model.get_labels()) == 3
+    out = stage.process(table(["profit and shares rose at the bank", "the team won the match",
+                               "rain and wind tonight"])).kept.to_pylist()
+    assert [r["domain"] for r in out] == ["financial", "general", "general"]
+    assert all(r["domain_score"] > 0.5 for r in out)
+
+
 def test_long_documents_scored_on_a_prefix(model_dir):
     stage = Classify(Classify.Params(quality_model=str(model_dir / "model.bin"), max_bytes=40))
     long = "shares rose as the bank reported profit " + "the team won the match " * 50

@@ -33,6 +33,7 @@ from pipeline import storage
 from pipeline.aggregate import map_reduce
 from pipeline.context import GlobalResult
 from pipeline.io import commit_part
+from pipeline.parts import read_part
 from pipeline.record import with_reason
 from pipeline.stage import GlobalStage, StageParams, register
 from pipeline.stats import part_stats
@@ -99,7 +100,7 @@ def key_to_score(key: int) -> float:
 
 def _scored(path: str, column: str, with_ids: bool = False) -> tuple[np.ndarray, list[str] | None]:
     """Keys of the rows of `path` that have a score (and their ids)."""
-    table = storage.read_table(path, columns=[column, "id"] if with_ids else [column])
+    table = read_part(path, columns=[column, "id"] if with_ids else [column])
     scores = table.column(column).cast(pa.float64()).to_numpy(zero_copy_only=False)
     has = ~np.isnan(scores)
     ids = None
@@ -187,7 +188,7 @@ def keep_mask(table: pa.Table, column: str, rule: dict[str, Any]) -> tuple[np.nd
 
 def apply_part(part: str, in_dir: str, out_dir: str, column: str, rule: dict[str, Any]) -> dict:
     """Worker: write one part's kept rows, its rejected rows and its commit record."""
-    table = storage.read_table(storage.join(in_dir, part))
+    table = read_part(storage.join(in_dir, part))
     keep, scored = keep_mask(table, column, rule)
     reason = "select.not_sampled" if rule["alpha"] is not None else "select.below_threshold"
     reasons = np.where(scored, reason, "select.missing_score")[~keep].tolist()

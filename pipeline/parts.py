@@ -83,7 +83,7 @@ def read_part(path: str, columns: list[str] | None = None) -> pa.Table:
     return source.filter(pa.array(_keep_mask(path, view)))
 
 
-def iter_batches(path: str, columns: list[str] | None = None, batch_size: int = BATCH_ROWS) -> Iterator[pa.RecordBatch]:
+def part_batches(path: str, columns: list[str] | None = None, batch_size: int = BATCH_ROWS) -> Iterator[pa.RecordBatch]:
     """Part `path`'s rows in bounded batches (a view filters its source batch by batch)."""
     view = view_of(path)
     source = path if view is None else storage.join(_root(path), view["source"])

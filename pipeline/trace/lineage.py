@@ -7,8 +7,9 @@
   reader put it in the id, `source/relpath:line`), and the URL;
 - per stage, its decision: `rejected` with the reason (that stage's `rejected/` row),
   `kept` (a row in its kept parts), or, for a map stage that ran fused and wrote no kept
-  documents (`materialized: false`), `kept` with `inferred: true`: not in its `rejected/`,
-  and present in the next stage that wrote its documents. With the decision come the scores
+  documents (`materialized: false`), or a global stage that wrote views of its input's parts
+  (`views: true`), `kept` with `inferred: true`: not in its `rejected/`, and present in the
+  next stage that wrote its documents. With the decision come the scores
   the row carries that changed (language, language_score, quality_score, domain, domain_score),
   the dedup cluster (a removed duplicate names its representative; a kept document lists the
   duplicates it represents, from the stage's `rejected/`), the select threshold, and the mix
@@ -100,7 +101,8 @@ def _decide(stage: StageInfo, doc_id: str, copies: bool, previous: dict) -> tupl
         entry["details"] = _details(stage, row, doc_id)
     elif not stage.materialized:
         row = None
-        entry.update(decision="kept", inferred=True, fused_into=stage.manifest.get("fused_into"))
+        entry.update(decision="kept", inferred=True, **({"views": True} if stage.manifest.get("views")
+                                                        else {"fused_into": stage.manifest.get("fused_into")}))
         entry["details"] = {}
     else:  # the outputs disagree with themselves (a stage that lost rows): say so, go no further
         row = None

@@ -53,7 +53,9 @@ class StageInfo:
 
     @property
     def materialized(self) -> bool:
-        return self.manifest.get("materialized", True)
+        """Whether its kept documents are Parquet files here (not fused on, not views of an
+        earlier stage's parts: pipeline/parts.py)."""
+        return self.manifest.get("materialized", True) and not self.manifest.get("views", False)
 
     @property
     def parts(self) -> list[str]:

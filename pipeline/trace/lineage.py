@@ -7,9 +7,8 @@
   reader put it in the id, `source/relpath:line`), and the URL;
 - per stage, its decision: `rejected` with the reason (that stage's `rejected/` row),
   `kept` (a row in its kept parts), or, for a map stage that ran fused and wrote no kept
-  documents (`materialized: false`), or a global stage that wrote views of its input's parts
-  (`views: true`), `kept` with `inferred: true`: not in its `rejected/`, and present in the
-  next stage that wrote its documents. With the decision come the scores
+  documents (`materialized: false`), `kept` with `inferred: true`: not in its `rejected/`,
+  and present in the next stage that wrote its documents. With the decision come the scores
   the row carries that changed (language, language_score, quality_score, domain, domain_score),
   the dedup cluster (a removed duplicate names its representative; a kept document lists the
   duplicates it represents, from the stage's `rejected/`), the select threshold, and the mix
@@ -35,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from pipeline import storage
+from pipeline.parts import view_of
 from pipeline.readers import static_prefix
 from pipeline.trace.lookup import (
     SIDECAR_SUFFIX,
@@ -82,8 +82,19 @@ def trace_document(layout: RunLayout, doc_id: str) -> dict[str, Any]:
 
 
 def _rows(stage: StageInfo, doc_id: str, copies: bool, kept: bool = True) -> list[dict]:
-    files = stage.parts if kept else stage.rejected()
-    return find_rows(files, doc_id, COLUMNS, copies).to_pylist()
+    if not kept:
+        return find_rows(stage.rejected(), doc_id, COLUMNS, copies).to_pylist()
+    if not stage.manifest.get("views"):
+        return find_rows(stage.parts, doc_id, COLUMNS, copies).to_pylist()
+    # A view (pipeline/parts.py) holds its source part's rows less the ones the stage rejected:
+    # search the sources; a row found there and not in the stage's rejected/ is one it kept.
+    shown = {}
+    for part in stage.parts:
+        view = view_of(part)
+        shown[storage.join(storage.parent(stage.path), view["source"]) if view else part] = part
+    dropped = {r["id"] for r in _rows(stage, doc_id, copies, kept=False)}
+    rows = find_rows(list(shown), doc_id, COLUMNS, copies).to_pylist()
+    return [{**row, "file": shown.get(row["file"], row["file"])} for row in rows if row["id"] not in dropped]
 
 
 def _decide(stage: StageInfo, doc_id: str, copies: bool, previous: dict) -> tuple[dict, dict]:
@@ -101,8 +112,7 @@ def _decide(stage: StageInfo, doc_id: str, copies: bool, previous: dict) -> tupl
         entry["details"] = _details(stage, row, doc_id)
     elif not stage.materialized:
         row = None
-        entry.update(decision="kept", inferred=True, **({"views": True} if stage.manifest.get("views")
-                                                        else {"fused_into": stage.manifest.get("fused_into")}))
+        entry.update(decision="kept", inferred=True, fused_into=stage.manifest.get("fused_into"))
         entry["details"] = {}
     else:  # the outputs disagree with themselves (a stage that lost rows): say so, go no further
         row = None

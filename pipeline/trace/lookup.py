@@ -53,9 +53,7 @@ class StageInfo:
 
     @property
     def materialized(self) -> bool:
-        """Whether its kept documents are Parquet files here (not fused on, not views of an
-        earlier stage's parts: pipeline/parts.py)."""
-        return self.manifest.get("materialized", True) and not self.manifest.get("views", False)
+        return self.manifest.get("materialized", True)
 
     @property
     def parts(self) -> list[str]:

@@ -18,6 +18,7 @@ import sentencepiece as spm
 from warcio.archiveiterator import ArchiveIterator
 
 from pipeline.config import parse_config
+from pipeline.parts import read_part
 from pipeline.runner import Runner
 from tests.conftest import REPO, shared_path
 from tests.pipeline.conftest import THRESHER
@@ -31,7 +32,8 @@ def trace(out: Path, *args: str) -> dict:
 
 
 def ids_in(files: list[Path]) -> set[str]:
-    return {i for f in files for i in pq.read_table(f, columns=["id"]).column("id").to_pylist()}
+    """Ids of stage parts, read as the next stage reads them (a part may be a view: pipeline/parts.py)."""
+    return {i for f in files for i in read_part(str(f), columns=["id"]).column("id").to_pylist()}
 
 
 def rejected_rows(stage: Path) -> list[dict]:

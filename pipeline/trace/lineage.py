@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from pipeline import storage
-from pipeline.parts import view_of
+from pipeline.parts import read_part, view_of
 from pipeline.readers import static_prefix
 from pipeline.trace.lookup import (
     SIDECAR_SUFFIX,
@@ -319,7 +319,16 @@ def trace_text(layout: RunLayout, snippet: str, limit: int = 5) -> list[dict]:
     parts = final.parts
     if final.name == "mix":  # later epochs hold copies of epoch 0's texts: scan those once
         parts = [p for p in parts if storage.basename(p).startswith("part-e000-")] or parts
-    found = list(dict.fromkeys(original_id(i) for i in find_text(parts, snippet, limit * 8)))[:limit]
+    if final.manifest.get("views"):  # views (pipeline/parts.py): scan their sources, keep what they keep
+        views = [view_of(p) for p in parts]
+        root = storage.parent(final.path)
+        sources = [storage.join(root, v["source"]) if v else p for p, v in zip(parts, views)]
+        dropped = sum(v["source_rows"] - v["rows"] for v in views if v)
+        kept = {i for p in parts for i in read_part(p, columns=["id"]).column("id").to_pylist()}
+        ids = [i for i in find_text(sources, snippet, limit * 8 + dropped) if i in kept]
+    else:
+        ids = find_text(parts, snippet, limit * 8)
+    found = list(dict.fromkeys(original_id(i) for i in ids))[:limit]
     if not found:
         raise ValueError(f"--text: no document of {final.path} contains {snippet!r}")
     return [trace_document(layout, doc_id) for doc_id in found]

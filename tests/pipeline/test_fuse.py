@@ -89,7 +89,8 @@ def _rows(folder: Path) -> list[dict]:
     """The rows of a folder's parts, in part order: a finished stage's as its manifest lists them
     (views of an earlier stage's parts read through pipeline/parts.py), else its `part-*.parquet`."""
     if (folder / "_manifest.json").exists():
-        return [r for p in read_json(folder / "_manifest.json")["parts"] for r in read_part(str(folder / p)).to_pylist()]
+        parts = read_json(folder / "_manifest.json")["parts"]
+        return [r for p in parts for r in read_part(str(folder / p)).to_pylist()]
     return [r for p in sorted(folder.glob("part-*.parquet")) for r in pq.read_table(p).to_pylist()]
 
 

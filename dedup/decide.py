@@ -29,9 +29,10 @@ import pyarrow.compute as pc
 from dedup.index import write_key_entries
 from pipeline import storage
 from pipeline.aggregate import persisted
-from pipeline.io import commit_part, read_json, write_json, write_parquet
+from pipeline.io import read_json, write_json, write_parquet
+from pipeline.parts import commit_removal, read_part
 from pipeline.record import metadata_to_json, rejected_schema, with_reason
-from pipeline.stats import StageStats, part_stats
+from pipeline.stats import StageStats
 
 DONE = "_done.json"
 
@@ -243,12 +244,14 @@ def _annotate(dropped: pa.Table, decisions: pa.Table, stage: str, reason: str) -
     return with_reason(replace_column(dropped, "metadata", metadata), stage, reasons)
 
 
-def apply_part(part: str, in_dir: str, decisions_dir: str, out_dir: str, stage: str, reason: str) -> dict:
-    """Copy input `part` without its removed rows; write rejected rows and the part's commit
-    record (last: it marks the part done for a resumed run). Runs on a Dask worker. The
-    decisions folder is complete (its phase's done marker exists), so a missing decisions file
-    means nothing to remove."""
-    table = storage.read_table(storage.join(in_dir, part))
+def apply_part(part: str, in_dir: str, decisions_dir: str, out_dir: str, stage: str, reason: str,
+               views: bool = False) -> dict:
+    """Input `part` without its removed rows (a copy, or with `views` a view of the input
+    part); write rejected rows and the part's commit record (last: it marks the part done for
+    a resumed run). Runs on a Dask worker. The decisions folder is complete (its phase's done
+    marker exists), so a missing decisions file means nothing to remove."""
+    in_path = storage.join(in_dir, part)
+    table = read_part(in_path)
     path = storage.join(decisions_dir, part)
     decisions = storage.read_table(path) if storage.exists(path) else None
     mask = np.zeros(table.num_rows, dtype=bool)
@@ -258,10 +261,10 @@ def apply_part(part: str, in_dir: str, decisions_dir: str, out_dir: str, stage: 
         mask[rows] = True
         rejected = _annotate(table.take(pa.array(rows)), decisions, stage, reason)
         assert rejected.schema.names == rejected_schema(table.schema).names
-    kept = table.filter(pa.array(~mask))
-    return commit_part(out_dir, part, kept, rejected, part_stats(table, kept, rejected))
+    return commit_removal(in_path, out_dir, part, table, mask, rejected, views)
 
 
 def apply_all(ctx, decisions_dir: str, stage: str, reason: str) -> StageStats:
     """`apply_part` for every input part not done yet; the stats of all parts."""
-    return ctx.map_parts(apply_part, "apply", decisions_dir=decisions_dir, stage=stage, reason=reason)
+    return ctx.map_parts(apply_part, "apply", decisions_dir=decisions_dir, stage=stage, reason=reason,
+                         views=ctx.views)

@@ -57,6 +57,7 @@ from dedup.evalsets import (
 from pipeline import storage
 from pipeline.context import GlobalResult
 from pipeline.io import commit_part, read_json, upload_file, write_json
+from pipeline.parts import read_part
 from pipeline.record import Document, metadata_to_json, with_reason
 from pipeline.stage import GlobalStage, StageParams, register
 from pipeline.stats import part_stats
@@ -248,7 +249,7 @@ def decontaminate_part(part: str, in_dir: str, out_dir: str, index_path: str,
     """Check one part; write kept, rejected, the report and (last: the part is done) the commit
     record (stats and files).
     Only the rows with a candidate match become `Document`s; the others are copied as they are."""
-    table = storage.read_table(storage.join(in_dir, part))
+    table = read_part(storage.join(in_dir, part))
     index = load_index(Path(storage.local_file(index_path)))
     worker, report = Decontaminator(index, params), PartReport(index.set_names)
     texts, metadata, ids = (table[c].to_pylist() for c in ("text", "metadata", "id"))

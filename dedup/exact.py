@@ -43,7 +43,7 @@ from dedup.index import STAGED, DedupIndex, IndexParams, Session, group_frame, s
 from dedup.normalize import Normalization, normalize
 from pipeline import storage
 from pipeline.context import GlobalResult
-from pipeline.io import parquet_rows
+from pipeline.parts import part_rows, read_part
 from pipeline.stage import GlobalStage, register
 
 PARTS_PER_TASK = 16
@@ -58,7 +58,7 @@ def hash_parts(batch: list[tuple[int, str]], in_dir: str, norm: Normalization) -
     """Normalised-text hash and ranking columns of every row of a batch of parts (on a worker)."""
     frames = []
     for part_index, part in batch:
-        table = storage.read_table(storage.join(in_dir, part))
+        table = read_part(storage.join(in_dir, part))
         normed = pc.cast(normalize(table["text"], norm), "binary").to_pylist()
         frame = rank_frame(table, part_index).assign(group=text_hashes(normed))
         frames.append(frame[list(GROUP_META.columns)].astype(GROUP_META.dtypes.to_dict()))
@@ -107,7 +107,7 @@ class KeyedDedup(GlobalStage):
         return GlobalResult(stats, ctx.input.parts, {"audit": audit, **extra})
 
     def _decide(self, ctx, out_dir: str, index: Session | None) -> dict:
-        rows = sum(parquet_rows(p) for p in ctx.input.paths())
+        rows = sum(part_rows(p) for p in ctx.input.paths())
         if not rows:
             return audit_from_summary(SUMMARY_META, 0)
         frame, new, snap = self.key_frame(ctx), None, None

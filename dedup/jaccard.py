@@ -19,6 +19,7 @@ from dedup.decide import shuffle_method
 from dedup.lsh import EDGE_META, signature_matrix
 from dedup.minhash import MinHashParams, hash_sets, jaccard, splitmix64
 from pipeline import storage
+from pipeline.parts import read_part
 
 SET_META = pd.DataFrame({"node": pd.Series([], dtype="int64"), "hashes": pd.Series([], dtype=object)})
 PAIR_META = pd.DataFrame({"u": pd.Series([], dtype="int64"), "v": pd.Series([], dtype="int64"),
@@ -27,7 +28,7 @@ PAIR_META = pd.DataFrame({"u": pd.Series([], dtype="int64"), "v": pd.Series([], 
 
 def part_hash_sets(path: str, rows: np.ndarray, params: MinHashParams) -> list[np.ndarray]:
     """Shingle-hash sets of the given rows of one document part."""
-    table = storage.read_table(path, columns=["text"]).take(pa.array(rows))
+    table = read_part(path, columns=["text"]).take(pa.array(rows))
     return hash_sets(table["text"], params)
 
 

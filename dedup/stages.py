@@ -62,7 +62,8 @@ from dedup.minhash import MinHashParams, document_shingle_hashes, get_hasher
 from pipeline import storage
 from pipeline.aggregate import persisted
 from pipeline.context import GlobalResult
-from pipeline.io import commit, parquet_rows, read_json, write_parquet
+from pipeline.io import commit, read_json, write_parquet
+from pipeline.parts import part_rows, pass_view, read_part
 from pipeline.stage import GlobalStage, StageParams, register
 from pipeline.stats import StageStats
 
@@ -87,9 +88,12 @@ def artefact(ctx, block: dict, name: str) -> str:
 
 def link_parts(ctx) -> tuple[str, ...]:
     """Pass the input documents through unchanged: hard links (a copy across devices, a
-    server-side copy on an object store); returns them, for the stage's manifest to commit."""
+    server-side copy on an object store; a view's spec for a view, pipeline/parts.py);
+    returns them, for the stage's manifest to commit."""
     for part in ctx.input.parts:
         source, target = ctx.input.path(part), ctx.path(part)
+        if pass_view(source, ctx.dir, part):  # a view of an earlier stage's part: its spec
+            continue
         if not storage.is_local(target):
             storage.copy(source, target)
             continue
@@ -107,7 +111,7 @@ def link_parts(ctx) -> tuple[str, ...]:
 def pass_through_stats(ctx) -> StageStats:
     """Every input document in and out (counts only: the stage keeps them all)."""
     previous = StageStats.from_dict(read_json(ctx.input.path(MANIFEST))["stats"])
-    rows = sum(parquet_rows(p) for p in ctx.input.paths())
+    rows = sum(part_rows(p) for p in ctx.input.paths())
     return StageStats(docs_in=rows, docs_out=rows, bytes_in=previous.bytes_out, bytes_out=previous.bytes_out)
 
 
@@ -144,7 +148,7 @@ def signature_part(item: tuple[int, str], in_dir: str, out_dir: str, params: Min
     """Write the signatures of one part, then its commit record (stats and the file: the part
     is done). On a worker."""
     part_index, part = item
-    table = storage.read_table(storage.join(in_dir, part))
+    table = read_part(storage.join(in_dir, part))
     signatures, counts = part_signatures(table["text"], params)
     info = pa.Table.from_pandas(rank_frame(table, part_index).astype(DOCINFO_META.dtypes.to_dict()),
                                 preserve_index=False)
@@ -166,6 +170,7 @@ class MinHashSignatures(GlobalStage):
     """MinHash signatures of every document (carries the MinHash config for the next stages)."""
 
     name = "minhash_signatures"
+    passes_through = True
     Params = MinHashParams
 
     def check(self) -> None:
@@ -188,6 +193,7 @@ class LshBuckets(GlobalStage):
     """Shuffle LSH band keys on Dask; documents sharing a bucket become candidate pairs."""
 
     name = "lsh_buckets"
+    passes_through = True
     follows = ("minhash_signatures",)
 
     def run(self, ctx) -> GlobalResult:
@@ -236,6 +242,7 @@ class DuplicateClusters(GlobalStage):
     """Connected components of candidate pairs; one representative kept per cluster; audit."""
 
     name = "duplicate_clusters"
+    passes_through = True
     follows = ("lsh_buckets",)
 
     class Params(StageParams):

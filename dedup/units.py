@@ -44,6 +44,7 @@ from pipeline import storage
 from pipeline.aggregate import persisted
 from pipeline.context import GlobalResult
 from pipeline.io import commit_part, write_parquet
+from pipeline.parts import read_part
 from pipeline.record import metadata_to_json, with_reason
 from pipeline.stage import GlobalStage, StageParams, register
 from pipeline.stats import part_stats
@@ -58,7 +59,7 @@ def unit_frame(batch: list[tuple[int, str]], in_dir: str, splitter: str, norm: N
     """(hash, document node, unit position) of every non-blank unit in a batch of parts (on a worker)."""
     frames = []
     for part_index, part in batch:
-        texts = storage.read_table(storage.join(in_dir, part), columns=["text"])["text"].to_pylist()
+        texts = read_part(storage.join(in_dir, part), columns=["text"])["text"].to_pylist()
         nodes, positions, units = [], [], []
         for node, text in zip(node_ids(part_index, len(texts)).tolist(), texts):
             for position, unit in enumerate(re.split(splitter, text or "")):
@@ -102,7 +103,7 @@ def rewrite_part(part: str, in_dir: str, decisions_dir: str, out_dir: str, stage
                  joiner: str, min_chars: int) -> dict:
     """Copy `part` without its removed units; reject documents left too short; the commit record
     (stats and files) last. On a worker."""
-    table = storage.read_table(storage.join(in_dir, part))
+    table = read_part(storage.join(in_dir, part))
     path = storage.join(decisions_dir, part)
     removals: dict[int, set[int]] = {}
     if storage.exists(path):  # the decisions folder is complete (its done marker exists)

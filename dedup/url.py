@@ -37,6 +37,7 @@ from dedup.decide import GROUP_META, rank_frame
 from dedup.exact import PARTS_PER_TASK, KeyedDedup, batches
 from dedup.index import IndexParams
 from pipeline import storage
+from pipeline.parts import part_schema, read_part
 from pipeline.stage import register
 
 TRACKING_PARAMS = ("utm_*", "fbclid", "gclid", "dclid", "msclkid", "mc_cid", "mc_eid", "_ga", "_gl", "igshid")
@@ -93,7 +94,7 @@ def url_parts(batch: list[tuple[int, str]], in_dir: str, tracking: tuple[str, ..
     frames = []
     for part_index, part in batch:
         path = storage.join(in_dir, part)
-        table = storage.read_table(path, columns=[c for c in COLUMNS if c in storage.read_schema(path).names])
+        table = read_part(path, columns=[c for c in COLUMNS if c in part_schema(path).names])
         keys = [normalize_url(u, tracking) for u in table["url"].to_pylist()]
         has_url = np.array([k is not None for k in keys], dtype=bool)
         dates = ([crawl_time(m, date_field) for m in table["metadata"].to_pylist()] if date_field

@@ -28,6 +28,7 @@ from filters.select import exact_cut, keep_mask
 from pipeline import storage
 from pipeline.context import GlobalResult
 from pipeline.io import commit_part
+from pipeline.parts import read_part
 from pipeline.record import metadata_to_json
 from pipeline.stage import GlobalStage, StageParams, register
 from pipeline.stats import part_stats
@@ -69,7 +70,7 @@ class LmBuckets(GlobalStage):
 
 def label_part(part: str, in_dir: str, out_dir: str, column: str, rules: dict[str, dict]) -> dict:
     """Worker: write one part with its `lm_bucket` column, then its commit record."""
-    table = storage.read_table(storage.join(in_dir, part))
+    table = read_part(storage.join(in_dir, part))
     head, scored = keep_mask(table, column, rules["head"])
     upper, _ = keep_mask(table, column, rules["middle"])  # head and middle
     labels = np.where(head, "head", np.where(upper, "middle", "tail"))

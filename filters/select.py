@@ -32,10 +32,9 @@ from filters.classifier import unit_hash
 from pipeline import storage
 from pipeline.aggregate import map_reduce
 from pipeline.context import GlobalResult
-from pipeline.io import commit_part
+from pipeline.parts import commit_removal, read_part
 from pipeline.record import with_reason
 from pipeline.stage import GlobalStage, StageParams, register
-from pipeline.stats import part_stats
 
 DIGIT_BITS = 16
 COLLECT_LIMIT = 200_000  # candidates sorted on the client once a histogram bucket is this small
@@ -78,7 +77,7 @@ class Select(GlobalStage):
             rule.update(threshold=cut["threshold"], tie_id=cut["threshold_tie_id"], keep_none=cut["kept"] == 0)
         else:
             selection.update(threshold=p.threshold, threshold_tie_id=p.threshold_tie_id, alpha=p.alpha)
-        stats = ctx.map_parts(apply_part, "select", column=p.column, rule=rule)
+        stats = ctx.map_parts(apply_part, "select", column=p.column, rule=rule, views=ctx.views)
         return GlobalResult(stats, ctx.input.parts, {"selection": {**selection, "kept": stats.docs_out}})
 
 
@@ -99,7 +98,7 @@ def key_to_score(key: int) -> float:
 
 def _scored(path: str, column: str, with_ids: bool = False) -> tuple[np.ndarray, list[str] | None]:
     """Keys of the rows of `path` that have a score (and their ids)."""
-    table = storage.read_table(path, columns=[column, "id"] if with_ids else [column])
+    table = read_part(path, columns=[column, "id"] if with_ids else [column])
     scores = table.column(column).cast(pa.float64()).to_numpy(zero_copy_only=False)
     has = ~np.isnan(scores)
     ids = None
@@ -185,11 +184,13 @@ def keep_mask(table: pa.Table, column: str, rule: dict[str, Any]) -> tuple[np.nd
     return scored & ((scores > t) | at), scored
 
 
-def apply_part(part: str, in_dir: str, out_dir: str, column: str, rule: dict[str, Any]) -> dict:
-    """Worker: write one part's kept rows, its rejected rows and its commit record."""
-    table = storage.read_table(storage.join(in_dir, part))
+def apply_part(part: str, in_dir: str, out_dir: str, column: str, rule: dict[str, Any], views: bool = False) -> dict:
+    """Worker: write one part's rejected rows, its kept rows (a copy, or with `views` a view of
+    the input part) and its commit record."""
+    in_path = storage.join(in_dir, part)
+    table = read_part(in_path)
     keep, scored = keep_mask(table, column, rule)
     reason = "select.not_sampled" if rule["alpha"] is not None else "select.below_threshold"
     reasons = np.where(scored, reason, "select.missing_score")[~keep].tolist()
-    kept, rejected = table.filter(pa.array(keep)), with_reason(table.filter(pa.array(~keep)), "select", reasons)
-    return commit_part(out_dir, part, kept, rejected, part_stats(table, kept, rejected))
+    rejected = with_reason(table.filter(pa.array(~keep)), "select", reasons)
+    return commit_removal(in_path, out_dir, part, table, ~keep, rejected, views)

@@ -22,7 +22,8 @@ import pyarrow as pa
 from distributed import Client
 
 from pipeline import storage
-from pipeline.io import commit_records, file_sizes, is_committed
+from pipeline.io import commit_records, is_committed
+from pipeline.parts import part_cost
 from pipeline.progress import largest_first, map_all
 from pipeline.stats import StageStats
 
@@ -73,6 +74,9 @@ class GlobalContext:
     # artifact name -> folder of the latest earlier stage that produced it, for those the stage
     # `uses` (`Stage.produces`, `Stage.uses`)
     artifacts: dict[str, str] = dataclasses.field(default_factory=dict)
+    # a stage that only removes rows may write views of its input parts instead of copies
+    # (pipeline/parts.py): false for the run's last documents and with --keep-intermediate
+    views: bool = False
 
     @property
     def name(self) -> str:
@@ -101,7 +105,7 @@ class GlobalContext:
         `(position, part)` instead of `part`; with `by_size` the largest parts go first."""
         todo = [(i, p) for i, p in enumerate(self.input.parts) if not is_committed(self.dir, p)]
         items = todo if indexed else [p for _, p in todo]
-        cost = file_sizes(self.input.path(p) for _, p in todo) if by_size else None
+        cost = [part_cost(self.input.path(p)) for _, p in todo] if by_size else None
         self.map(fn, items, desc, cost=cost, in_dir=self.input.dir, out_dir=self.dir, **kwargs)
         records = commit_records(self.dir)
         return sum((StageStats.from_dict(records[p]) for p in self.input.parts), StageStats())

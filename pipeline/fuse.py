@@ -39,6 +39,7 @@ import pyarrow as pa
 from pipeline import storage
 from pipeline.guards import count_rejected
 from pipeline.io import commit, table_bytes, write_parquet
+from pipeline.parts import read_part
 from pipeline.stage import MapStage, PartResult, Stage
 from pipeline.stats import StageStats
 
@@ -70,7 +71,7 @@ class Step:
 def run_chain_part(in_paths: list[str], part: str, steps: list[Step]) -> list[dict]:
     """Run the parts at `in_paths`, concatenated in order, through `steps` as output part `part`;
     runs on a Dask worker. Returns the stats of the stages that wrote, in order."""
-    tables = [storage.read_table(p) for p in in_paths]
+    tables = [read_part(p) for p in in_paths]
     table = tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="default")
     merged = [storage.basename(p) for p in in_paths] if len(in_paths) > 1 else None
     return run_chain_table(table, part, steps, merged)

@@ -29,6 +29,7 @@ import pyarrow.compute as pc
 
 from pipeline import storage
 from pipeline.io import read_json
+from pipeline.parts import VIEWS, part_batches, part_schema
 from pipeline.report.sources import MANIFEST, STAGE_DIR, StageDir, run_stages
 from pipeline.stale import is_stage_folder
 
@@ -106,7 +107,8 @@ def parquet_files(path: str, rejected: bool) -> list[str]:
     folders with `rejected`, the others without."""
     if not storage.isdir(path):
         return [path]
-    files = [f for f in storage.walk_files(path) if f.endswith(".parquet") and not storage.basename(f).startswith(".")]
+    files = [f for f in storage.walk_files(path) if f.endswith(".parquet") and not storage.basename(f).startswith(".")
+             and not f.startswith(f"{VIEWS}/")]
     return [storage.join(path, f) for f in files if ("rejected" in f.split("/")[:-1]) == rejected]
 
 
@@ -115,9 +117,8 @@ def parquet_files(path: str, rejected: bool) -> list[str]:
 def iter_rows(selection: Selection, where: str | None = None, doc_id: str | None = None) -> Iterator[dict]:
     """The selected documents as dicts (with `_stage`: their stage folder), in order."""
     for stage, path in selection.files:
-        parquet = storage.parquet_file(path)
-        rows = RAW_BATCH_ROWS if "raw" in parquet.schema_arrow.names else BATCH_ROWS
-        for batch in parquet.iter_batches(batch_size=rows):
+        rows = RAW_BATCH_ROWS if "raw" in part_schema(path).names else BATCH_ROWS
+        for batch in part_batches(path, batch_size=rows):  # a stage's part may be a view (pipeline/parts.py)
             table = pa.Table.from_batches([batch])
             if doc_id is not None:
                 table = table.filter(pc.equal(table.column("id"), doc_id))
@@ -142,7 +143,7 @@ def matching(table: pa.Table, where: str) -> list[int]:
 def check_where(selection: Selection, where: str) -> None:
     """Fail on a bad --where before any row is read (and even when there are no rows)."""
     if selection.files:
-        matching(storage.read_schema(selection.files[0][1]).empty_table(), where)
+        matching(part_schema(selection.files[0][1]).empty_table(), where)
 
 
 # -- output -------------------------------------------------------------------------------------
@@ -192,7 +193,7 @@ def parse_columns(values: list[str] | None, selection: Selection) -> tuple[str, 
     if not values:
         return None
     columns = tuple(c for v in values for c in v.split(",") if c)
-    known = set(storage.read_schema(selection.files[0][1]).names) | {"length"} if selection.files else set(columns)
+    known = set(part_schema(selection.files[0][1]).names) | {"length"} if selection.files else set(columns)
     if unknown := [c for c in columns if c not in known]:
         raise ValueError(f"--columns: no column {unknown[0]!r}; the columns are {', '.join(sorted(known))}")
     return columns

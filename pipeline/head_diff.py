@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 
 from pipeline import storage
 from pipeline.head import open_target, pick_stage, raw_text
+from pipeline.parts import part_schema, read_part, view_of
 from pipeline.report.sources import StageDir
 
 RAW_SHOWN_CHARS = 3000  # a raw page is shown up to here on a terminal (--json has all of it)
@@ -69,6 +70,12 @@ def stage_pair(stages: list[StageDir], keys: list[str]) -> tuple[StageDir, Stage
 def find_row(paths: list[str], doc_id: str) -> dict | None:
     """The first row with id `doc_id` in the Parquet files `paths`, reading only its row group."""
     for path in paths:
+        if view_of(path) is not None:  # a view of an earlier stage's part (pipeline/parts.py)
+            table = read_part(path)
+            position = pc.index(table.column("id"), doc_id).as_py()
+            if position >= 0:
+                return table.slice(position, 1).to_pylist()[0]
+            continue
         parquet = storage.parquet_file(path)
         ids = parquet.read(columns=["id"]).column("id")
         position = pc.index(ids, doc_id).as_py()
@@ -99,8 +106,8 @@ def first_changed(before: StageDir, after: StageDir) -> str:
 
 def _rows(path: str) -> dict[str, dict]:
     """id -> row of one part, without raw pages (a page before extraction has no text)."""
-    names = [n for n in storage.read_schema(path).names if n != "raw"]
-    return {row["id"]: row for row in storage.read_table(path, columns=names).to_pylist()}
+    names = [n for n in part_schema(path).names if n != "raw"]
+    return {row["id"]: row for row in read_part(path, columns=names).to_pylist()}
 
 
 def find_dropped(stages: list[StageDir], before: StageDir, after: StageDir, doc_id: str) -> dict | None:

@@ -53,6 +53,7 @@ from pipeline.io import (
     write_bytes,
     write_json,
 )
+from pipeline.parts import VIEWS, part_schema, part_sizes
 from pipeline.preflight import check_output
 from pipeline.progress import largest_first, log, map_all
 from pipeline.read import input_summary, read_limited, read_schema, run_read_task, task_name
@@ -119,7 +120,10 @@ class Runner:
                 done = self._run_chain(index, [stages[i] for i in group], outputs[-1],
                                        group[0] in self.merging, [fingerprints[i] for i in group])
             else:
-                done = [self._run_global(index, stages[group[0]], outputs[-1], fingerprints[group[0]], artifacts)]
+                # views of its input's parts do only while a later stage writes documents of its own
+                views = not self.keep_intermediate and any(not s.passes_through for s in stages[group[0] + 1:])
+                done = [self._run_global(index, stages[group[0]], outputs[-1], fingerprints[group[0]], artifacts,
+                                         views)]
             outputs += done
             artifacts.update({a: o.dir for i, o in zip(group, done) for a in stages[i].produces})
             manifests += [read_json(o.path(MANIFEST)) for o in done]
@@ -166,15 +170,16 @@ class Runner:
         return config_hash([__version__, stage.name, params, stage.fingerprint_extra(), self.config.seed,
                             previous, *([scope] if scope else []), *([{"merges_parts": True}] if merges else [])])
 
-    def _done(self, directory: str, fingerprint: str, keep: bool = True) -> StageOutput | None:
+    def _done(self, directory: str, fingerprint: str, keep: bool = True, views: bool = False) -> StageOutput | None:
         """The finished output in `directory` if its manifest matches `fingerprint` (and holds
-        the documents when `keep` asks for them), else None."""
+        the documents when `keep` asks for them, as files unless `views` allows views of an
+        earlier stage's parts), else None."""
         manifest = storage.join(directory, MANIFEST)
         if not storage.exists(manifest):
             return None
         done = read_json(manifest)
         materialized = done.get("materialized", True)
-        if done.get("fingerprint") != fingerprint or (keep and not materialized):
+        if done.get("fingerprint") != fingerprint or (keep and not materialized) or (done.get("views") and not views):
             return None
         parts = tuple(done["parts"])
         rows, sizes = done.get("rows", {}), done.get("bytes", {})
@@ -182,22 +187,22 @@ class Runner:
                            tuple(rows[p] for p in parts) if all(p in rows for p in parts) else None,
                            tuple(sizes[p] for p in parts) if all(p in sizes for p in parts) else None)
 
-    def _prepare(self, directory: str, fingerprint: str, keep: bool = True) -> StageOutput | None:
+    def _prepare(self, directory: str, fingerprint: str, keep: bool = True, views: bool = False) -> StageOutput | None:
         """Return the finished output if `directory` already holds it; otherwise make sure
         the directory holds nothing from a different configuration and no uncommitted file."""
-        if (done := self._done(directory, fingerprint, keep)) is not None:
+        if (done := self._done(directory, fingerprint, keep, views)) is not None:
             log(f"[{storage.basename(directory)}] done already, skipped")
             return done
-        self._clean(directory, fingerprint, keep)
+        self._clean(directory, fingerprint, keep, views=views)
         return None
 
-    def _clean(self, directory: str, fingerprint: str, keep: bool, restart: bool = False) -> bool:
+    def _clean(self, directory: str, fingerprint: str, keep: bool, restart: bool = False, views: bool = False) -> bool:
         """Keep the commit records of an unfinished run of the same stage (same fingerprint,
         documents written or not alike) and delete what they do not list; else (or when
         `restart`) start empty. Returns whether it resumed."""
         marker = storage.join(directory, "_stage.json")
-        state = {"fingerprint": fingerprint, "materialized": keep}
-        recorded = {"materialized": True, **read_json(marker)} if storage.exists(marker) else {}
+        state = {"fingerprint": fingerprint, "materialized": keep, "views": views}
+        recorded = {"materialized": True, "views": False, **read_json(marker)} if storage.exists(marker) else {}
         resumed = not restart and {k: recorded.get(k) for k in state} == state
         if resumed:
             discard_uncommitted(directory)
@@ -343,7 +348,7 @@ class Runner:
 
     def _chain_tasks(self, source: StageOutput, merge: bool) -> list[tuple[list[str], int]]:
         """The chain's tasks: groups of `source`'s parts (each alone unless `merge`), with their bytes."""
-        rows, sizes = part_sizes(source)
+        rows, sizes = output_sizes(source)
         if not merge:
             return [([p], n) for p, n in zip(source.parts, sizes)]
         read = self.config.read
@@ -385,19 +390,22 @@ class Runner:
         return dataclasses.replace(output, materialized=keep)
 
     def _run_global(self, index: int, stage: GlobalStage, previous: StageOutput, fingerprint: str,
-                    artifacts: dict[str, str]) -> StageOutput:
+                    artifacts: dict[str, str], views: bool = False) -> StageOutput:
         directory = storage.join(self.out, f"{index:02d}-{stage.name}")
-        if (done := self._prepare(directory, fingerprint)) is not None:
+        if (done := self._prepare(directory, fingerprint, views=views)) is not None:
             return done
         start = time.perf_counter()
         log(f"[{storage.basename(directory)}] started: {len(previous.parts)} part(s), global")
         ctx = GlobalContext(self.client, previous, directory, self.config.seed, self.progress,
-                            artifacts={a: artifacts[a] for a in stage.uses if a in artifacts})
+                            artifacts={a: artifacts[a] for a in stage.uses if a in artifacts}, views=views)
         result = stage.run(ctx)
         wall = time.perf_counter() - start
+        extra = {**result.extra, **({"views": True} if storage.isdir(storage.join(directory, VIEWS)) else {})}
+        parts = sorted(result.parts)
+        sizes = _global_sizes(stage, directory, parts, previous)
         return self._finish(directory, stage.name, stage.kind, stage.params.model_dump(mode="json"), fingerprint,
-                            dataclasses.replace(result.stats, seconds=wall), wall, result.extra, None,
-                            sorted(result.parts))
+                            dataclasses.replace(result.stats, seconds=wall), wall, extra, None, parts,
+                            {p: r for p, (r, _) in sizes.items()}, {p: n for p, (_, n) in sizes.items()})
 
     def _finish(self, directory: str, name: str, kind: str, params: dict, fingerprint: str,
                 stats: StageStats, wall: float, extra: dict, schema: pa.Schema | None,
@@ -410,10 +418,10 @@ class Runner:
         if sum(stats.rejected_by_source.values()) != stats.docs_rejected:  # a global stage's own rejected/
             stats.rejected_by_source = count_rejected_files(self.client, directory)
         if rows is None or sizes is None:
-            footers = {p: parquet_sizes(storage.join(directory, p)) for p in parts}
+            footers = {p: part_sizes(storage.join(directory, p)) for p in parts}
             rows, sizes = {p: r for p, (r, _) in footers.items()}, {p: n for p, (_, n) in footers.items()}
         if schema is None:
-            schema = storage.read_schema(storage.join(directory, parts[0])) if parts else pa.schema([])
+            schema = part_schema(storage.join(directory, parts[0])) if parts else pa.schema([])
         manifest = {
             "stage": name,
             "kind": kind,
@@ -438,6 +446,22 @@ class Runner:
                            sizes=tuple(sizes[p] for p in parts))
 
 
+def _global_sizes(stage: GlobalStage, directory: str, parts: list[str], previous: StageOutput
+                  ) -> dict[str, tuple[int, int]]:
+    """Rows and bytes of a global stage's parts: from their commit records where those give
+    them (`pipeline.parts.commit_removal`: the same for copies and views), from the input's
+    manifest for a stage passing its input through, else from the parts' footers."""
+    records = commit_records(directory) if parts else {}
+    known = (dict(zip(previous.parts, zip(previous.rows, previous.sizes)))
+             if stage.passes_through and previous.rows is not None and previous.sizes is not None else {})
+    sizes = {}
+    for p in parts:
+        record = records.get(p, {})
+        sizes[p] = ((record["rows"], record["bytes"]) if "bytes" in record
+                    else known.get(p) or part_sizes(storage.join(directory, p)))
+    return sizes
+
+
 def _resumed(items: list, todo: list) -> str:
     return f", {len(items) - len(todo)} done already" if len(todo) < len(items) else ""
 
@@ -455,7 +479,7 @@ def configure_storage(config: RunConfig) -> None:
 
 # Files a task writes and a commit record must list; everything else in a stage folder is the
 # stage's own bookkeeping (`_stats/`, `_stage.json`, work folders with their own markers).
-_TASK_OUTPUTS = ("part-", "rejected/", "signatures/")
+_TASK_OUTPUTS = ("part-", "rejected/", "signatures/", f"{VIEWS}/")
 
 
 def discard_uncommitted(directory: str) -> None:
@@ -472,17 +496,17 @@ def discard_uncommitted(directory: str) -> None:
             storage.rm(storage.join(directory, rel), recursive=False)
 
 
-def part_sizes(output: StageOutput) -> tuple[list[int], list[int]]:
+def output_sizes(output: StageOutput) -> tuple[list[int], list[int]]:
     """Rows and bytes of each of `output`'s parts: from its manifest, else the parts' footers."""
     if output.rows is not None and output.sizes is not None:
         return list(output.rows), list(output.sizes)
-    footers = [parquet_sizes(output.path(p)) for p in output.parts]
+    footers = [part_sizes(output.path(p)) for p in output.parts]
     return [r for r, _ in footers], [n for _, n in footers]
 
 
 def _schema_of(directory: str, manifest: dict) -> pa.Schema:
     parts = manifest["parts"]
-    return storage.read_schema(storage.join(directory, parts[0])) if parts else pa.schema([])
+    return part_schema(storage.join(directory, parts[0])) if parts else pa.schema([])
 
 
 def _merge_stats(records: dict[str, dict]) -> StageStats:

@@ -126,6 +126,7 @@ class Stage:
     # however many stages come in between; one whose params make it `needs` an artifact no
     # earlier stage produces is refused with the config (`pipeline.config.check_artifacts`).
     produces: ClassVar[tuple[str, ...]] = ()
+    passes_through: ClassVar[bool] = False  # its output documents are its input's, passed on unchanged
     uses: ClassVar[tuple[str, ...]] = ()
     # Rejection reasons that shape a mixture rather than lose data (the guards don't count them).
     sampling_reasons: ClassVar[frozenset[str]] = frozenset()
@@ -290,7 +291,9 @@ class GlobalStage(Stage):
     input part goes through `ctx.map_parts`, which skips the parts committed by a killed run
     and sums the parts' stats; a part function writes through `pipeline.io.commit_part` (kept
     rows, `rejected/` rows built by `pipeline.record.with_reason`, stats from
-    `pipeline.stats.part_stats`, the commit record last)."""
+    `pipeline.stats.part_stats`, the commit record last). A stage that only removes rows
+    writes views of its input parts instead of copies when `ctx.views` allows it
+    (`pipeline.parts.commit_removal`)."""
 
     kind = "global"
 

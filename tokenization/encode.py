@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 
 from pipeline import storage
 from pipeline.io import write_parquet
+from pipeline.parts import read_part
 from tokenization.indexed import IndexedWriter
 from tokenization.sample import doc_keys
 
@@ -67,7 +68,7 @@ def mix_fields(doc_id: str, metadata: str | None) -> tuple[str, int, int]:
 def count_part_tokens(in_path: str, model_path: str, sha256: str = "") -> list[int]:
     """Tokens (without EOS) of every row's text, in row order."""
     sp = load_processor(model_path, sha256)
-    texts = storage.read_table(in_path, columns=["text"]).column("text").to_pylist()
+    texts = read_part(in_path, columns=["text"]).column("text").to_pylist()
     counts: list[int] = []
     for start in range(0, len(texts), BATCH_DOCS):
         batch = [t or "" for t in texts[start:start + BATCH_DOCS]]
@@ -104,7 +105,7 @@ def encode_part(in_path: str, work_dir: str, model_path: str, sha256: str, dtype
     out_dir = storage.join(work_dir, storage.stem(in_path))
     sp = load_processor(model_path, sha256)
     eos = np.asarray([sp.eos_id()], dtype=np.int32)
-    table = storage.read_table(in_path, columns=["id", "text", "domain", "source", "metadata"])
+    table = read_part(in_path, columns=["id", "text", "domain", "source", "metadata"])
     texts = table.column("text").to_pylist()
     raw_domains = table.column("domain").to_pylist()
     dir_names = {d: domain_dir_name(d) for d in set(raw_domains)}

@@ -25,6 +25,7 @@ import pyarrow as pa
 
 from pipeline import storage
 from pipeline.io import write_parquet
+from pipeline.parts import read_part
 from pipeline.record import metadata_to_json, with_reason
 from tokenization.sample import doc_keys
 
@@ -54,7 +55,7 @@ def count_part(item: tuple[str, str], domain_targets: dict, nested: dict, tokeni
     """Write the work file of input part `item` = (input path, work path); return
     {keys: {key: [documents, tokens, bytes]} in order of first appearance, docs_in, bytes_in}."""
     in_path, work_path = item
-    table = storage.read_table(in_path, columns=["id", "domain", "source", "text"])
+    table = read_part(in_path, columns=["id", "domain", "source", "text"])
     n_bytes = np.asarray([len(t.encode("utf-8")) if t else 0 for t in table.column("text").to_pylist()],
                          dtype=np.int64)
     if tokenizer:
@@ -173,7 +174,7 @@ def write_part(item: tuple[int, str, str], plans: dict, out_dir: str) -> dict:
     """Write one input part's copies by epoch and its rejected rows; return its counts.
     `item` = (part index, input path, work path); `plans` = {key: {full, take, cut}}."""
     part, in_path, work_path = item
-    table, work = storage.read_table(in_path), storage.read_table(work_path)
+    table, work = read_part(in_path), storage.read_table(work_path)
     rows, epochs, ranks = _copies(work, part, plans)
     stem = storage.stem(in_path).removeprefix("part-")
     names = []

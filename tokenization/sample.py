@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import storage
+from pipeline.parts import read_part
 
 
 def doc_key(seed: int, doc_id: str) -> int:
@@ -45,7 +45,7 @@ def is_repeated_copy(metadata: str | None) -> bool:
 def iter_parquet_documents(paths: Iterable[str | Path]) -> Iterator[tuple[str, str]]:
     """(id, text) of every original document in the parquet `paths`, in order."""
     for path in paths:
-        table = storage.read_table(path, columns=["id", "text", "metadata"])
+        table = read_part(path, columns=["id", "text", "metadata"])
         for doc_id, text, metadata in zip(*(table.column(n).to_pylist() for n in ("id", "text", "metadata"))):
             if text and not is_repeated_copy(metadata):
                 yield doc_id, text

@@ -36,7 +36,8 @@ from pydantic import Field, model_validator
 
 from pipeline import storage
 from pipeline.context import GlobalResult
-from pipeline.io import file_sha256, file_sizes, read_json, write_bytes, write_parquet
+from pipeline.io import file_sha256, read_json, write_bytes, write_parquet
+from pipeline.parts import part_cost, read_part
 from pipeline.progress import wait_all
 from pipeline.record import with_reason
 from pipeline.stage import GlobalStage, StageParams, register
@@ -107,7 +108,7 @@ class Tokenize(GlobalStage):
         paths = ctx.input.paths()
         # A part's docs.parquet is written after its token files: it commits the part's work.
         todo = [p for p in paths if not storage.exists(storage.join(work, storage.stem(p), "docs.parquet"))]
-        ctx.map(encode_task, todo, "encode", cost=file_sizes(todo), work_dir=work,
+        ctx.map(encode_task, todo, "encode", cost=[part_cost(p) for p in todo], work_dir=work,
                 model_path=info["path"], sha256=info["sha256"], dtype=dtype, seed=ctx.seed)
         stems = [storage.stem(p) for p in paths]
         mixture = self._mixture(ctx)
@@ -347,7 +348,7 @@ def write_rejected_part(in_path: str, work_dir: str, out_dir: str) -> None:
     fate = fates["fate"].to_numpy(zero_copy_only=False)
     dropped = (fate != "") & (fate != planning.VALID)
     rows = fates["row"].to_numpy()[dropped]
-    table = storage.read_table(in_path).take(pa.array(rows, type=pa.int64()))
+    table = read_part(in_path).take(pa.array(rows, type=pa.int64()))
     table = with_reason(table, "tokenize", [f"tokenize.{f}" for f in fate[dropped]])
     write_parquet(table, storage.join(out_dir, "rejected", storage.basename(in_path)))
 

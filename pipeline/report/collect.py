@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 from dask import delayed
 
 from pipeline import storage
+from pipeline.parts import view_of
 from pipeline.report.docstats import NONE, DocStats, Lengths, estimate_tokens, snippet, stable_hash
 from pipeline.report.sources import BATCH_ROWS, DocFile, iter_batches
 
@@ -171,7 +172,9 @@ def tree_sum(items: list, add):
 
 def _file_key(path: str) -> tuple:
     """The same file under several names (the dedup stages hard-link their input parts, or
-    copy them on an object store) is measured once."""
+    copy them on an object store; views of a part pass on as the same spec) is measured once."""
+    if (view := view_of(path)) is not None:
+        return "view", view["source"], view["drop"]
     if not storage.is_local(path):
         info = storage.filesystem(path)[0].info(storage.filesystem(path)[1])
         return info.get("ETag") or path, info.get("size")

@@ -31,6 +31,7 @@ import pyarrow as pa
 
 from pipeline import storage
 from pipeline.io import read_json
+from pipeline.parts import part_batches, part_schema
 from pipeline.stale import configured_dirs
 
 BATCH_ROWS = 8192
@@ -92,7 +93,7 @@ class StageDir:
         """True when the documents still carry raw page bytes (HTML/WARC input before
         extraction): their byte counts are page bytes, not text bytes."""
         parts = self.manifest.get("parts", [])
-        return bool(parts) and "raw" in storage.read_schema(self.path(parts[0])).names
+        return bool(parts) and "raw" in part_schema(self.path(parts[0])).names
 
 
 @dataclasses.dataclass
@@ -187,12 +188,11 @@ def iter_batches(file: DocFile, text_field: str = "text") -> Iterator[tuple[pa.T
 
 
 def _parquet_batches(path: str, text_field: str) -> Iterator[tuple[pa.Table, int]]:
-    parquet = storage.parquet_file(path)
-    names = parquet.schema_arrow.names
+    names = part_schema(path).names  # a stage's part may be a view (pipeline/parts.py)
     if text_field not in names:
         raise ValueError(f"--text-field: {path} has no column {text_field!r}; its columns are {', '.join(names)}")
     columns = [text_field] + [c for c in COLUMNS if c in names and c != text_field]
-    for batch in parquet.iter_batches(batch_size=BATCH_ROWS, columns=columns):
+    for batch in part_batches(path, columns=columns, batch_size=BATCH_ROWS):
         table = pa.Table.from_batches([batch])
         if text_field != "text":
             table = table.rename_columns(["text" if n == text_field else n for n in table.column_names])

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from pipeline import storage
+from pipeline.parts import read_part, view_of
 from pipeline.readers import static_prefix
 from pipeline.trace.lookup import (
     SIDECAR_SUFFIX,
@@ -81,8 +82,19 @@ def trace_document(layout: RunLayout, doc_id: str) -> dict[str, Any]:
 
 
 def _rows(stage: StageInfo, doc_id: str, copies: bool, kept: bool = True) -> list[dict]:
-    files = stage.parts if kept else stage.rejected()
-    return find_rows(files, doc_id, COLUMNS, copies).to_pylist()
+    if not kept:
+        return find_rows(stage.rejected(), doc_id, COLUMNS, copies).to_pylist()
+    if not stage.manifest.get("views"):
+        return find_rows(stage.parts, doc_id, COLUMNS, copies).to_pylist()
+    # A view (pipeline/parts.py) holds its source part's rows less the ones the stage rejected:
+    # search the sources; a row found there and not in the stage's rejected/ is one it kept.
+    shown = {}
+    for part in stage.parts:
+        view = view_of(part)
+        shown[storage.join(storage.parent(stage.path), view["source"]) if view else part] = part
+    dropped = {r["id"] for r in _rows(stage, doc_id, copies, kept=False)}
+    rows = find_rows(list(shown), doc_id, COLUMNS, copies).to_pylist()
+    return [{**row, "file": shown.get(row["file"], row["file"])} for row in rows if row["id"] not in dropped]
 
 
 def _decide(stage: StageInfo, doc_id: str, copies: bool, previous: dict) -> tuple[dict, dict]:
@@ -307,7 +319,16 @@ def trace_text(layout: RunLayout, snippet: str, limit: int = 5) -> list[dict]:
     parts = final.parts
     if final.name == "mix":  # later epochs hold copies of epoch 0's texts: scan those once
         parts = [p for p in parts if storage.basename(p).startswith("part-e000-")] or parts
-    found = list(dict.fromkeys(original_id(i) for i in find_text(parts, snippet, limit * 8)))[:limit]
+    if final.manifest.get("views"):  # views (pipeline/parts.py): scan their sources, keep what they keep
+        views = [view_of(p) for p in parts]
+        root = storage.parent(final.path)
+        sources = [storage.join(root, v["source"]) if v else p for p, v in zip(parts, views)]
+        dropped = sum(v["source_rows"] - v["rows"] for v in views if v)
+        kept = {i for p in parts for i in read_part(p, columns=["id"]).column("id").to_pylist()}
+        ids = [i for i in find_text(sources, snippet, limit * 8 + dropped) if i in kept]
+    else:
+        ids = find_text(parts, snippet, limit * 8)
+    found = list(dict.fromkeys(original_id(i) for i in ids))[:limit]
     if not found:
         raise ValueError(f"--text: no document of {final.path} contains {snippet!r}")
     return [trace_document(layout, doc_id) for doc_id in found]

@@ -16,6 +16,7 @@ import yaml
 from pipeline.config import parse_config
 from pipeline.context import GlobalContext, StageOutput
 from pipeline.io import write_parquet
+from pipeline.parts import read_part
 from pipeline.record import DOCUMENT_SCHEMA, Document, documents_to_table
 from pipeline.runner import Runner
 from pipeline.stats import StageStats
@@ -58,10 +59,17 @@ def stage_dir(output: Path, name: str) -> Path:
 
 
 def rows(stage: Path, sub: str = "") -> list[dict]:
-    """All rows of a stage's parts (or of `sub`, e.g. "rejected"), metadata parsed."""
+    """All rows of a stage's parts (or of `sub`, e.g. "rejected"), metadata parsed. A finished
+    stage's parts are those its manifest lists, read as the next stage reads them (a global
+    stage before the last writes views of its input's parts: pipeline/parts.py)."""
     out = []
-    for path in sorted((stage / sub).glob("part-*.parquet")):
-        for row in pq.read_table(path).to_pylist():
+    manifest = stage / "_manifest.json"
+    if not sub and manifest.exists():
+        tables = [read_part(str(stage / p)) for p in json.loads(manifest.read_text())["parts"]]
+    else:
+        tables = [pq.read_table(path) for path in sorted((stage / sub).glob("part-*.parquet"))]
+    for table in tables:
+        for row in table.to_pylist():
             row["metadata"] = json.loads(row["metadata"]) if row.get("metadata") else {}
             out.append(row)
     return out

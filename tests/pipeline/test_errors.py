@@ -76,7 +76,9 @@ def test_ctrl_c_stops_a_run_with_one_line(tmp_path):
     body = "".join(f"<p>Paragraph {i} of a page about rivers, bridges and towns beside them.</p>" for i in range(40))
     for i in range(400):
         (pages / f"p{i:04d}.html").write_text(f"<html><head><title>Page {i}</title></head><body>{body}</body></html>")
-    path = config(tmp_path, stages=["extract", "max_chars"], read={"files_per_task": 2})
+    # parts of ~2 pages (read by bytes): extraction runs as many tasks, so its first commit record
+    # comes while the others still run (merged into one task, the stage would end with its first)
+    path = config(tmp_path, stages=["extract", "max_chars"], read={"files_per_task": 2, "max_bytes_per_part": 8000})
     run = yaml.safe_load(open(path))
     run["inputs"] = [{"path": f"{pages}/*.html", "format": "html", "source": "web"}]
     (tmp_path / "run.yaml").write_text(yaml.safe_dump(run))

@@ -19,6 +19,7 @@ from datasets import load_dataset
 
 from pipeline import progress as progress_module
 from pipeline.config import parse_config
+from pipeline.parts import read_part
 from pipeline.runner import Runner
 from tests.conftest import REPO
 
@@ -40,11 +41,17 @@ def test_parts_with_no_rows_load_everywhere(client, tmp_path):
         "inputs": [{"path": str(tmp_path / "*.jsonl"), "format": "jsonl", "source": "s", "domain": "d"}],
         "stages": [{"min_chars": {"min_chars": 50}}, {"exact_dedup": {}}, {"max_chars": {"max_chars": 10**6}}],
     })
-    Runner(config, client, progress=False).run()
+    Runner(config, client, progress=False, keep_intermediate=True).run()  # every stage writes its parts
+    default = config.model_copy(update={"output": str(tmp_path / "default")})
+    Runner(default, client, progress=False).run()  # exact_dedup writes views: same rows, no files
 
     stages = _stage_dirs(tmp_path / "out")
     assert [p.name for p in stages] == ["00-read", "01-min_chars", "02-exact_dedup", "03-max_chars"]
     expected = {"00-read": 9, "01-min_chars": 6, "02-exact_dedup": 5, "03-max_chars": 5}
+    views = json.loads((tmp_path / "default" / "02-exact_dedup" / "_manifest.json").read_text())
+    assert views["views"] is True and not list((tmp_path / "default" / "02-exact_dedup").glob("part-*"))
+    assert [read_part(str(tmp_path / "default" / "02-exact_dedup" / p)) for p in views["parts"]] == [
+        pq.read_table(tmp_path / "out" / "02-exact_dedup" / p) for p in views["parts"]]
     saw_empty = False
     for stage in stages:
         manifest = json.loads((stage / "_manifest.json").read_text())

@@ -54,7 +54,6 @@ import tempfile
 import time
 from collections import Counter
 
-import pyarrow.parquet as pq
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
@@ -231,12 +230,18 @@ def _steady(value):
 
 def stage_ids(output: Path) -> dict[str, Counter]:
     """Document ids per stage folder and kind (kept parts, rejected parts), counted."""
+    from pipeline.parts import read_part
+
     ids = {}
     for stage in planned_stages(output):
         for kind, pattern in (("kept", "part-*.parquet"), ("rejected", "rejected/*.parquet")):
             files = sorted((output / stage).glob(pattern))
+            manifest = output / stage / "_manifest.json"
+            if kind == "kept" and manifest.exists() and json.loads(manifest.read_text()).get("views"):
+                # views of an earlier stage's parts (pipeline/parts.py): read as the next stage reads them
+                files = [output / stage / p for p in json.loads(manifest.read_text())["parts"]]
             ids[f"{stage} {kind}"] = Counter(i for f in files
-                                             for i in pq.read_table(f, columns=["id"])["id"].to_pylist())
+                                             for i in read_part(str(f), columns=["id"])["id"].to_pylist())
     return ids
 
 

@@ -67,7 +67,10 @@ def _dropped(path: str, view: dict[str, Any]) -> np.ndarray:
     return table.column("row").to_numpy()
 
 
-def _keep_mask(path: str, view: dict[str, Any]) -> np.ndarray:
+def _keep_mask(path: str, view: dict[str, Any], rows: int | None = None) -> np.ndarray:
+    if rows is not None and rows != view["source_rows"]:
+        raise ValueError(f"{path}: a view of {view['source']}, which held {view['source_rows']} rows when the view "
+                         f"was written and holds {rows} now; rerun the stages from the one that wrote it")
     mask = np.ones(view["source_rows"], dtype=bool)
     mask[_dropped(path, view)] = False
     return mask
@@ -80,7 +83,7 @@ def read_part(path: str, columns: list[str] | None = None) -> pa.Table:
     except FileNotFoundError:
         view = _view_or_missing(path)
     source = storage.read_table(storage.join(_root(path), view["source"]), columns=columns)
-    return source.filter(pa.array(_keep_mask(path, view)))
+    return source.filter(pa.array(_keep_mask(path, view, source.num_rows)))
 
 
 def part_batches(path: str, columns: list[str] | None = None, batch_size: int = BATCH_ROWS) -> Iterator[pa.RecordBatch]:
@@ -88,7 +91,7 @@ def part_batches(path: str, columns: list[str] | None = None, batch_size: int = 
     view = view_of(path)
     source = path if view is None else storage.join(_root(path), view["source"])
     parquet = storage.parquet_file(source)
-    mask, start = (None if view is None else _keep_mask(path, view)), 0
+    mask, start = (None if view is None else _keep_mask(path, view, parquet.metadata.num_rows)), 0
     for batch in parquet.iter_batches(batch_size=batch_size, columns=columns):
         if mask is not None:
             batch, start = batch.filter(pa.array(mask[start:start + batch.num_rows])), start + batch.num_rows

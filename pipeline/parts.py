@@ -26,7 +26,7 @@ import numpy as np
 import pyarrow as pa
 
 from pipeline import storage
-from pipeline.io import commit, parquet_sizes, read_json, table_bytes, write_json, write_parquet
+from pipeline.io import commit, file_sizes, parquet_sizes, read_json, table_bytes, write_json, write_parquet
 from pipeline.stats import part_stats
 
 VIEWS = "_views"
@@ -118,28 +118,27 @@ def part_cost(path: str) -> int:
     cost estimate for scheduling the tasks that read it."""
     view = view_of(path)
     if view is None:
-        return os.path.getsize(path) if storage.is_local(path) else storage.size(path)
-    source = storage.join(_root(path), view["source"])
-    size = os.path.getsize(source) if storage.is_local(source) else storage.size(source)
+        return file_sizes([path])[0]
+    size = file_sizes([storage.join(_root(path), view["source"])])[0]
     return size * view["rows"] // max(view["source_rows"], 1)
 
 
 # -- writing ------------------------------------------------------------------------------------
 
-def write_view(in_path: str, out_dir: str, part: str, drop: np.ndarray, kept_rows: int, kept_bytes: int) -> list[str]:
-    """Write stage `out_dir`'s view of input part `in_path` without its rows `drop` (row numbers
-    of the input part); returns the files written, relative to `out_dir`, for its commit record."""
+def write_view(in_path: str, in_rows: int, out_dir: str, part: str, drop: np.ndarray, kept_rows: int,
+               kept_bytes: int) -> list[str]:
+    """Write stage `out_dir`'s view of input part `in_path` (`in_rows` rows) without its rows
+    `drop` (row numbers of the input part); returns the files written, relative to `out_dir`,
+    for its commit record."""
     stage = storage.basename(out_dir)
     source_view = view_of(in_path)
     drop = np.asarray(drop, dtype=np.int64)
     if source_view is None:
-        source, source_rows = f"{storage.basename(storage.parent(in_path))}/{storage.basename(in_path)}", None
+        source, source_rows = f"{storage.basename(storage.parent(in_path))}/{storage.basename(in_path)}", in_rows
     else:  # flatten: our rows are the source's kept rows
         source, source_rows = source_view["source"], source_view["source_rows"]
         kept_in_source = np.flatnonzero(_keep_mask(in_path, source_view))
         drop = np.union1d(_dropped(in_path, source_view), kept_in_source[drop])
-    if source_rows is None:
-        source_rows = parquet_sizes(in_path)[0]
     files = [spec_name(part)]
     spec: dict[str, Any] = {"source": source, "drop": None, "source_rows": source_rows,
                             "rows": kept_rows, "bytes": kept_bytes}
@@ -176,7 +175,7 @@ def commit_removal(in_path: str, out_dir: str, part: str, table: pa.Table, dropp
         files.append(f"rejected/{part}")
     rows, n_bytes = kept.num_rows, table_bytes(kept)
     if views:
-        files += write_view(in_path, out_dir, part, np.flatnonzero(dropped), rows, n_bytes)
+        files += write_view(in_path, table.num_rows, out_dir, part, np.flatnonzero(dropped), rows, n_bytes)
     else:
         write_parquet(kept, storage.join(out_dir, part))
         files.append(part)

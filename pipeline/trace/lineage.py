@@ -32,9 +32,10 @@ import re
 from typing import Any
 
 import numpy as np
+import pyarrow.compute as pc
 
 from pipeline import storage
-from pipeline.parts import read_part, view_of
+from pipeline.parts import part_batches, view_of
 from pipeline.readers import static_prefix
 from pipeline.trace.lookup import (
     SIDECAR_SUFFIX,
@@ -81,18 +82,22 @@ def trace_document(layout: RunLayout, doc_id: str) -> dict[str, Any]:
     return trace
 
 
-def _rows(stage: StageInfo, doc_id: str, copies: bool, kept: bool = True) -> list[dict]:
+def _rows(stage: StageInfo, doc_id: str, copies: bool, kept: bool = True,
+          rejected: list[dict] | None = None) -> list[dict]:
+    """The document's rows in the stage's kept parts (or, `kept` false, its `rejected/`). For
+    views (pipeline/parts.py), a row of their source parts that the stage did not reject
+    (`rejected`: those rows, when the caller has them already)."""
     if not kept:
         return find_rows(stage.rejected(), doc_id, COLUMNS, copies).to_pylist()
     if not stage.manifest.get("views"):
         return find_rows(stage.parts, doc_id, COLUMNS, copies).to_pylist()
-    # A view (pipeline/parts.py) holds its source part's rows less the ones the stage rejected:
-    # search the sources; a row found there and not in the stage's rejected/ is one it kept.
     shown = {}
     for part in stage.parts:
         view = view_of(part)
         shown[storage.join(storage.parent(stage.path), view["source"]) if view else part] = part
-    dropped = {r["id"] for r in _rows(stage, doc_id, copies, kept=False)}
+    if rejected is None:
+        rejected = _rows(stage, doc_id, copies, kept=False)
+    dropped = {r["id"] for r in rejected}
     rows = find_rows(list(shown), doc_id, COLUMNS, copies).to_pylist()
     return [{**row, "file": shown.get(row["file"], row["file"])} for row in rows if row["id"] not in dropped]
 
@@ -101,7 +106,7 @@ def _decide(stage: StageInfo, doc_id: str, copies: bool, previous: dict) -> tupl
     """One stage's decision on the document (and its copies after mix); the row's scores."""
     entry: dict[str, Any] = {"stage": stage.dir, "name": stage.name}
     rejected = _rows(stage, doc_id, copies, kept=False)
-    kept = _rows(stage, doc_id, copies) if stage.materialized else []
+    kept = _rows(stage, doc_id, copies, rejected=rejected) if stage.materialized else []
     if rejected and not kept:
         row = rejected[0]
         entry.update(decision="rejected", reason=row["reason"], file=_rel(stage, row["file"]))
@@ -319,13 +324,13 @@ def trace_text(layout: RunLayout, snippet: str, limit: int = 5) -> list[dict]:
     parts = final.parts
     if final.name == "mix":  # later epochs hold copies of epoch 0's texts: scan those once
         parts = [p for p in parts if storage.basename(p).startswith("part-e000-")] or parts
-    if final.manifest.get("views"):  # views (pipeline/parts.py): scan their sources, keep what they keep
-        views = [view_of(p) for p in parts]
-        root = storage.parent(final.path)
-        sources = [storage.join(root, v["source"]) if v else p for p, v in zip(parts, views)]
-        dropped = sum(v["source_rows"] - v["rows"] for v in views if v)
-        kept = {i for p in parts for i in read_part(p, columns=["id"]).column("id").to_pylist()}
-        ids = [i for i in find_text(sources, snippet, limit * 8 + dropped) if i in kept]
+    if final.manifest.get("views"):  # views (pipeline/parts.py): scan the rows they keep, batch by batch
+        ids: list[str] = []
+        for part in parts:
+            for batch in part_batches(part, columns=["id", "text"]):
+                ids += batch.filter(pc.match_substring(batch.column("text"), snippet)).column("id").to_pylist()
+            if len(ids) >= limit * 8:
+                break
     else:
         ids = find_text(parts, snippet, limit * 8)
     found = list(dict.fromkeys(original_id(i) for i in ids))[:limit]

@@ -3,7 +3,7 @@
 link parts they pass through unchanged) was not written again and counts once, where it
 first appears.
 
-    PYTHONPATH=. .venv/bin/python bench/written.py out/demo [out/other ...]
+    PYTHONPATH=. .venv/bin/python bench/written.py out/demo [out/other ...]   # ratios against the first
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", type=Path)
     args = parser.parse_args()
+    alls = []
     for run in args.runs:
         rows = written(run)
         print(f"\n{run}")
@@ -49,6 +50,11 @@ def main() -> None:
             print(f"{name:<26}{kept:>12,}{rejected:>12,}{other:>12,}{parts:>7}")
         totals = [sum(r[i] for r in rows) for i in (1, 2, 3)]
         print(f"{'total':<26}{totals[0]:>12,}{totals[1]:>12,}{totals[2]:>12,}   all {sum(totals):,}")
+        alls.append(sum(totals))
+    if len(alls) > 1:  # the first run is the baseline (e.g. --keep-intermediate: everything written)
+        print(f"\n{'run':<40}{'all bytes':>14}{'x fewer than the first':>24}")
+        for run, n in zip(args.runs, alls):
+            print(f"{run!s:<40}{n:>14,}{alls[0] / n if n else float('inf'):>24.2f}")
 
 
 if __name__ == "__main__":

@@ -60,10 +60,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = load_config(args.config, output=args.output, cluster=args.cluster)
     if args.sample:
         config = sampled(config, args.sample, args.output)
-    config.build_stages()
+    stages = config.build_stages()
     _check_workers(args, config)
     check_paths(config)
     if args.dry_run:
+        for stage in stages:  # what a run checks before its first stage (models, files), without a cluster
+            stage.check()
         print(config.to_yaml(), end="")
         return 0
     check_free(storage.absolute(config.output), storage.absolute(config.output), "output")  # before a cluster starts

@@ -68,6 +68,13 @@ def test_a_stage_before_the_one_it_reads_fails_before_the_read_stage(tmp_path, f
     assert one_line_error(path, *flags).startswith("stages[2].lsh_buckets: must come right after minhash_signatures")
 
 
+@pytest.mark.parametrize("flags", [(), ("--dry-run",)])
+def test_a_missing_model_fails_before_the_read_stage(tmp_path, flags):
+    path = config(tmp_path, stages=[{"tokenize": {"model": str(tmp_path / "fin.model")}}])
+    assert one_line_error(path, *flags) == f"tokenize.model: '{tmp_path}/fin.model' does not exist"
+    assert not (tmp_path / "out").exists()
+
+
 def test_ctrl_c_stops_a_run_with_one_line(tmp_path):
     """SIGINT to the whole process group, as a terminal sends it, while `extract` runs its
     sandboxes on two workers: status 130, one line, no traceback from any process."""

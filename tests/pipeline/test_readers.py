@@ -233,6 +233,15 @@ def test_a_text_document_over_the_record_size_is_rejected(tmp_path):
     assert len(item.doc.text) <= 1000 and item.doc.metadata["truncated_at"] == 1000
 
 
+
+def test_a_parquet_row_over_the_record_size_is_rejected_and_reading_goes_on(tmp_path):
+    pq.write_table(pa.table({"text": ["é" * 600, "after"], "n": [1, 2]}), tmp_path / "p.parquet")  # 1,200 bytes
+    spec = InputSpec(path=str(tmp_path / "p.parquet"), format="parquet", source="s")
+    items = [i for f in list_files(spec) for i in read_file(f, spec, ReadOptions(max_record_bytes=1001))]
+    assert kinds(items) == Counter({"read.record_too_large": 1, "doc": 1})
+    assert items[0].doc.text == "é" * 500 and items[0].doc.metadata == {"n": 1, "truncated_at": 1001}
+    assert items[1].text == "after"
+
 def test_links_that_loop_folders_and_empty_gzip_are_quarantined(tmp_path):
     os.symlink(tmp_path / "b.jsonl", tmp_path / "a.jsonl")
     os.symlink(tmp_path / "a.jsonl", tmp_path / "b.jsonl")

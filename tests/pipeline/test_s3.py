@@ -25,6 +25,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.pipeline.conftest import free_port
+
 pytest.importorskip("moto")
 s3fs = pytest.importorskip("s3fs")
 
@@ -59,12 +61,6 @@ stages:
   - mix: {targets: {financial: 0.51, general: 0.49}, max_epochs: 4, seed: 0}
   - tokenize: {train: {vocab_size: 1000, model_type: bpe}, valid_fraction: 0.1}
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -12,10 +12,10 @@ orders a map's items costliest first.
 from __future__ import annotations
 
 import sys
+import threading
 import time
 
 from dask.sizeof import sizeof
-from distributed import wait
 from tqdm import tqdm
 
 POLL_SECONDS = 0.5  # how often a map's progress bar is brought up to date
@@ -58,7 +58,7 @@ def map_all(client, fn, rows: list[tuple], desc: str, unit: str, progress: bool,
             **kwargs) -> list:
     """`fn(*row, **kwargs)` for every row on the cluster, results in row order. Rows are
     submitted in order, at most `window` (default `window_size`) in flight: the client tops
-    the window up whenever its older half has finished (or every poll), so the scheduler
+    the window up whenever half of it has finished (or every poll), so the scheduler
     always has work queued while the client's memory stays independent of the number of
     rows. Finished results are fetched in one gather per poll and their futures released; a
     task's exception is re-raised here within a poll."""
@@ -67,18 +67,16 @@ def map_all(client, fn, rows: list[tuple], desc: str, unit: str, progress: bool,
     results: list = [None] * len(rows)
     pending: dict = {}  # future -> row position, in submission order
     submitted = 0
+    finished = Finished()
     with client.as_current(), Progress(len(rows), desc, unit, progress) as bar:
         while submitted < len(rows) or pending:
             if submitted < len(rows) and len(pending) < window:
                 chunk = rows[submitted:submitted + window - len(pending)]
                 futures = client.map(fn, *zip(*chunk), pure=False, **kwargs)
+                finished.watch(futures)
                 pending.update(zip(futures, range(submitted, submitted + len(chunk))))
                 submitted += len(chunk)
-            older = list(pending)[:max(1, len(pending) // 2)]
-            try:
-                wait(older, timeout=POLL_SECONDS)
-            except TimeoutError:
-                pass
+            finished.wait(submitted - len(pending) + max(1, len(pending) // 2), POLL_SECONDS)  # half of them
             done = [f for f in pending if f.status in ("finished", "error", "cancelled")]
             for future in done:
                 if future.status in ("error", "cancelled"):
@@ -100,12 +98,11 @@ def wait_all(futures: list, desc: str, unit: str, progress: bool) -> list:
         return []
     client = futures[0].client
     pending = list(futures)
+    finished = Finished()
+    finished.watch(futures)
     with client.as_current(), Progress(len(futures), desc, unit, progress) as bar:
         while pending:
-            try:
-                wait(pending, timeout=POLL_SECONDS)
-            except TimeoutError:
-                pass
+            finished.wait(len(futures), POLL_SECONDS)
             for future in pending:
                 if future.status in ("error", "cancelled"):
                     future.result()  # raises the task's exception
@@ -113,6 +110,32 @@ def wait_all(futures: list, desc: str, unit: str, progress: bool) -> list:
             bar.update(len(pending) - len(still))
             pending = still
     return client.gather(futures)
+
+
+class Finished:
+    """Wakes a polling loop when enough of the futures it watches have finished (or erred, or
+    were cancelled). Each future gets one done-callback when it is submitted. Polling with
+    `distributed.wait(futures, timeout=...)` instead left one waiting coroutine per future
+    behind at every timeout, alive until that future finished: ~1 KB per future per poll, which
+    grew a LocalCluster client by 300 MB in a 20-minute stage of 256 long tasks."""
+
+    def __init__(self):
+        self.count = 0
+        self.changed = threading.Condition()
+
+    def watch(self, futures: list) -> None:
+        for future in futures:
+            future.add_done_callback(self._done)
+
+    def _done(self, _future) -> None:  # in Dask's callback thread
+        with self.changed:
+            self.count += 1
+            self.changed.notify_all()
+
+    def wait(self, n: int, timeout: float) -> None:
+        """Until `n` of the watched futures have finished in all, or `timeout` seconds."""
+        with self.changed:
+            self.changed.wait_for(lambda: self.count >= n, timeout)
 
 
 class Progress:

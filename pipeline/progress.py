@@ -11,9 +11,11 @@ orders a map's items costliest first.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
 import time
+from collections.abc import Iterator
 
 from dask.sizeof import sizeof
 from tqdm import tqdm
@@ -68,7 +70,7 @@ def map_all(client, fn, rows: list[tuple], desc: str, unit: str, progress: bool,
     pending: dict = {}  # future -> row position, in submission order
     submitted = 0
     finished = Finished()
-    with client.as_current(), Progress(len(rows), desc, unit, progress) as bar:
+    with client.as_current(), Progress(len(rows), desc, unit, progress) as bar, finished.cancelling(client, pending):
         while submitted < len(rows) or pending:
             if submitted < len(rows) and len(pending) < window:
                 chunk = rows[submitted:submitted + window - len(pending)]
@@ -100,7 +102,7 @@ def wait_all(futures: list, desc: str, unit: str, progress: bool) -> list:
     pending = list(futures)
     finished = Finished()
     finished.watch(futures)
-    with client.as_current(), Progress(len(futures), desc, unit, progress) as bar:
+    with client.as_current(), Progress(len(futures), desc, unit, progress) as bar, finished.cancelling(client, futures):
         while pending:
             finished.wait(len(futures), POLL_SECONDS)
             for future in pending:
@@ -131,6 +133,18 @@ class Finished:
         with self.changed:
             self.count += 1
             self.changed.notify_all()
+
+    @contextlib.contextmanager
+    def cancelling(self, client, futures) -> Iterator[None]:
+        """Cancel `futures` (those still in it) when the block raises: their done-callbacks hold
+        them, so merely dropping them would no longer release their tasks."""
+        try:
+            yield
+        except BaseException:
+            if futures:
+                with contextlib.suppress(Exception):
+                    client.cancel(list(futures))
+            raise
 
     def wait(self, n: int, timeout: float) -> None:
         """Until `n` of the watched futures have finished in all, or `timeout` seconds."""

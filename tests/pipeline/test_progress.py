@@ -82,6 +82,22 @@ def test_polling_leaves_no_coroutines_behind(client, monkeypatch, wait):
     assert most[0] - before < 40, (before, most[0])
 
 
+def _fail_or_nap(x: int, bad: int, seconds: float) -> int:
+    if x == bad:
+        raise ValueError(f"bad item {x}")
+    time.sleep(seconds)
+    return x
+
+
+def test_a_task_error_releases_the_tasks_still_in_flight(client):
+    with pytest.raises(ValueError, match="bad item 0"):
+        map_all(client, _fail_or_nap, [(x,) for x in range(4)], "test", "task", False, bad=0, seconds=3.0)
+    deadline = time.monotonic() + 2.0  # well before the naps end: cancelled, not waited for
+    while client.run_on_scheduler(_known_to_scheduler, "_fail_or_nap") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert client.run_on_scheduler(_known_to_scheduler, "_fail_or_nap") == 0
+
+
 def test_window_grows_with_the_cluster_threads(client):
     assert window_size(client) >= 256
 

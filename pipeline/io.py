@@ -201,8 +201,8 @@ def committed_names(out_dir: str) -> set[str]:
 def commit_records(out_dir: str) -> dict[str, dict]:
     """Every commit record under `out_dir`, by task name."""
     folder = storage.join(out_dir, COMMITS)
-    return {n.removesuffix(".json"): read_json(storage.join(folder, n))
-            for n in storage.listdir(folder) if n.endswith(".json")}
+    names = [n for n in storage.listdir(folder) if n.endswith(".json")]
+    return {n.removesuffix(".json"): json.loads(data) for n, data in zip(names, storage.read_many(folder, names))}
 
 
 def committed_parts(records: Iterable[dict]) -> list[str]:

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import json
 
+import fsspec
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline import storage
 from pipeline.context import GlobalContext, StageOutput
-from pipeline.io import commit_part, is_committed, write_parquet
+from pipeline.io import commit, commit_part, commit_records, is_committed, write_parquet
 from pipeline.record import DOCUMENT_SCHEMA, rejected_schema, with_reason
 from pipeline.stats import part_stats
 
@@ -63,3 +64,18 @@ def test_map_parts_skips_committed_parts_and_still_counts_them(client1, tmp_path
     again = ctx.map_parts(drop_short, "drop", min_chars=4)
     assert again == first and is_committed(str(out), "part-00001.parquet")
     assert {p: (out / p).stat().st_mtime_ns for p in mtimes} == mtimes  # committed parts were not rewritten
+
+
+def test_commit_records_are_read_by_their_literal_names_on_any_file_system(tmp_path):
+    """Commit records are fetched together (fsspec `cat_ranges`: concurrently on object
+    storage), and a folder name holding glob characters is taken literally."""
+    folder = str(tmp_path / "run[1]" / "02-stage")
+    for i in (2, 0, 1):
+        commit(folder, f"part-{i:05d}.parquet", {"rows": i}, [f"part-{i:05d}.parquet"])
+    assert commit_records(folder) == {f"part-{i:05d}.parquet": {"rows": i, "files": [f"part-{i:05d}.parquet"]}
+                                      for i in range(3)}
+    memory = f"memory://records-{tmp_path.name}/stage"
+    commit(memory, "part-00000.parquet", {"rows": 5}, ["part-00000.parquet"])
+    assert commit_records(memory) == {"part-00000.parquet": {"rows": 5, "files": ["part-00000.parquet"]}}
+    assert commit_records(str(tmp_path / "none")) == {}
+    fsspec.filesystem("memory").rm(f"/records-{tmp_path.name}", recursive=True)

@@ -50,6 +50,14 @@ class StageOutput:
     def paths(self) -> list[str]:
         return [self.path(p) for p in self.parts]
 
+    def costs(self, parts: list[str]) -> list[int]:
+        """A scheduling cost per part of `parts`: its bytes from the manifest, else the file's
+        (`part_cost`: a request per part on object storage)."""
+        if self.sizes is not None:
+            size = dict(zip(self.parts, self.sizes))
+            return [size[p] for p in parts]
+        return [part_cost(self.path(p)) for p in parts]
+
 
 @dataclasses.dataclass(frozen=True)
 class GlobalResult:
@@ -105,7 +113,7 @@ class GlobalContext:
         `(position, part)` instead of `part`; with `by_size` the largest parts go first."""
         todo = [(i, p) for i, p in enumerate(self.input.parts) if not is_committed(self.dir, p)]
         items = todo if indexed else [p for _, p in todo]
-        cost = [part_cost(self.input.path(p)) for _, p in todo] if by_size else None
+        cost = self.input.costs([p for _, p in todo]) if by_size else None
         self.map(fn, items, desc, cost=cost, in_dir=self.input.dir, out_dir=self.dir, **kwargs)
         records = commit_records(self.dir)
         return sum((StageStats.from_dict(records[p]) for p in self.input.parts), StageStats())

@@ -37,7 +37,7 @@ from pydantic import Field, model_validator
 from pipeline import storage
 from pipeline.context import GlobalResult
 from pipeline.io import file_sha256, read_json, write_bytes, write_parquet
-from pipeline.parts import part_cost, read_part
+from pipeline.parts import read_part
 from pipeline.progress import wait_all
 from pipeline.record import with_reason
 from pipeline.stage import GlobalStage, StageParams, register
@@ -107,8 +107,9 @@ class Tokenize(GlobalStage):
         dtype = np.dtype(token_dtype(info["vocab_size"])).name
         paths = ctx.input.paths()
         # A part's docs.parquet is written after its token files: it commits the part's work.
-        todo = [p for p in paths if not storage.exists(storage.join(work, storage.stem(p), "docs.parquet"))]
-        ctx.map(encode_task, todo, "encode", cost=[part_cost(p) for p in todo], work_dir=work,
+        encoded = set(storage.walk_files(work))  # one listing, not a request per part
+        todo = [p for p in ctx.input.parts if f"{storage.stem(p)}/docs.parquet" not in encoded]
+        ctx.map(encode_task, [ctx.input.path(p) for p in todo], "encode", cost=ctx.input.costs(todo), work_dir=work,
                 model_path=info["path"], sha256=info["sha256"], dtype=dtype, seed=ctx.seed)
         stems = [storage.stem(p) for p in paths]
         mixture = self._mixture(ctx)

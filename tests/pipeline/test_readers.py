@@ -242,6 +242,19 @@ def test_a_parquet_row_over_the_record_size_is_rejected_and_reading_goes_on(tmp_
     assert items[0].doc.text == "é" * 500 and items[0].doc.metadata == {"n": 1, "truncated_at": 1001}
     assert items[1].text == "after"
 
+
+def test_parquet_batches_shrink_for_wide_rows(tmp_path, monkeypatch):
+    from pipeline.readers import parquet
+
+    wide = [f"{i:05d}" * 2_000 for i in range(50)]  # distinct: no dictionary encoding shrinks them
+    pq.write_table(pa.table({"text": wide}), tmp_path / "wide.parquet", row_group_size=10)
+    pq.write_table(pa.table({"text": ["short"] * 5000}), tmp_path / "narrow.parquet")
+    monkeypatch.setattr(parquet, "BATCH_BYTES", 100_000)
+    assert parquet.batch_rows(pq.ParquetFile(tmp_path / "wide.parquet").metadata) == 9  # ~10 KB a row
+    assert parquet.batch_rows(pq.ParquetFile(tmp_path / "narrow.parquet").metadata) == 1024
+    texts = [d.text for d in read_all(str(tmp_path / "wide.parquet"), "parquet")]
+    assert texts == wide
+
 def test_links_that_loop_folders_and_empty_gzip_are_quarantined(tmp_path):
     os.symlink(tmp_path / "b.jsonl", tmp_path / "a.jsonl")
     os.symlink(tmp_path / "a.jsonl", tmp_path / "b.jsonl")

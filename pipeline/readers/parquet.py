@@ -1,7 +1,7 @@
 """Parquet reader: one document per row, the text in `spec.text_field`, every other column
-kept in `metadata` (values made JSON-safe). Rows are read in record batches, so a file larger
-than memory streams (1,024 rows a batch, fewer for wide rows). A text over `read.max_record_bytes` (UTF-8) is rejected with its first
-bytes, as the other readers reject an over-long record."""
+kept in `metadata` (values made JSON-safe). Rows are read in record batches (1,024 rows, fewer
+for wide rows), so a file larger than memory streams. A text over `read.max_record_bytes`
+(UTF-8) is rejected with its first bytes, as the other readers reject an over-long record."""
 
 from __future__ import annotations
 

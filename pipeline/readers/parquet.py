@@ -16,7 +16,6 @@ from pipeline.readers import InputFile, Quarantined, ReadItem, Rejected, describ
 from pipeline.readers.jsonl import record_to_document
 from pipeline.record import Document
 
-
 BATCH_BYTES = 64 << 20  # uncompressed bytes a batch of rows holds, about (as Python objects: a few times more)
 
 

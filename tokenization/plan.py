@@ -2,7 +2,7 @@
 
 Pure functions on the table of encoded documents (`tokenization.encode.DOCS_SCHEMA` plus
 `part`, the input part's position), all deterministic from the seed and the documents, and
-vectorised with numpy (the client runs them while the workers wait):
+vectorised with numpy (one worker task runs them, `tokenization.stage.plan_shards`):
 
 1. `choose_valid`: per domain, `valid_fraction` of the *original* documents (at least one
    when the domain has two or more), chosen by a seeded hash of the original id (the
@@ -33,10 +33,11 @@ NUMERIC = ("row", "epoch", "rank", "index", "tokens", "bytes", "valid_key", "par
 
 class Docs:
     """The encoded-documents table as numpy arrays, strings (domain, source) as codes into
-    sorted name lists: the planning steps run in the client, which holds one row per document,
-    so only numbers (~80 bytes a document). The ids are not needed: copies of an original share
-    its `valid_key`, and `trim_key` (the trim order's hash of the id) comes from the encode
-    tasks; a table without it (tests) gets it here from `id`."""
+    sorted name lists: the planning steps run in one worker task, which holds one row per
+    document, so only numbers (~80 bytes a document of columns; the worker peaked ~470 bytes a
+    document above its base in `bench/scale.py`). The ids are not needed: copies of an original
+    share its `valid_key`, and `trim_key` (the trim order's hash of the id) comes from the
+    encode tasks; a table without it (tests) gets it here from `id`."""
 
     def __init__(self, table: pa.Table, seed: int = 0):
         for name in NUMERIC:

@@ -7,7 +7,7 @@ Steps: (1) the tokenizer: copy the given model, or train one on a deterministic 
 the stage's input (`tokenization.sample`, `tokenization.train`), as `tokenizer.model`;
 (2) encode every input part in parallel on Dask (`tokenization.encode`: the model is loaded
 once per worker, tasks only get its path); (3) plan in one worker task (`tokenization.plan`, on
-numeric columns only, ~80 bytes a document in that worker; the client gets the shard plans):
+numeric columns only; that worker peaks ~470 bytes a document; the client gets the shard plans):
 hold out a validation shard per domain, correct the mix stage's token estimate by the real
 counts, fill bounded shards in input order; (4) copy the planned runs into
 `<domain>/shard-NNNNN.bin|.idx` and `<domain>/valid-00000.bin|.idx` in parallel, each with a

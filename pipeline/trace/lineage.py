@@ -32,10 +32,9 @@ import re
 from typing import Any
 
 import numpy as np
-import pyarrow.compute as pc
 
 from pipeline import storage
-from pipeline.parts import part_batches, view_of
+from pipeline.parts import view_of
 from pipeline.readers import static_prefix
 from pipeline.trace.lookup import (
     SIDECAR_SUFFIX,
@@ -324,15 +323,7 @@ def trace_text(layout: RunLayout, snippet: str, limit: int = 5) -> list[dict]:
     parts = final.parts
     if final.name == "mix":  # later epochs hold copies of epoch 0's texts: scan those once
         parts = [p for p in parts if storage.basename(p).startswith("part-e000-")] or parts
-    if final.manifest.get("views"):  # views (pipeline/parts.py): scan the rows they keep, batch by batch
-        ids: list[str] = []
-        for part in parts:
-            for batch in part_batches(part, columns=["id", "text"]):
-                ids += batch.filter(pc.match_substring(batch.column("text"), snippet)).column("id").to_pylist()
-            if len(ids) >= limit * 8:
-                break
-    else:
-        ids = find_text(parts, snippet, limit * 8)
+    ids = find_text(parts, snippet, limit * 8, views=bool(final.manifest.get("views")))
     found = list(dict.fromkeys(original_id(i) for i in ids))[:limit]
     if not found:
         raise ValueError(f"--text: no document of {final.path} contains {snippet!r}")

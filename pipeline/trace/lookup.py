@@ -31,6 +31,7 @@ import pyarrow.dataset as pds
 
 from pipeline import storage
 from pipeline.io import read_json
+from pipeline.parts import part_batches
 
 MANIFEST = "_manifest.json"
 SHARD_MANIFEST = "manifest.json"
@@ -167,13 +168,18 @@ def duplicates_of(paths: list[str], doc_id: str) -> list[str]:
     return sorted(table.column("id").to_pylist())
 
 
-def find_text(paths: list[str], snippet: str, limit: int) -> list[str]:
+def find_text(paths: list[str], snippet: str, limit: int, views: bool = False) -> list[str]:
     """Ids of the documents in `paths` whose text contains `snippet`, in file order, at most
-    `limit` (a scan of the text column: the final stage only)."""
-    data = dataset(paths)
-    scanner = data.scanner(columns=["id"], filter=pc.match_substring(pc.field("text"), snippet))
+    `limit` (a scan of the text column: the final stage only). With `views`, the paths are
+    views (pipeline/parts.py): the rows they keep are scanned, batch by batch."""
+    if views:
+        batches = (batch.filter(pc.match_substring(batch.column("text"), snippet)).select(["id"])
+                   for part in paths for batch in part_batches(part, columns=["id", "text"]))
+    else:
+        batches = dataset(paths).scanner(columns=["id"], filter=pc.match_substring(pc.field("text"), snippet)
+                                         ).to_batches()
     found: list[str] = []
-    for batch in scanner.to_batches():
+    for batch in batches:
         found += batch.column(0).to_pylist()
         if len(found) >= limit:
             break

@@ -234,12 +234,13 @@ def stage_ids(output: Path) -> dict[str, Counter]:
 
     ids = {}
     for stage in planned_stages(output):
+        path = output / stage / "_manifest.json"
+        manifest = json.loads(path.read_text()) if path.exists() else {}
         for kind, pattern in (("kept", "part-*.parquet"), ("rejected", "rejected/*.parquet")):
             files = sorted((output / stage).glob(pattern))
-            manifest = output / stage / "_manifest.json"
-            if kind == "kept" and manifest.exists() and json.loads(manifest.read_text()).get("views"):
+            if kind == "kept" and manifest.get("views"):
                 # views of an earlier stage's parts (pipeline/parts.py): read as the next stage reads them
-                files = [output / stage / p for p in json.loads(manifest.read_text())["parts"]]
+                files = [output / stage / p for p in manifest["parts"]]
             ids[f"{stage} {kind}"] = Counter(i for f in files
                                              for i in read_part(str(f), columns=["id"])["id"].to_pylist())
     return ids

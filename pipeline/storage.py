@@ -156,8 +156,7 @@ def read_many(folder: str | os.PathLike, names: list[str]) -> list[bytes]:
     """The bytes of the files `names` under `folder`, in order; on object storage fetched
     concurrently (fsspec's `cat_ranges`), not one request after another."""
     fs, path = filesystem(folder)
-    join = os.path.join if is_local(folder) else posixpath.join
-    paths = [join(path, n) for n in names]  # no glob expansion (unlike `cat`): names are literal
+    paths = [posixpath.join(path, n) for n in names]  # no glob expansion (unlike `cat`): names are literal
     return fs.cat_ranges(paths, None, None, on_error="raise") if paths else []
 
 

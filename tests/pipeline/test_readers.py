@@ -17,6 +17,7 @@ from warcio.archiveiterator import ArchiveIterator
 from pipeline.config import InputSpec, ReadOptions
 from pipeline.demo.warcs import Page, write_warc
 from pipeline.readers import Quarantined, Rejected, Skipped, list_files, list_tasks, read_file
+from pipeline.readers import parquet
 from pipeline.record import Document
 from tests.conftest import shared_path
 
@@ -233,7 +234,6 @@ def test_a_text_document_over_the_record_size_is_rejected(tmp_path):
     assert len(item.doc.text) <= 1000 and item.doc.metadata["truncated_at"] == 1000
 
 
-
 def test_a_parquet_row_over_the_record_size_is_rejected_and_reading_goes_on(tmp_path):
     pq.write_table(pa.table({"text": ["é" * 600, "after"], "n": [1, 2]}), tmp_path / "p.parquet")  # 1,200 bytes
     spec = InputSpec(path=str(tmp_path / "p.parquet"), format="parquet", source="s")
@@ -244,8 +244,6 @@ def test_a_parquet_row_over_the_record_size_is_rejected_and_reading_goes_on(tmp_
 
 
 def test_parquet_batches_shrink_for_wide_rows(tmp_path, monkeypatch):
-    from pipeline.readers import parquet
-
     wide = [f"{i:05d}" * 2_000 for i in range(50)]  # distinct: no dictionary encoding shrinks them
     pq.write_table(pa.table({"text": wide}), tmp_path / "wide.parquet", row_group_size=10)
     pq.write_table(pa.table({"text": ["short"] * 5000}), tmp_path / "narrow.parquet")
@@ -254,6 +252,7 @@ def test_parquet_batches_shrink_for_wide_rows(tmp_path, monkeypatch):
     assert parquet.batch_rows(pq.ParquetFile(tmp_path / "narrow.parquet").metadata) == 1024
     texts = [d.text for d in read_all(str(tmp_path / "wide.parquet"), "parquet")]
     assert texts == wide
+
 
 def test_links_that_loop_folders_and_empty_gzip_are_quarantined(tmp_path):
     os.symlink(tmp_path / "b.jsonl", tmp_path / "a.jsonl")

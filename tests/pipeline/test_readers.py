@@ -16,8 +16,7 @@ from warcio.archiveiterator import ArchiveIterator
 
 from pipeline.config import InputSpec, ReadOptions
 from pipeline.demo.warcs import Page, write_warc
-from pipeline.readers import Quarantined, Rejected, Skipped, list_files, list_tasks, read_file
-from pipeline.readers import parquet
+from pipeline.readers import Quarantined, Rejected, Skipped, list_files, list_tasks, parquet, read_file
 from pipeline.record import Document
 from tests.conftest import shared_path
 

@@ -22,8 +22,7 @@ import dask.dataframe as dd
 import numpy as np
 import pandas as pd
 
-from dedup.decide import n_partitions, shuffle_method
-from pipeline.aggregate import persisted
+from pipeline.aggregate import n_partitions, persisted, shuffle_method
 
 LABEL_META = pd.DataFrame({"node": pd.Series([], dtype="int64"), "label": pd.Series([], dtype="int64")})
 MAX_ROUNDS = 200

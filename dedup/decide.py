@@ -28,7 +28,7 @@ import pyarrow.compute as pc
 
 from dedup.index import write_key_entries
 from pipeline import storage
-from pipeline.aggregate import persisted
+from pipeline.aggregate import n_partitions, persisted, shuffle_method
 from pipeline.io import read_json, write_json, write_parquet
 from pipeline.parts import commit_removal, read_part
 from pipeline.record import metadata_to_json, rejected_schema, with_reason
@@ -55,11 +55,6 @@ DEFAULT_RANKING: tuple[RankKey, ...] = ("quality_score", "length", "id")
 _RANK_COLUMNS = {"quality_score": ("quality_score", False), "length": ("length", False),
                  "id": ("id", True), "order": ("node", True),
                  "latest": ("date", False)}  # only url_dedup's frames carry `date` (crawl time)
-ROWS_PER_PARTITION = 500_000
-# Up to this many output partitions (~2M rows) the in-memory task shuffle is cheapest; above,
-# Dask's disk-backed p2p shuffle keeps worker memory bounded as the data grows.
-MAX_TASK_SHUFFLE_PARTITIONS = 4
-
 GROUP_META = pd.DataFrame({
     "group": pd.Series([], dtype="int64"), "node": pd.Series([], dtype="int64"),
     "id": pd.Series([], dtype=object), "quality_score": pd.Series([], dtype="float64"),
@@ -93,14 +88,6 @@ def rank_frame(table: pa.Table, part_index: int) -> pd.DataFrame:
         "length": pc.fill_null(pc.utf8_length(table["text"]), 0).to_numpy().astype(np.int64),
         "source": column("source"), "domain": column("domain"),
     })
-
-
-def n_partitions(rows: int) -> int:
-    return max(1, -(-rows // ROWS_PER_PARTITION))
-
-
-def shuffle_method(npartitions: int) -> str:
-    return "tasks" if npartitions <= MAX_TASK_SHUFFLE_PARTITIONS else "p2p"
 
 
 def rank_documents(df: pd.DataFrame, ranking: tuple[str, ...]) -> pd.DataFrame:

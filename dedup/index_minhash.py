@@ -23,11 +23,12 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from dedup.decide import GROUP_META, shuffle_method
+from dedup.decide import GROUP_META
 from dedup.index import DedupIndex, index_nodes, index_position, snapshot_at
 from dedup.lsh import KEY_META, signature_matrix
 from dedup.minhash import MinHashParams, band_keys
 from pipeline import storage
+from pipeline.aggregate import shuffle_method
 from pipeline.io import write_parquet
 
 DOCINFO_META = GROUP_META.drop(columns=["group"])

@@ -15,10 +15,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from dedup.decide import shuffle_method
 from dedup.lsh import EDGE_META, signature_matrix
 from dedup.minhash import MinHashParams, hash_sets, jaccard, splitmix64
 from pipeline import storage
+from pipeline.aggregate import shuffle_method
 from pipeline.parts import read_part
 
 SET_META = pd.DataFrame({"node": pd.Series([], dtype="int64"), "hashes": pd.Series([], dtype=object)})

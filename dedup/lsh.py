@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from dedup.decide import shuffle_method
 from dedup.minhash import band_keys
 from pipeline import storage
+from pipeline.aggregate import shuffle_method
 from pipeline.io import write_parquet
 
 KEY_META = pd.DataFrame({"key": pd.Series([], dtype="int64"), "node": pd.Series([], dtype="int64")})

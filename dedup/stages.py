@@ -44,7 +44,6 @@ from dedup.decide import (
     apply_all,
     decide,
     decided_once,
-    n_partitions,
     rank_frame,
 )
 from dedup.index import session
@@ -60,7 +59,7 @@ from dedup.jaccard import sample_edges, sample_similarities, verify_edges
 from dedup.lsh import EDGE_META, KEY_META, write_edges
 from dedup.minhash import MinHashParams, document_shingle_hashes, get_hasher
 from pipeline import storage
-from pipeline.aggregate import persisted
+from pipeline.aggregate import n_partitions, persisted
 from pipeline.context import GlobalResult
 from pipeline.io import commit, read_json, write_parquet
 from pipeline.parts import part_rows, pass_view, read_part

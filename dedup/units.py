@@ -37,11 +37,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field
 
-from dedup.decide import decided_once, n_partitions, node_ids, replace_column, shuffle_method
+from dedup.decide import decided_once, node_ids, replace_column
 from dedup.exact import PARTS_PER_TASK, batches, text_hashes
 from dedup.normalize import Normalization, normalize
 from pipeline import storage
-from pipeline.aggregate import persisted
+from pipeline.aggregate import n_partitions, persisted, shuffle_method
 from pipeline.context import GlobalResult
 from pipeline.io import commit_part, write_parquet
 from pipeline.parts import read_part

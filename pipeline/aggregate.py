@@ -22,6 +22,10 @@ from distributed import wait
 from pipeline.progress import Progress, largest_first, shipped, wait_all, window_size
 
 FANIN = 16
+ROWS_PER_PARTITION = 500_000  # rows of a Dask DataFrame partition in the global stages' shuffles
+# Up to this many output partitions (~2M rows) the in-memory task shuffle is cheapest; above,
+# Dask's disk-backed p2p shuffle keeps worker memory bounded as the data grows.
+MAX_TASK_SHUFFLE_PARTITIONS = 4
 
 
 def map_reduce(ctx, fn: Callable, items: list, combine: Callable, desc: str,
@@ -73,3 +77,11 @@ def persisted(client, collection: Any) -> Any:
     with client.as_current():
         wait(out)
     return out
+
+
+def n_partitions(rows: int) -> int:
+    return max(1, -(-rows // ROWS_PER_PARTITION))
+
+
+def shuffle_method(npartitions: int) -> str:
+    return "tasks" if npartitions <= MAX_TASK_SHUFFLE_PARTITIONS else "p2p"

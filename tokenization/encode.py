@@ -101,7 +101,7 @@ class _DomainWriters:
 def encode_part(in_path: str, work_dir: str, model_path: str, sha256: str, dtype: str, seed: int = 0) -> pa.Table:
     """Encode one part; runs on a Dask worker. Returns the table it wrote as docs.parquet,
     whose `valid_key` (what `tokenization.plan.choose_valid` sorts by) and `trim_key` (what
-    `trim_to_mixture` drops by) are hashed here, in parallel, rather than in the client."""
+    `find_trims` drops by) are hashed here, in parallel, rather than by the planner."""
     out_dir = storage.join(work_dir, storage.stem(in_path))
     sp = load_processor(model_path, sha256)
     eos = np.asarray([sp.eos_id()], dtype=np.int32)

@@ -9,7 +9,7 @@ shares of the *tokens*, BloombergGPT-style, and report what it did.
 Tokens are counted with `tokenizer` (a sentencepiece model) when given; otherwise they are
 estimated as UTF-8 bytes / `bytes_per_token` (fast; real tokens per byte differ by domain by
 ~20%), and the `tokenize` stage corrects the estimate with the real counts
-(`tokenization.plan.trim_to_mixture`). Per source (domain, source): target tokens =
+(`tokenization.plan.find_trims`). Per source (domain, source): target tokens =
 share x total; needing `e` epochs of its tokens it gets floor(e) whole epochs plus a seeded
 sample of documents for the fraction (e < 1 down-samples), at most `max_epochs`: the
 documents in order of a seeded hash of their id until their tokens reach the fraction's. Without a

@@ -6,8 +6,8 @@
 Steps: (1) the tokenizer: copy the given model, or train one on a deterministic sample of
 the stage's input (`tokenization.sample`, `tokenization.train`), as `tokenizer.model`;
 (2) encode every input part in parallel on Dask (`tokenization.encode`: the model is loaded
-once per worker, tasks only get its path); (3) plan in one worker task (`tokenization.plan`, on
-numeric columns only; that worker peaks ~470 bytes a document; the client gets the shard plans):
+once per worker, tasks only get its path); (3) plan on the workers from per-part summaries and shuffles
+(`tokenization.plan`: no process holds a row per document; the client gets the shard plans):
 hold out a validation shard per domain, correct the mix stage's token estimate by the real
 counts, fill bounded shards in input order; (4) copy the planned runs into
 `<domain>/shard-NNNNN.bin|.idx` and `<domain>/valid-00000.bin|.idx` in parallel, each with a
@@ -38,10 +38,8 @@ from pipeline import storage
 from pipeline.context import GlobalResult
 from pipeline.io import file_sha256, read_json, write_bytes, write_parquet
 from pipeline.parts import read_part
-from pipeline.progress import wait_all
 from pipeline.record import with_reason
 from pipeline.stage import GlobalStage, StageParams, register
-from pipeline.stats import StageStats
 from tokenization import plan as planning
 from tokenization.encode import DOCS_SCHEMA, domain_dir_name, encode_part, load_processor
 from tokenization.indexed import IndexedDataset, IndexedWriter, token_dtype
@@ -113,18 +111,18 @@ class Tokenize(GlobalStage):
                 model_path=info["path"], sha256=info["sha256"], dtype=dtype, seed=ctx.seed)
         stems = [storage.stem(p) for p in paths]
         mixture = self._mixture(ctx)
-        planned = ctx.client.submit(plan_shards, work, stems, self.params.valid_fraction, mixture, ctx.seed,
-                                    self.params.max_shard_tokens, pure=False)
-        planned = wait_all([planned], f"{ctx.name}:plan", "task", ctx.progress)[0]
-        plans = planned["plans"]
+        targets, nested, epochs = _targets(mixture)
+        planned = planning.plan(ctx, work, stems, self.params.valid_fraction, targets, nested,
+                                self.params.max_shard_tokens)
+        plans = planned.plans
         ctx.map(write_shard, plans, "shards", cost=[p["tokens"] for p in plans], work_dir=work,
                 out_dir=ctx.dir, dtype=dtype)
-        rejected = [paths[i] for i in planned["rejected_parts"]]
+        rejected = [paths[i] for i in planned.rejected_parts]
         ctx.map(write_rejected_part, rejected, "rejected", work_dir=work, out_dir=ctx.dir)
         manifest = _manifest(info, dtype, plans, mixture)
         write_manifest(manifest, ctx.dir)
         storage.rm(work)
-        return GlobalResult(StageStats.from_dict(planned["stats"]), (), _summary(info, manifest, planned["correction"]))
+        return GlobalResult(planned.stats, (), _summary(info, manifest, _corrected(planned.correction, epochs)))
 
     def _mixture(self, ctx) -> dict | None:
         """The report of the latest mix stage before this one, however many stages came in
@@ -220,24 +218,11 @@ def encode_task(in_path: str, **kwargs: Any) -> int:
     return encode_part(in_path, **kwargs).num_rows
 
 
-PLAN_COLUMNS = [c for c in DOCS_SCHEMA.names if c not in ("id", "original_id")]
-
-
-def _docs_table(work: str, stems: list[str]) -> pa.Table:
-    """Every part's documents, in part order, without the ids (planning needs numbers only)."""
-    tables = []
-    for i, stem in enumerate(stems):
-        table = storage.read_table(storage.join(work, stem, "docs.parquet"), columns=PLAN_COLUMNS)
-        tables.append(table.append_column("part", pa.array(np.full(table.num_rows, i, dtype=np.int32))))
-    schema = pa.schema([DOCS_SCHEMA.field(c) for c in PLAN_COLUMNS]).append(pa.field("part", pa.int32()))
-    return pa.concat_tables(tables) if tables else schema.empty_table()
-
-
-def _correct(docs: planning.Docs, mixture: dict | None, seed: int) -> dict:
-    """Trim to the mix stage's targets by real token counts (no mix stage: nothing to do).
-    Each key's `epochs` is the mix stage's figure scaled by the share of tokens kept."""
+def _targets(mixture: dict | None) -> tuple[dict[str, float], set[str], dict[str, float]]:
+    """The mix stage's targets as ({key: share}, the nested domains, {key: epochs}): a key is a
+    domain, or domain/source for a domain with per-source targets. No mix stage: nothing."""
     if not mixture:
-        return {}
+        return {}, set(), {}
     targets: dict[str, float] = {}
     epochs: dict[str, float] = {}
     nested = {domain_dir_name(d) for d in mixture.get("source_targets", {})}
@@ -251,36 +236,17 @@ def _correct(docs: planning.Docs, mixture: dict | None, seed: int) -> dict:
         else:
             targets[domain_dir_name(domain)] = share
             epochs[domain_dir_name(domain)] = report.get("epochs", 0.0)
-    result = planning.trim_to_mixture(docs, targets, nested, seed)
-    total = sum(entry["tokens_after"] for entry in result.values()) or 1
-    for key, entry in result.items():
+    return targets, nested, epochs
+
+
+def _corrected(correction: dict, epochs: dict[str, float]) -> dict:
+    """The trim's report with each key's achieved share and `epochs`: the mix stage's figure
+    scaled by the share of tokens kept."""
+    total = sum(entry["tokens_after"] for entry in correction.values()) or 1
+    for key, entry in correction.items():
         kept = entry["tokens_after"] / entry["tokens_before"]
         entry.update(achieved=round(entry["tokens_after"] / total, 6), epochs=round(epochs[key] * kept, 4))
-    return result
-
-
-def plan_shards(work_dir: str, stems: list[str], valid_fraction: float, mixture: dict | None, seed: int,
-                max_shard_tokens: int) -> dict:
-    """Plan every document's fate and the shards, on a worker (`tokenization.plan` holds one
-    row of numbers per document: in this worker, not the client). Writes each part's fates
-    to `WORK/<part>/fate.parquet`; returns the shard plans (spans per part), the correction
-    report, the stage's stats and the positions of the parts with rejected rows."""
-    docs = planning.Docs(_docs_table(work_dir, stems), seed)
-    planning.choose_valid(docs, valid_fraction)
-    correction = _correct(docs, mixture, seed)
-    plans = planning.assign_shards(docs, stems, max_shard_tokens)
-    rejected_parts = []
-    for i, stem in enumerate(stems):
-        rows = docs.rows(docs.part == i)
-        fate = docs.fate[rows]
-        write_parquet(pa.table({"row": docs.row[rows], "domain": pa.array(docs.domain[rows], pa.string()),
-                                "index": docs.index[rows], "fate": pa.array(fate, pa.string())}),
-                      storage.join(work_dir, stem, "fate.parquet"))
-        if ((fate != "") & (fate != planning.VALID)).any():
-            rejected_parts.append(i)
-    stats = StageStats()
-    _fill_stats(stats, docs)
-    return {"plans": plans, "correction": correction, "stats": stats.to_dict(), "rejected_parts": rejected_parts}
+    return correction
 
 
 def _taken(fates: dict, work: str, stem: str, domain: str, fate: str) -> np.ndarray:
@@ -379,19 +345,6 @@ def _manifest(info: dict, dtype: str, plans: list[dict], mixture: dict | None) -
     return {"format": "megatron-indexed", "format_version": 1, "tokenizer": tokenizer,
             "vocab_size": info["vocab_size"], "dtype": dtype, "eos_id": info["eos_id"],
             "bos_id": info["bos_id"] if info["bos_id"] >= 0 else None, "mixture": weights, "domains": domains}
-
-
-def _fill_stats(stats, docs: planning.Docs) -> None:
-    stats.docs_in = docs.n
-    stats.bytes_in = int(docs.bytes.sum())
-    kept = (docs.fate == "") | (docs.fate == planning.VALID)
-    stats.docs_out = int(kept.sum())
-    stats.bytes_out = int(docs.bytes[kept].sum())
-    for r in docs.rows(~kept):
-        stats.reject(f"tokenize.{docs.fate[r]}", int(docs.bytes[r]))
-    for name, fate in (("tokens_train", ""), ("tokens_valid", planning.VALID)):
-        if tokens := int(docs.tokens[docs.fate == fate].sum()):  # a count of 0 is left out, as in a sum of stats
-            stats.count(name, tokens)
 
 
 def _summary(info: dict, manifest: dict, correction: dict) -> dict:

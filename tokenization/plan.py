@@ -3,8 +3,8 @@
 Decided from the encode tasks' `WORK/<part>/docs.parquet` (`tokenization.encode.DOCS_SCHEMA`),
 deterministically from the seed and the documents and the same on any number of workers, with
 the per-document work on the workers (`tokenization.plan_parts`): no process holds a row per
-document. The client keeps a few numbers per domain and source, one entry per part (~200 bytes:
-its index spans per domain) and, while a pass runs, one future per window of parts.
+document. The client keeps a few numbers per domain and source, 64 bytes per part and domain
+(its index spans) and, while a pass runs, one future per window of parts.
 
 1. `choose_valid`: per domain, `valid_fraction` of the *original* documents (at least one when
    the domain has two or more): those with the smallest `valid_key`, a seeded hash of the
@@ -80,8 +80,8 @@ def plan(ctx, work: str, stems: list[str], valid_fraction: float, targets: dict[
                          limits=limits, valid_dir=valid_dir, cuts=cuts)
     for key, entry in correction.items():
         entry["tokens_after"] = sum(n for group, n in summary["kept"].items() if groups.get(group) == key)
-    plans = assign_shards(work, stems, names, summary["parts"], max_shard_tokens)
-    rejected = [part for part, has_rejected, _ in summary["parts"] if has_rejected]
+    plans = assign_shards(work, stems, names, summary["spans"], max_shard_tokens)
+    rejected = np.flatnonzero(summary["rejected"]).tolist()
     return Planned(plans, correction, summary["stats"], rejected)
 
 
@@ -258,19 +258,19 @@ def _plan(prefix: str, domain: str, fate: str, runs: list, documents: int, token
     return {"prefix": prefix, "domain": domain, "runs": runs, "fate": fate, "documents": documents, "tokens": tokens}
 
 
-def assign_shards(work: str, stems: list[str], names: list[str], entries: list, max_shard_tokens: int) -> list[dict]:
+def assign_shards(work: str, stems: list[str], names: list[str], spans: np.ndarray, max_tokens: int) -> list[dict]:
     """Shard plans: per domain, training shards `<domain>/shard-NNNNN` then `valid-00000`.
-    `entries`: per part (position, has rejected rows, {domain code: training span + validation span})."""
+    `spans[part, domain code]`: the part's training span + validation span (documents, tokens,
+    first index, stop each)."""
     plans = []
     for code, domain in enumerate(names):
-        spans = [(part, found[code]) for part, _, found in entries if code in found]
-        shards = _Shards(domain, max_shard_tokens)
-        for part, span in spans:
-            if span[0]:
-                shards.fill(work, stems[part], span[:4])
+        shards = _Shards(domain, max_tokens)
+        for part in np.flatnonzero(spans[:, code, 0]).tolist():
+            shards.fill(work, stems[part], spans[part, code, :4].tolist())
         shards.close()
         plans += shards.plans
-        valid = [(stems[part], span[6], span[7], span[4], span[5]) for part, span in spans if span[4]]
+        valid = [(stems[part], *spans[part, code, [6, 7, 4, 5]].tolist())
+                 for part in np.flatnonzero(spans[:, code, 4]).tolist()]
         if valid:
             plans.append(_plan(f"{domain}/valid-00000", domain, VALID, [v[:3] for v in valid],
                                sum(v[3] for v in valid), sum(v[4] for v in valid)))

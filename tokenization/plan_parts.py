@@ -277,7 +277,8 @@ def _span(index: np.ndarray, tokens: np.ndarray, mask: np.ndarray) -> list[int]:
 def write_fates(item: tuple[int, str], work: str, names: list[str], limits: dict[int, int], valid_dir: str,
                 cuts: dict) -> dict:
     """Decide and write the part's `fate.parquet` (row, domain, index, fate, tokens); return
-    its stats, training tokens per group, and per domain the training and validation spans."""
+    its stats, training tokens per group, whether it drops documents and, per domain, its
+    training and validation spans (documents, tokens, first index, stop: a 1 x domains x 8 array)."""
     part, stem = item
     table = read_docs(work, stem, ["row", "domain", "source", "epoch", "rank", "index", "tokens", "bytes",
                                    "valid_key", "trim_key"])
@@ -295,10 +296,10 @@ def write_fates(item: tuple[int, str], work: str, names: list[str], limits: dict
     write_parquet(pa.table({"row": row, "domain": table["domain"], "index": table["index"],
                             "fate": pa.array(fate, pa.string()), "tokens": tokens}),
                   storage.join(work, stem, "fate.parquet"))
-    return _part_summary(table, codes, fate, part)
+    return _part_summary(table, codes, fate, len(names))
 
 
-def _part_summary(table: pa.Table, codes: np.ndarray, fate: np.ndarray, part: int) -> dict:
+def _part_summary(table: pa.Table, codes: np.ndarray, fate: np.ndarray, n_domains: int) -> dict:
     tokens, n_bytes, index = table["tokens"].to_numpy(), table["bytes"].to_numpy(), table["index"].to_numpy()
     train, valid = fate == "", fate == VALID
     stats = StageStats(docs_in=table.num_rows, bytes_in=int(n_bytes.sum()), docs_out=int((train | valid).sum()),
@@ -314,16 +315,17 @@ def _part_summary(table: pa.Table, codes: np.ndarray, fate: np.ndarray, part: in
     for source in pc.unique(table["source"]).to_pylist():
         for code in np.unique(codes[train]).tolist():
             kept[code, source] += int(tokens[train & in_group(table, codes, (code, source))].sum())
-    spans = {code: _span(index, tokens, train & (codes == code)) + _span(index, tokens, valid & (codes == code))
-             for code in np.unique(codes[train | valid]).tolist()}
-    rejected = bool((~(train | valid)).any())
-    return {"stats": stats, "kept": +kept, "parts": [(part, rejected, spans)]}
+    spans = np.zeros((1, n_domains, 8), dtype=np.int64)
+    for code in np.unique(codes[train | valid]).tolist():
+        spans[0, code] = _span(index, tokens, train & (codes == code)) + _span(index, tokens, valid & (codes == code))
+    return {"stats": stats, "kept": +kept, "spans": spans, "rejected": np.asarray([(~(train | valid)).any()])}
 
 
 def add_part_summaries(*summaries: dict) -> dict:
     return {"stats": sum((s["stats"] for s in summaries), StageStats()),
             "kept": sum((s["kept"] for s in summaries), Counter()),
-            "parts": [entry for s in summaries for entry in s["parts"]]}
+            "spans": np.concatenate([s["spans"] for s in summaries]),
+            "rejected": np.concatenate([s["rejected"] for s in summaries])}
 
 
 def train_documents(work: str, stem: str, domain: str) -> tuple[np.ndarray, np.ndarray]:

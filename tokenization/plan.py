@@ -46,7 +46,7 @@ from tokenization.plan_parts import COPY_OF_VALID, EMPTY, TRIMMED, VALID
 
 __all__ = ["COPY_OF_VALID", "EMPTY", "TRIMMED", "VALID", "Planned", "plan", "target_key"]
 PARTS_PER_TASK = 16  # encoded parts read by one task of the validation shuffles
-COLLECT_LIMIT = 200_000  # a trim group's candidates are sorted in the client once this few remain
+COLLECT_LIMIT = 16_384  # a trim group's candidates (40 bytes each) are sorted in the client once this few remain
 WRITTEN_META = pd.DataFrame({"written": pd.Series([], dtype="int64")})
 
 

@@ -167,3 +167,11 @@ class IndexedDataset:
     def token_range(self, start: int, stop: int) -> np.ndarray:
         """Tokens `start:stop` of the shard's concatenated stream (documents back to back)."""
         return np.asarray(self.tokens[start:stop])
+
+    def read_range(self, start: int, stop: int) -> np.ndarray:
+        """`token_range` read from the file, not through the memory map. A writer that copies
+        scattered spans out of many files (a validation shard takes ~1% of every part's
+        documents) would otherwise keep every page it touched, and the pages the kernel read
+        around them, mapped into its process: counted in its RSS, which is what Dask's memory
+        limit watches (a 4.8x10^6-document run's worker reached 3.4 GB that way)."""
+        return np.fromfile(self.bin_file, dtype=self.dtype, count=stop - start, offset=start * self.dtype.itemsize)

@@ -282,7 +282,7 @@ def write_shard(plan: dict, work_dir: str, out_dir: str, dtype: str) -> dict:
                 first_doc, stop_doc = int(index[a]), int(index[b - 1]) + 1
                 first = int(ds.pointers[first_doc]) // ds.dtype.itemsize
                 lengths = ds.lengths[first_doc:stop_doc]
-                writer.add_documents(ds.token_range(first, first + int(lengths.sum(dtype=np.int64))), lengths)
+                writer.add_documents(ds.read_range(first, first + int(lengths.sum(dtype=np.int64))), lengths)
     assert len(writer.lengths) == plan["documents"] and writer.num_tokens == plan["tokens"]
     write_parquet(_sidecar(sequences, writer.lengths), f"{prefix}{DOCS_SUFFIX}")
     return {"prefix": plan["prefix"], "documents": plan["documents"], "tokens": plan["tokens"]}

@@ -23,6 +23,7 @@ def test_add_documents_equals_add_document(tmp_path):
     ds = IndexedDataset(tmp_path / "many")
     assert [ds[i].tolist() for i in range(len(ds))] == docs
     assert ds.get(2, offset=1, length=2).tolist() == [9, 9] and ds.token_range(2, 5).tolist() == [2, 2, 9]
+    assert ds.read_range(2, 5).tolist() == [2, 2, 9] and ds.read_range(0, 0).tolist() == []
 
 
 def test_add_documents_checks_lengths(tmp_path):

@@ -89,14 +89,21 @@ def open_client(scheduler: str | None = None, workers: int | None = None,
         yield client
 
 
+# A local worker's scheduler lives in the client's process: when the client stops a run (Ctrl-C,
+# SIGTERM) the scheduler can close while a worker's heartbeat is on its way, and the worker logs
+# the failed heartbeat with a traceback although nothing went wrong.
+_QUIET = ("Compute Failed", "Failed to communicate with scheduler during heartbeat")
+
+
 def _not_a_task_error(record: logging.LogRecord) -> bool:
-    return not record.getMessage().startswith("Compute Failed")
+    return not record.getMessage().startswith(_QUIET)
 
 
 class QuietTaskErrors(WorkerPlugin):
     """A local worker does not log a task's error ("Compute Failed" and its traceback, once per
     failed task): the client re-raises the first one, which `thresher` prints as one line (with
-    THRESHER_DEBUG=1, the workers log them as Dask does)."""
+    THRESHER_DEBUG=1, the workers log them as Dask does). Nor a heartbeat lost to the client
+    stopping the run."""
 
     name = "thresher-quiet-task-errors"
 

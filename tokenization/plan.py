@@ -42,6 +42,7 @@ from pipeline import storage
 from pipeline.aggregate import FANIN, map_reduce, n_partitions, persisted, shuffle_method
 from pipeline.stats import StageStats
 from tokenization import plan_parts as parts
+from tokenization.mix_parts import add_hists, concat_candidates
 from tokenization.plan_parts import COPY_OF_VALID, EMPTY, TRIMMED, VALID
 
 __all__ = ["COPY_OF_VALID", "EMPTY", "TRIMMED", "VALID", "Planned", "plan", "target_key"]
@@ -180,7 +181,7 @@ def _select(ctx, work: str, items: list, names: list[str], limits: dict, excess:
     while states:
         narrowing = {g: s for g, s in states.items() if g not in collect}
         if narrowing:
-            hists = map_reduce(ctx, parts.trim_histogram, items, parts.add_histograms, "trim-pass", work=work,
+            hists = map_reduce(ctx, parts.trim_histogram, items, add_hists, "trim-pass", work=work,
                                names=names, limits=limits, states=narrowing)
             for g, (prefix, bits) in narrowing.items():
                 counts, tokens = hists[g]
@@ -191,7 +192,7 @@ def _select(ctx, work: str, items: list, names: list[str], limits: dict, excess:
                 if counts[digit] <= COLLECT_LIMIT or bits + parts.DIGIT_BITS == 128:
                     collect[g] = states[g]
         if collect:
-            pool = map_reduce(ctx, parts.trim_candidates, items, parts.concat_candidates, "trim-candidates",
+            pool = map_reduce(ctx, parts.trim_candidates, items, concat_candidates, "trim-candidates",
                               work=work, names=names, limits=limits, states=collect)
             cuts.update({g: _cut(pool[g], offset[g], excess[g]) for g in collect})
         states, collect = {g: s for g, s in states.items() if g not in cuts}, {}

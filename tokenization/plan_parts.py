@@ -146,12 +146,14 @@ def write_valid_rows(df: pd.DataFrame, folder: str) -> pd.DataFrame:
 # number (~rank, ~trim_key), ascending; a state (prefix, bits) holds the rows whose order key
 # starts with those bits.
 
-def _train_rows(work: str, stem: str, names: list[str], limits: dict[int, int], columns: list[str]):
-    """The part's table and which rows are training rows once validation took its copies."""
-    table = read_docs(work, stem, sorted({"domain", "tokens", "valid_key", *columns}))
+def _trim_rows(work: str, stem: str, names: list[str], limits: dict[int, int]):
+    """The part's table, domain codes, which rows are training rows once validation took its
+    copies, and their order keys (hi, lo)."""
+    table = read_docs(work, stem, ["row", "domain", "source", "rank", "tokens", "valid_key", "trim_key"])
     codes = domain_codes(table, names)
     tokens = table["tokens"].to_numpy()
-    return table, codes, (tokens > 0) & ~chosen_mask(codes, table["valid_key"].to_numpy(), tokens, limits)
+    train = (tokens > 0) & ~chosen_mask(codes, table["valid_key"].to_numpy(), tokens, limits)
+    return table, codes, train, *order_keys(table)
 
 
 def in_group(table: pa.Table, codes: np.ndarray, group: tuple[int, str | None]) -> np.ndarray:
@@ -183,8 +185,7 @@ def _digits(hi: np.ndarray, lo: np.ndarray, bits: int) -> np.ndarray:
 def trim_census(item: tuple[int, str], work: str, names: list[str], limits: dict[int, int]) -> dict:
     """Per (domain code, source) of the part's training rows: [tokens, documents, smallest and
     largest order key]."""
-    table, codes, train = _train_rows(work, item[1], names, limits, ["source", "rank", "trim_key"])
-    hi, lo = order_keys(table)
+    table, codes, train, hi, lo = _trim_rows(work, item[1], names, limits)
     tokens = table["tokens"].to_numpy()
     out = {}
     for source in pc.unique(table["source"]).to_pylist():
@@ -207,21 +208,22 @@ def add_trim_census(*summaries: dict) -> dict:
     return out
 
 
-def _group_rows(work, stem, names, limits, group, prefix, bits):
-    table, codes, train = _train_rows(work, stem, names, limits, ["row", "source", "rank", "trim_key"])
-    hi, lo = order_keys(table)
+def _in_state(trim: tuple, group: tuple, prefix: int, bits: int) -> np.ndarray:
+    """The group's training rows whose order key starts with `prefix`."""
+    table, codes, train, hi, lo = trim
     rows = np.flatnonzero(train & in_group(table, codes, group))
-    rows = rows[_matching(hi[rows], lo[rows], prefix, bits)]
-    return table, rows, hi, lo
+    return rows[_matching(hi[rows], lo[rows], prefix, bits)]
 
 
 def trim_histogram(item: tuple[int, str], work: str, names: list[str], limits: dict[int, int],
                    states: dict) -> dict:
     """Per group: documents and tokens (a 2 x DIGITS array) by the next digit of the order
     keys that start with the group's (prefix, bits)."""
+    trim = _trim_rows(work, item[1], names, limits)
+    table, hi, lo = trim[0], trim[3], trim[4]
     out = {}
     for group, (prefix, bits) in states.items():
-        table, rows, hi, lo = _group_rows(work, item[1], names, limits, group, prefix, bits)
+        rows = _in_state(trim, group, prefix, bits)
         digits = _digits(hi[rows], lo[rows], bits)
         tokens = table["tokens"].to_numpy()[rows]
         out[group] = np.stack([np.bincount(digits, minlength=DIGITS),
@@ -229,30 +231,19 @@ def trim_histogram(item: tuple[int, str], work: str, names: list[str], limits: d
     return out
 
 
-def add_histograms(*hists: dict) -> dict:
-    out: dict = {}
-    for h in hists:
-        for group, values in h.items():
-            out[group] = out[group] + values if group in out else values
-    return out
-
-
 def trim_candidates(item: tuple[int, str], work: str, names: list[str], limits: dict[int, int],
                     states: dict) -> dict:
     """Per group: (hi, lo, part, row, tokens) of the part's rows whose order key starts with
     the group's prefix, as a 5 x n uint64 array."""
+    trim = _trim_rows(work, item[1], names, limits)
+    table, hi, lo = trim[0], trim[3], trim[4]
     out = {}
     for group, (prefix, bits) in states.items():
-        table, rows, hi, lo = _group_rows(work, item[1], names, limits, group, prefix, bits)
+        rows = _in_state(trim, group, prefix, bits)
         out[group] = np.stack([hi[rows], lo[rows], np.full(len(rows), item[0], np.uint64),
                                table["row"].to_numpy()[rows].astype(np.uint64),
                                table["tokens"].to_numpy()[rows].astype(np.uint64)])
     return out
-
-
-def concat_candidates(*pools: dict) -> dict:
-    groups = dict.fromkeys(g for pool in pools for g in pool)
-    return {g: np.concatenate([pool[g] for pool in pools if g in pool], axis=1) for g in groups}
 
 
 def trimmed(hi, lo, part: int, row: np.ndarray, cut: tuple) -> np.ndarray:

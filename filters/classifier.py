@@ -1,6 +1,7 @@
-"""fastText classifiers: training config, shared text normalisation, deterministic splits,
-training, scoring and the evaluation report (per-label precision/recall/F1, ROC-AUC, a
-calibration table, a decision threshold calibrated on the dev split).
+"""Text classifiers (fastText, or TF-IDF + logistic regression): training config, shared text
+normalisation, deterministic splits, training, scoring and the evaluation report (per-label
+precision/recall/F1, ROC-AUC, a calibration table, a decision threshold calibrated on the dev
+split).
 
 A training config lists labelled sources read with thresher's own readers (jsonl, parquet,
 text, html, warc); see `configs/classifier-domain.yaml`. Training is deterministic: examples
@@ -10,7 +11,9 @@ model sees of the normalised text (every token, or content words only) is the co
 `features` (filters/classifier_features.py), saved with the model and applied when it scores.
 A source may also name a `topic`, a finer label to train on (AG News `world`, `sports` for
 `general`): fastText then learns the topics, and a label's probability is the sum of its
-topics' (the topic -> label map is read back from the saved config.yaml).
+topics' (the topic -> label map is read back from the saved config.yaml). `model: logistic`
+trains a TF-IDF + logistic-regression model instead (filters/classifier_linear.py); it is saved
+as `model.bin` too (a Parquet table), and scoring tells the two apart by the file's first bytes.
 
     config = load_classifier_config("configs/classifier-domain.yaml")
     report = train_classifier(config, "models/domain")   # model.bin, config.yaml, report.json
@@ -35,6 +38,14 @@ import yaml
 from pydantic import Field, field_validator, model_validator
 
 from filters.classifier_features import Features, feature_view, with_length_token  # noqa: F401 (re-exported)
+from filters.classifier_linear import (
+    LinearModel,
+    LogisticParams,
+    is_linear_file,
+    load_linear,
+    save_linear,
+    train_linear,
+)
 from filters.classifier_metrics import calibrate_threshold, classification_report
 from pipeline.config import Frozen, InputSpec, ReadOptions, load_yaml, validate_config
 from pipeline.io import read_json, write_bytes, write_json
@@ -72,7 +83,9 @@ class SourceConfig(Frozen):
         description="train on this finer label; a label's probability is the sum of its topics' (default: the label)")
     text_field: str = "text"
     separator: str | None = Field(None, description="text: regex of the line that starts a new document")
-    where: dict[str, Any] = Field(default_factory=dict, description="record field -> value (or list of values)")
+    where: dict[str, Any] = Field(
+        default_factory=dict,
+        description="record field -> value (or list of values); a list field matches when any of its items does")
     html_text: Literal["main", "boilerplate", "all"] | None = Field(
         None, description="html/warc: the extracted main text, the page lines extraction drops, or all lines")
     replace: list[tuple[str, str]] = Field(default_factory=list, description="regex substitutions on the text")
@@ -132,7 +145,10 @@ class ClassifierConfig(Frozen):
     positive_label: str | None = Field(None, description="scores are this label's probability")
     sources: list[SourceConfig] = Field(min_length=1)
     split: SplitConfig = SplitConfig()
+    model: Literal["fasttext", "logistic"] = Field(
+        "fasttext", description="fastText, or TF-IDF + logistic regression (filters/classifier_linear.py)")
     fasttext: FastTextParams = FastTextParams()
+    logistic: LogisticParams = LogisticParams()
     features: Features = Field(
         "all_tokens", description="the model's view of the text: every token, or content words only "
                                   "(filters/classifier_features.py)")
@@ -227,9 +243,12 @@ def source_documents(source: SourceConfig) -> list[str]:
 
 
 def _matches(doc: Document, where: dict[str, Any]) -> bool:
+    """Every `where` field holds one of its wanted values; a list-valued field (Reuters'
+    `topics`) matches when any of its items is wanted."""
     for field, wanted in where.items():
         value = get_dotted(doc.metadata, field)
-        if value not in (wanted if isinstance(wanted, list) else [wanted]):
+        wanted = wanted if isinstance(wanted, list) else [wanted]
+        if not (any(v in wanted for v in value) if isinstance(value, list) else value in wanted):
             return False
     return True
 
@@ -331,6 +350,22 @@ def train_fasttext(examples: list[Example], params: FastTextParams, seed: int, l
         return fasttext.train_supervised(input=str(path), thread=1, seed=seed, verbose=0, **params.model_dump())
 
 
+def train_model(examples: list[Example], config: ClassifierConfig):
+    """The config's model (`fasttext` or `logistic`) trained on `examples`, in a seeded order."""
+    if config.model == "fasttext":
+        return train_fasttext(examples, config.fasttext, config.seed, config.length_token, config.features)
+    ordered = sorted(examples, key=lambda ex: unit_hash("order", config.seed, ex.train_label, ex.text))
+    feature = feature_view(config.features, config.length_token)
+    return train_linear([feature(ex.text) for ex in ordered], [ex.train_label for ex in ordered], config.logistic)
+
+
+def save_model(model, path: Path) -> None:
+    if isinstance(model, LinearModel):
+        save_linear(model, path)
+    else:
+        model.save_model(str(path))
+
+
 def _check_bucket(examples: list[Example], params: FastTextParams, feature) -> None:
     """Single-thread fastText initialises only the first tenth of the rows of its input matrix
     (words + hash buckets); the words must fit in that tenth, or their vectors start out as
@@ -354,6 +389,9 @@ def _quiet_fasttext() -> None:
 def predict_proba(model, texts: list[str], length_token: bool = False,
                   features: str = "all_tokens") -> tuple[list[str], np.ndarray]:
     """(labels, probabilities[len(texts), len(labels)]) for normalised `texts`."""
+    if isinstance(model, LinearModel):
+        feature = feature_view(features, length_token)
+        return model.get_labels(), model.predict_proba([feature(t) for t in texts])
     labels = [label.removeprefix("__label__") for label in model.get_labels()]
     out = np.zeros((len(texts), len(labels)))
     if texts:
@@ -409,15 +447,19 @@ class ModelBundle:
 
 def load_bundle(model_path: str | Path, positive_label: str | None = None,
                 threshold: float | None = None) -> ModelBundle:
-    """Load `model.bin`; `config.yaml`/`report.json` beside it supply the positive label and
-    the calibrated threshold unless given here."""
-    import fasttext
-
-    _quiet_fasttext()
+    """Load `model.bin` (fastText's, or a logistic model's Parquet table); `config.yaml` /
+    `report.json` beside it supply the positive label and the calibrated threshold unless
+    given here."""
     model_path = Path(model_path)
     if not model_path.is_file():
         raise ValueError(f"model {str(model_path)!r} does not exist; train one with `thresher classifier train`")
-    model = fasttext.load_model(str(model_path))
+    if is_linear_file(model_path):
+        model = load_linear(model_path)
+    else:
+        import fasttext
+
+        _quiet_fasttext()
+        model = fasttext.load_model(str(model_path))
     labels = [label.removeprefix("__label__") for label in model.get_labels()]
     config_path, report_path = model_path.with_name("config.yaml"), model_path.with_name("report.json")
     trained = (yaml.safe_load(config_path.read_text()) or {}) if config_path.is_file() else {}
@@ -466,9 +508,9 @@ def train_classifier(config: ClassifierConfig, output: str | Path) -> dict:
     by_split = {s: [ex for ex in examples if ex.split == s] for s in ("train", "dev", "test")}
     if not by_split["train"]:
         raise ValueError("no training examples: check the sources' paths and `where` filters")
-    model = train_fasttext(by_split["train"], config.fasttext, config.seed, config.length_token, config.features)
+    model = train_model(by_split["train"], config)
     output.mkdir(parents=True, exist_ok=True)
-    model.save_model(str(output / "model.bin"))
+    save_model(model, output / "model.bin")
     labels = config.labels if config.topics else predict_proba(model, [])[0]
     bundle = ModelBundle(model, labels, config.positive_label, 0.5, config.length_token, config.features,
                          config.topics)

@@ -1,5 +1,6 @@
-"""The `classify` stage: fastText scores for every document, no filtering (scoring is kept
-apart from selection, as in dolma; the `select` stage keeps documents by these scores).
+"""The `classify` stage: classifier scores (fastText or logistic models) for every document, no
+filtering (scoring is kept apart from selection, as in dolma; the `select` stage keeps
+documents by these scores).
 
 With `quality_model` it adds `quality_score`, the model's probability of its positive label
 (DCLM-style: "how much like the reference text"). With `domain_model` it adds `domain` (the
@@ -63,7 +64,7 @@ def local_model(path: str) -> str:
 
 @register
 class Classify(MapStage):
-    """fastText scores: quality_score and/or domain + domain_score (no documents dropped)."""
+    """Classifier scores: quality_score and/or domain + domain_score (no documents dropped)."""
 
     name = "classify"
 

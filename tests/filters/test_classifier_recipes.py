@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from filters.classifier import ClassifierConfig, load_bundle, normalize, train_classifier, unit_hash
+from filters.classifier_linear import LinearModel
 from filters.classifier_metrics import classification_report
 from tests.conftest import REPO, SHARED_DATA, shared_path
 
@@ -35,6 +36,7 @@ def test_domain_recipe_on_bbc(tmp_path):
     report = train_classifier(recipe("classifier-domain"), tmp_path)
     bundle = load_bundle(tmp_path / "model.bin")
     assert bundle.threshold == report["threshold"] and bundle.features == "content_words_v1"
+    assert isinstance(bundle.model, LinearModel)
     probs = bundle.proba([d["text"] for d in bbc])
     predicted = bundle.predict(probs)
     scores = probs[:, bundle.labels.index("financial")]
@@ -49,8 +51,10 @@ def test_domain_recipe_on_bbc(tmp_path):
           f"F1 general {report['general']['f1']:.4f}")
     for category in ("business", "politics", "sport"):
         print(f"  {category:<9} " + ", ".join(f"{label}: {per_category[(category, label)]}" for label in bundle.labels))
-    assert report["accuracy"] >= 0.92 and report["roc_auc"] >= 0.975  # before content words: 0.9125, 0.9681
-    assert min(halves.values()) >= 0.91
+    # 0.9473 and 0.9869 (half A 0.9332, B 0.9636); the fastText recipe before it: 0.9264, 0.9800 (A 0.9165);
+    # before content words: 0.9125, 0.9681. The 0.95 is not reached (README, "Domain classifier").
+    assert report["accuracy"] >= 0.94 and report["roc_auc"] >= 0.985
+    assert min(halves.values()) >= 0.925
     assert per_category[("sport", "general")] / sum(d["category"] == "sport" for d in bbc) >= 0.95
 
 

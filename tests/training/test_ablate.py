@@ -23,7 +23,7 @@ from pipeline.io import read_json, write_json
 from tests.conftest import shared_path
 from tokenization.train import TokenizerOptions, train_tokenizer
 from training.ablate import run_ablation
-from training.ablate.config import parse_ablate_config
+from training.ablate.config import load_ablate_config, parse_ablate_config
 from training.ablate.runs import train_one, training_dir
 
 REPO = Path(__file__).resolve().parents[2]
@@ -108,6 +108,16 @@ def test_config_errors_name_the_key(tmp_path, stories, change, message):
         parse_ablate_config(data)
     assert str(error.value).startswith(message), str(error.value)
     assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("name", ["ablate-curation", "ablate-filters", "ablate-dapt"])
+def test_the_shipped_ablations_are_valid_configs(name):
+    """Their variants' pipelines and the trainer's keys are checked here, not an hour into a run."""
+    config = load_ablate_config(REPO / "configs" / f"{name}.yaml")
+    assert len(config.variants) >= 2 and len(config.seeds) >= 3
+    for variant in config.variants:
+        if config.variants[variant].pipeline is not None:
+            assert config.pipeline_config(variant, "unused").stages
 
 
 def test_cli_exits_2_with_one_line(tmp_path, stories):

@@ -79,6 +79,12 @@ def test_params():
     assert out.text.endswith("Ok then.")
     out, _ = run("\n".join(SENTENCES + ["A line ending in a colon:"]), end_punctuation=".?!\":")
     assert out.text.endswith("colon:")
+    lines = ["Opening hours and prices", *SENTENCES, "Read the full story here...", "Tickets cost ten euros"]
+    out, stats = run("\n".join(lines), end_punctuation=None)
+    assert out.text.splitlines() == lines
+    assert "lines_removed.no_terminal_punctuation" not in stats.counters
+    out, stats = run("\n".join(["Home", *SENTENCES]), end_punctuation=None)
+    assert out.text == "\n".join(SENTENCES) and stats.counters["lines_removed.too_few_words"] == 1
     out, _ = run("\n".join(SENTENCES + ["Please enable JavaScript to continue."]), line_drop_words=[])
     assert "JavaScript" in out.text
     out, _ = run("\n".join(SENTENCES + ["The set {1, 2} is small."]), drop_curly_bracket=False)

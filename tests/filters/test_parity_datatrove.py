@@ -1,5 +1,6 @@
 """Decision parity with datatrove (the implementation that produced FineWeb) for gopher_quality,
-gopher_repetition, c4_quality (the document decision) and fineweb_quality.
+gopher_repetition, c4_quality (the document decision; also with FineWeb's setting, no
+terminal-punctuation rule) and fineweb_quality.
 
 Documents: what thresher's extract stage makes of ../shared/data/extraction_cleaneval (taken
 from the fineweb-web recipe run that test_fineweb_recipe.py makes once per session) and of
@@ -22,7 +23,9 @@ from tests.filters.test_fineweb_recipe import cc2019_output, extracted, recipe_o
 pytest.importorskip("datatrove")
 pytest.importorskip("spacy")
 
-FILTERS = ("gopher_repetition", "gopher_quality", "fineweb_quality", "c4_quality")  # c4 last: see datatrove_reasons
+FILTERS = ("gopher_repetition", "gopher_quality", "fineweb_quality", "c4_quality", "c4_quality_fineweb")
+# a filter name -> (thresher stage, its params) where they differ from the name and the defaults
+SETTINGS = {"c4_quality_fineweb": ("c4_quality", {"end_punctuation": None})}
 
 
 @pytest.fixture(scope="session")
@@ -63,6 +66,9 @@ def datatrove_filters(stages: dict) -> dict:
         "c4_quality": C4QualityFilter(
             min_num_sentences=c.min_sentences, min_words_per_line=c.min_words_per_line,
             max_word_length=c.max_word_chars),
+        "c4_quality_fineweb": C4QualityFilter(  # FineWeb's setting: no terminal-punctuation rule
+            min_num_sentences=c.min_sentences, min_words_per_line=c.min_words_per_line,
+            max_word_length=c.max_word_chars, filter_no_terminal_punct=False),
     }
 
 
@@ -76,7 +82,7 @@ def decisions(documents) -> dict[str, dict[str, tuple[str | None, str | None]]]:
     """filter -> id -> (thresher's reason, datatrove's reason); None = kept."""
     from datatrove.data import Document as DatatroveDocument
 
-    stages = {name: build_stage(name, {}) for name in FILTERS}
+    stages = {name: build_stage(*SETTINGS.get(name, (name, {}))) for name in FILTERS}
     theirs = datatrove_filters(stages)
     result: dict = {name: {} for name in FILTERS}
     for doc_id, text in documents:

@@ -335,13 +335,18 @@ def load_examples(config: ClassifierConfig) -> list[Example]:
 # -- fastText ------------------------------------------------------------------------------
 
 
+def seeded_order(examples: list[Example], seed: int) -> list[Example]:
+    """The training order of both backends: by a seeded hash of (label, text)."""
+    return sorted(examples, key=lambda ex: unit_hash("order", seed, ex.train_label, ex.text))
+
+
 def train_fasttext(examples: list[Example], params: FastTextParams, seed: int, length_token: bool = False,
                    features: str = "all_tokens"):
     """A fastText supervised model on `examples`, in a seeded order, one thread (fastText's
     Hogwild updates make multi-threaded training non-deterministic)."""
     import fasttext
 
-    ordered = sorted(examples, key=lambda ex: unit_hash("order", seed, ex.train_label, ex.text))
+    ordered = seeded_order(examples, seed)
     feature = feature_view(features, length_token)
     _check_bucket(ordered, params, feature)
     with tempfile.TemporaryDirectory(prefix="thresher-fasttext-") as tmp:
@@ -354,7 +359,7 @@ def train_model(examples: list[Example], config: ClassifierConfig):
     """The config's model (`fasttext` or `logistic`) trained on `examples`, in a seeded order."""
     if config.model == "fasttext":
         return train_fasttext(examples, config.fasttext, config.seed, config.length_token, config.features)
-    ordered = sorted(examples, key=lambda ex: unit_hash("order", config.seed, ex.train_label, ex.text))
+    ordered = seeded_order(examples, config.seed)
     feature = feature_view(config.features, config.length_token)
     return train_linear([feature(ex.text) for ex in ordered], [ex.train_label for ex in ordered], config.logistic)
 

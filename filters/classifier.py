@@ -47,8 +47,9 @@ from filters.classifier_linear import (
     train_linear,
 )
 from filters.classifier_metrics import calibrate_threshold, classification_report
+from pipeline import storage
 from pipeline.config import Frozen, InputSpec, ReadOptions, load_yaml, validate_config
-from pipeline.io import read_json, write_bytes, write_json
+from pipeline.io import read_json, upload_file, write_bytes, write_json
 from pipeline.readers import list_files, read_file
 from pipeline.readers.jsonl import get_dotted
 from pipeline.record import Document
@@ -455,7 +456,9 @@ def load_bundle(model_path: str | Path, positive_label: str | None = None,
     """Load `model.bin` (fastText's, or a logistic model's Parquet table); `config.yaml` /
     `report.json` beside it supply the positive label and the calibrated threshold unless
     given here."""
-    model_path = Path(model_path)
+    if not storage.is_local(model_path) and not storage.isfile(model_path):
+        raise ValueError(f"model {str(model_path)!r} does not exist; train one with `thresher classifier train`")
+    model_path = Path(local_model(str(model_path)))
     if not model_path.is_file():
         raise ValueError(f"model {str(model_path)!r} does not exist; train one with `thresher classifier train`")
     if is_linear_file(model_path):
@@ -480,6 +483,19 @@ def load_bundle(model_path: str | Path, positive_label: str | None = None,
     threshold = 0.5 if threshold is None else float(threshold)
     return ModelBundle(model, labels, positive_label, threshold, bool(trained.get("length_token", False)),
                        str(trained.get("features", "all_tokens")), topics)
+
+
+def local_model(path: str) -> str:
+    """`path` itself when local; for a URL, a cached local copy of the model with its
+    config.yaml and report.json beside it (fastText loads only local files)."""
+    if storage.is_local(path) or not storage.isfile(path):
+        return path
+    local = storage.local_file(path)
+    for sibling in ("config.yaml", "report.json"):
+        url, copy = storage.join(storage.parent(path), sibling), os.path.join(os.path.dirname(local), sibling)
+        if not os.path.exists(copy) and storage.isfile(url):
+            write_bytes(storage.read_bytes(url), copy)
+    return local
 
 
 def _trained_topics(trained: dict, model_labels: list[str], config_path: Path) -> dict[str, str] | None:
@@ -507,7 +523,14 @@ def evaluate_bundle(bundle: ModelBundle, texts: list[str], truth: list[str]) -> 
 
 def train_classifier(config: ClassifierConfig, output: str | Path) -> dict:
     """Train on the train split, calibrate the threshold on dev, report on test; writes
-    `model.bin`, `config.yaml` (resolved) and `report.json` under `output`."""
+    `model.bin`, `config.yaml` (resolved) and `report.json` under `output`, a folder or a URL
+    (s3://...: written locally, then uploaded, `model.bin` last)."""
+    if not storage.is_local(output):
+        with tempfile.TemporaryDirectory(prefix="thresher-classifier-") as tmp:
+            report = train_classifier(config, tmp)
+            for name in ("config.yaml", "report.json", "model.bin"):
+                upload_file(Path(tmp) / name, storage.join(str(output), name))
+        return report
     output = Path(output)
     examples = load_examples(config)
     by_split = {s: [ex for ex in examples if ex.split == s] for s in ("train", "dev", "test")}

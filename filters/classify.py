@@ -18,7 +18,6 @@ Config:
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -27,9 +26,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field, model_validator
 
-from filters.classifier import ModelBundle, bounded_prefix, load_bundle, normalize
+from filters.classifier import ModelBundle, bounded_prefix, load_bundle, local_model, normalize
 from pipeline import storage
-from pipeline.io import file_sha256, write_bytes
+from pipeline.io import file_sha256
 from pipeline.record import ensure_schema, rejected_schema
 from pipeline.stage import MapStage, PartResult, StageParams, register
 from pipeline.stats import StageStats
@@ -47,19 +46,6 @@ def cached_bundle(path: str, positive_label: str | None, threshold: float | None
     if key not in _BUNDLES:
         _BUNDLES[key] = load_bundle(resolved, positive_label, threshold)
     return _BUNDLES[key]
-
-
-def local_model(path: str) -> str:
-    """`path` itself when local; for a URL, a cached local copy of the model with its
-    config.yaml and report.json beside it (fastText loads only local files)."""
-    if storage.is_local(path) or not storage.isfile(path):
-        return path
-    local = storage.local_file(path)
-    for sibling in ("config.yaml", "report.json"):
-        url, copy = storage.join(storage.parent(path), sibling), os.path.join(os.path.dirname(local), sibling)
-        if not os.path.exists(copy) and storage.isfile(url):
-            write_bytes(storage.read_bytes(url), copy)
-    return local
 
 
 @register

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 DATA_SUFFIXES = {".jsonl": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
 
@@ -33,19 +33,22 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def labelled_data(data: str) -> tuple[list[str], list[str]]:
-    """(texts, labels) of a JSONL/Parquet file or of every such file in a folder."""
+    """(texts, labels) of a JSONL/Parquet file or of every such file in a folder (local or a URL)."""
+    from pipeline import storage
     from pipeline.config import InputSpec, ReadOptions
     from pipeline.readers import InputFile, read_file
     from pipeline.record import Document
 
-    path = Path(data)
-    files = sorted(p for p in path.rglob("*") if _format(p)) if path.is_dir() else [path]
-    if not path.exists() or not files or not all(_format(p) for p in files):
+    if storage.isfile(data):
+        files = [data]
+    else:  # a folder, or nothing there
+        files = [storage.join(data, name) for name in storage.walk_files(data) if _format(name)]
+    if not files or not all(_format(f) for f in files):
         raise ValueError(f"DATA {data!r}: give a .jsonl[.gz] or .parquet file, or a folder holding them")
     texts, labels = [], []
     for file in files:
-        spec = InputSpec(path=str(file), format=_format(file), source="evaluate")
-        for item in read_file(InputFile(str(file), file.name, file.stat().st_size), spec, ReadOptions()):
+        spec = InputSpec(path=file, format=_format(file), source="evaluate")
+        for item in read_file(InputFile(file, storage.basename(file), storage.size(file)), spec, ReadOptions()):
             if isinstance(item, Document):
                 if "label" not in item.metadata:
                     raise ValueError(f"DATA {file}: record {item.id} has no `label` field")
@@ -54,9 +57,9 @@ def labelled_data(data: str) -> tuple[list[str], list[str]]:
     return texts, labels
 
 
-def _format(path: Path) -> str | None:
-    suffixes = [s for s in path.suffixes if s not in (".gz", ".zst")]
-    return DATA_SUFFIXES.get(suffixes[-1]) if path.is_file() and suffixes else None
+def _format(name: str) -> str | None:
+    suffixes = [s for s in PurePosixPath(name).suffixes if s not in (".gz", ".zst")]
+    return DATA_SUFFIXES.get(suffixes[-1]) if suffixes else None
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:

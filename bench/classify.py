@@ -7,7 +7,9 @@ text (Common Crawl sample + BBC + AG News) repeated to --docs. Cluster start-up 
 apart from the stage and workers are warmed up (steady state); each figure is the median of
 --reps runs, the three contenders interleaved.
 
-    .venv/bin/python bench/classify.py [--quick] [--docs 60000] [--reps 3]
+`--model logistic` trains the same model with the TF-IDF + logistic-regression backend.
+
+    .venv/bin/python bench/classify.py [--quick] [--docs 60000] [--reps 3] [--model logistic]
 """
 
 from __future__ import annotations
@@ -61,10 +63,10 @@ def write_parts(root: Path, n_docs: int, per_part: int = 1000) -> list[str]:
     return names
 
 
-def train_model(root: Path) -> Path:
+def train_model(root: Path, backend: str = "fasttext") -> Path:
     ag = str(DATA / "news_agnews_test" / "ag_news_test.jsonl.gz")
     config = ClassifierConfig.model_validate({
-        "positive_label": "financial", "fasttext": {"dim": 64, "epoch": 5},
+        "positive_label": "financial", "model": backend, "fasttext": {"dim": 64, "epoch": 5},
         "sources": [{"path": ag, "format": "jsonl", "label": "financial", "where": {"category": "business"}},
                     {"path": ag, "format": "jsonl", "label": "general", "where": {"category": ["world", "sports"]}}]})
     train_classifier(config, root / "model")
@@ -76,13 +78,14 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="4,000 documents, 2 repetitions")
     parser.add_argument("--docs", type=int, default=60_000)
     parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--model", choices=["fasttext", "logistic"], default="fasttext", help="the classifier backend")
     args = parser.parse_args()
     n_docs, reps = (4000, 2) if args.quick else (args.docs, args.reps)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         (root / "in").mkdir()
         parts = write_parts(root / "in", n_docs)
-        stage = Classify(Classify.Params(domain_model=str(train_model(root)),
+        stage = Classify(Classify.Params(domain_model=str(train_model(root, args.model)),
                                          quality_model=str(root / "model" / "model.bin")))
         stage.check()
         startup: dict[int, float] = {}
@@ -115,7 +118,7 @@ def main() -> None:
                                              stage=stage, pure=False))
                     runs[workers].append(time.perf_counter() - start)
         inline = statistics.median(runs[0])
-        print(f"{n_docs} docs, {len(parts)} parts; medians of {reps} interleaved runs (shared machine: noisy)")
+        print(f"{args.model}: {n_docs} docs, {len(parts)} parts; medians of {reps} interleaved runs (noisy)")
         print(f"  in-process, no Dask:  {n_docs / inline:>9.0f} docs/s  (run_map_part on every part in turn)")
         for workers in (1, 2):
             seconds = statistics.median(runs[workers])

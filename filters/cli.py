@@ -1,5 +1,5 @@
-"""`thresher classifier` commands: train a fastText classifier from a config, evaluate one on
-labelled data.
+"""`thresher classifier` commands: train a classifier (fastText or logistic) from a config,
+evaluate one on labelled data. Every path may be a URL (s3://...).
 
     thresher classifier train configs/classifier-domain.yaml --output models/domain
         -> models/domain/model.bin, config.yaml (resolved), report.json (test-split metrics)
@@ -94,12 +94,13 @@ def add_commands(subparsers) -> None:
     t = sub.add_parser("train", help="train from a classifier config",
                        description="Train on the config's sources; write model.bin, config.yaml, report.json.")
     t.add_argument("config", metavar="CONFIG.yaml")
-    t.add_argument("--output", metavar="DIR", help="output directory (default: models/<config name>)")
+    t.add_argument("--output", metavar="DIR", help="output folder or URL (s3://...; default: models/<config name>)")
     t.set_defaults(func=cmd_train)
     e = sub.add_parser("evaluate", help="evaluate a model on labelled data",
                        description="Accuracy, per-label precision/recall/F1, confusion, ROC-AUC (two labels).")
-    e.add_argument("model", metavar="MODEL", help="model.bin written by `thresher classifier train`")
-    e.add_argument("data", metavar="DATA", help="JSONL/Parquet file or folder with `text` and `label` fields")
+    e.add_argument("model", metavar="MODEL", help="model.bin written by `thresher classifier train` (a path or URL)")
+    e.add_argument("data", metavar="DATA",
+                   help="JSONL/Parquet file or folder (a path or URL) with `text` and `label` fields")
     e.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
     e.add_argument("--threshold", type=float, metavar="T",
                    help="positive-label threshold (default: the one calibrated at training, from report.json)")

@@ -1,4 +1,5 @@
-"""`thresher tokenizer train CONFIG [--output DIR]`: train a sentencepiece tokenizer.
+"""`thresher tokenizer train CONFIG [--output DIR]`: train a sentencepiece tokenizer. `output`,
+`documents` and the inputs may be URLs (s3://...).
 
     output: out/tokenizer            # --output overrides
     seed: 0                          # picks the document sample
@@ -15,12 +16,13 @@ documents, seed and options give the same model bytes (see `tokenization.train`)
 from __future__ import annotations
 
 import argparse
-import glob
+import fnmatch
 from collections.abc import Iterator
 from pathlib import Path
 
 from pydantic import Field, model_validator
 
+from pipeline import storage
 from pipeline.config import ConfigError, Frozen, InputSpec, ReadOptions, expand_env, load_yaml, validate_config
 from tokenization.train import TokenizerOptions
 
@@ -64,7 +66,8 @@ def iter_documents(config: TokenizerTrainConfig) -> Iterator[tuple[str, str]]:
     from tokenization.sample import iter_parquet_documents
 
     if config.documents is not None:
-        parts = sorted(glob.glob(str(Path(config.documents) / "part-*.parquet")))
+        parts = [storage.join(config.documents, name) for name in storage.listdir(config.documents)
+                 if fnmatch.fnmatch(name, "part-*.parquet")]
         if not parts:
             raise ConfigError(f"documents: no part-*.parquet files in {config.documents!r}")
         yield from iter_parquet_documents(parts)
@@ -83,10 +86,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     from tokenization.train import train_tokenizer
 
     config = load_train_config(args.config, output=args.output)
-    out = Path(config.output)
     texts = sample_texts(iter_documents(config), config.seed, config.tokenizer.max_sample_bytes)
-    info = train_tokenizer(texts, config.tokenizer, out / "tokenizer.model")
-    write_json({"tokenizer": info.to_dict(), "config": config.model_dump(mode="json")}, out / "tokenizer.json")
+    info = train_tokenizer(texts, config.tokenizer, storage.join(config.output, "tokenizer.model"))
+    write_json({"tokenizer": info.to_dict(), "config": config.model_dump(mode="json")},
+               storage.join(config.output, "tokenizer.json"))
     print(f"model:   {info.path}")
     print(f"sha256:  {info.sha256}")
     print(f"vocab:   {info.vocab_size} pieces ({info.model_type}), eos_id {info.eos_id}")

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from pipeline.configbase import ConfigError, Frozen, expand_env, load_yaml, validate_config
 
@@ -130,7 +130,7 @@ class LogOptions(Frozen):
 
 
 class TrainConfig(Frozen):
-    output: str
+    output: str = Field(description="a local or shared-filesystem folder: checkpoints, metrics.jsonl, config.yaml")
     seed: int = 0
     model: ModelConfig = ModelConfig()
     data: DataConfig
@@ -138,6 +138,11 @@ class TrainConfig(Frozen):
     checkpoint: CheckpointOptions = CheckpointOptions()
     eval: EvalOptions = EvalOptions()
     log: LogOptions = LogOptions()
+
+    @field_validator("output")
+    @classmethod
+    def _filesystem_output(cls, output: str) -> str:
+        return filesystem_folder(output)
 
     @model_validator(mode="after")
     def _check_lengths(self) -> TrainConfig:
@@ -154,6 +159,15 @@ class TrainConfig(Frozen):
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+def filesystem_folder(output: str) -> str:
+    """`output` when it is a filesystem path; a URL is refused (checkpoints are written with
+    torch.distributed.checkpoint and memory-mapped data indexes, which need a filesystem)."""
+    if "://" in output:
+        raise ValueError(f"{output!r} is a URL: training writes checkpoints to a filesystem, so give a local or "
+                         "shared-filesystem folder (the shards, data.manifest, may be on s3://)")
+    return output
 
 
 def _set_dotted(data: dict, key: str, value: Any) -> None:

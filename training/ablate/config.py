@@ -33,7 +33,7 @@ from pydantic import Field, field_validator, model_validator
 
 from pipeline.config import ConfigError, Frozen, RunConfig, expand_env, load_yaml, parse_config, validate_config
 from tokenization.train import TokenizerOptions
-from training.config import TrainConfig, parse_train_config
+from training.config import TrainConfig, filesystem_folder, parse_train_config
 
 NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
 TOP_KEYS = ("output", "variants", "tokenizer", "model", "train", "seeds", "eval_sets", "tokenize")
@@ -88,7 +88,7 @@ class TokenizeSpec(Frozen):
 
 
 class AblateConfig(Frozen):
-    output: str
+    output: str = Field(description="a local or shared-filesystem folder (the proxies' checkpoints go under it)")
     variants: dict[str, VariantSpec] = Field(min_length=2)
     tokenizer: TokenizerSpec
     model: dict[str, Any] = Field(default_factory=lambda: {"preset": "tiny"})
@@ -98,6 +98,11 @@ class AblateConfig(Frozen):
     tokenize: TokenizeSpec = TokenizeSpec()
     init_from: str | None = Field(None, description="a `thresher train` output (or checkpoint): every proxy starts "
                                   "from its weights (continued pre-training); its perplexity at step 0 is the start")
+
+    @field_validator("output")
+    @classmethod
+    def _filesystem_output(cls, output: str) -> str:
+        return filesystem_folder(output)
 
     @field_validator("variants", "eval_sets")
     @classmethod

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pipeline.config import load_config
+from pipeline.config import ConfigError, load_config
 
 DEMO_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "demo.yaml"
 
@@ -23,6 +23,9 @@ def run_demo(output: str, workers: int | None = None, progress: bool = True, sch
     from pipeline.report import write_report
     from pipeline.runner import Runner, print_summary
 
+    if "://" in output:  # the sample crawl and the demo's models are written with local file APIs
+        raise ConfigError(f"--output: {output!r} is a URL; the demo writes a local folder (`thresher run` writes "
+                          "to s3://, see the README's Object storage)")
     sample = write_sample(Path(output) / "sample")
     print(f"sample crawl written to {sample}")
     models = Path(output) / "models"

@@ -1,12 +1,14 @@
 """The command line: help everywhere, the stage list, and the demo end to end."""
 
 import json
+import os
 import subprocess
 import sys
 
 import pytest
 
 from pipeline.cli import build_parser
+from tests.conftest import REPO
 
 THRESHER = [sys.executable, "-m", "pipeline.cli"]
 
@@ -26,6 +28,14 @@ def test_list_shows_stages_with_parameters():
     out = subprocess.run(THRESHER + ["list"], capture_output=True, text=True, check=True).stdout
     assert "extract  [map]" in out and "    timeout_s: float (default 10.0)  per-page extraction CPU-time limit" in out
     assert "language  [map]" in out
+
+
+def test_demo_to_a_url_is_an_error_naming_the_flag(tmp_path):
+    done = subprocess.run(THRESHER + ["demo", "--output", "s3://bucket/demo"], cwd=tmp_path, capture_output=True,
+                          text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert done.returncode == 2
+    assert done.stderr.startswith("thresher: error: --output: 's3://bucket/demo' is a URL; the demo writes a local")
+    assert list(tmp_path.iterdir()) == []  # no local `s3:` folder
 
 
 @pytest.mark.slow

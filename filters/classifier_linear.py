@@ -60,17 +60,47 @@ class LinearModel:
     intercepts: np.ndarray  # [labels]
     params: LogisticParams
 
+    _terms: dict | None = dataclasses.field(default=None, init=False, repr=False)
+    _tfidf: Any = dataclasses.field(default=None, init=False, repr=False)
+
     def predict_proba(self, texts: list[str]) -> np.ndarray:
         """probabilities[len(texts), len(labels)] of texts already in the model's feature view."""
         if not texts:
             return np.zeros((0, len(self.labels)))
-        logits = np.asarray(self.vectorizer.transform(texts) @ self.weights) + self.intercepts
+        logits = np.asarray(self.features(texts) @ self.weights) + self.intercepts
         logits -= logits.max(axis=1, keepdims=True)
         out = np.exp(logits)
         return out / out.sum(axis=1, keepdims=True)
 
     def get_labels(self) -> list[str]:
         return list(self.labels)
+
+    def features(self, texts: list[str]):
+        """The texts' L2-normalised TF-IDF rows: what the vectoriser's `transform` gives (a test
+        checks they are equal), about twice as fast. Each n-gram is looked up once, as a token
+        or a tuple of tokens; sklearn joins every n-gram into a string and raises and catches a
+        KeyError for each one outside the vocabulary."""
+        import scipy.sparse
+        from sklearn.feature_extraction.text import TfidfTransformer
+
+        if self._terms is None:
+            self._terms = {(term if " " not in term else tuple(term.split(" "))): j
+                           for term, j in self.vectorizer.vocabulary_.items()}
+            self._tfidf = TfidfTransformer(sublinear_tf=self.params.sublinear_tf)
+            self._tfidf.idf_ = self.vectorizer.idf_
+        get, indptr, indices = self._terms.get, [0], []
+        for text in texts:
+            tokens = text.split()  # the same runs as TOKEN_PATTERN: both split on str.isspace()
+            ids = list(map(get, tokens))
+            for n in range(2, self.params.ngrams + 1):
+                ids += map(get, zip(*(tokens[i:] for i in range(n))))
+            indices += [j for j in ids if j is not None]
+            indptr.append(len(indices))
+        counts = scipy.sparse.csr_matrix(
+            (np.ones(len(indices)), np.asarray(indices, dtype=np.int64), np.asarray(indptr, dtype=np.int64)),
+            shape=(len(texts), len(self._terms)))
+        counts.sum_duplicates()
+        return self._tfidf.transform(counts)
 
 
 def _vectorizer(params: LogisticParams, vocabulary: list[str] | None = None):

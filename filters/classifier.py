@@ -456,11 +456,10 @@ def load_bundle(model_path: str | Path, positive_label: str | None = None,
     """Load `model.bin` (fastText's, or a logistic model's Parquet table); `config.yaml` /
     `report.json` beside it supply the positive label and the calibrated threshold unless
     given here."""
-    if not storage.is_local(model_path) and not storage.isfile(model_path):
+    local = Path(local_model(str(model_path)))  # a missing URL stays a URL, which is no local file
+    if not local.is_file():
         raise ValueError(f"model {str(model_path)!r} does not exist; train one with `thresher classifier train`")
-    model_path = Path(local_model(str(model_path)))
-    if not model_path.is_file():
-        raise ValueError(f"model {str(model_path)!r} does not exist; train one with `thresher classifier train`")
+    model_path = local
     if is_linear_file(model_path):
         model = load_linear(model_path)
     else:

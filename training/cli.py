@@ -39,14 +39,12 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def _preflight(config, nproc: int) -> None:
     """What would fail on every rank, failed once here with one line."""
-    from pathlib import Path
-
     from training.checkpoint import complete_checkpoints, init_candidates
     from training.shards import load_manifest
 
     config.grad_accum_steps(nproc)
     load_manifest(config.data.manifest)
-    if config.checkpoint.init_from and not complete_checkpoints(Path(config.output) / "checkpoints"):
+    if config.checkpoint.init_from and not complete_checkpoints(config.checkpoint_folder):
         init_candidates(config.checkpoint.init_from)
 
 
@@ -68,7 +66,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
 def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train or domain-adapt a Llama-style model on tokenized shards (FSDP2)",
                        description="Pre-train, or continue from checkpoint.init_from, on the shards named by "
-                       "data.manifest. Rerunning resumes from the newest checkpoint in OUTPUT/checkpoints.")
+                       "data.manifest. Rerunning resumes from the newest checkpoint in OUTPUT/checkpoints "
+                       "(or checkpoint.folder, which may be an s3:// URL).")
     p.add_argument("config", metavar="CONFIG.yaml")
     p.add_argument("--nproc", type=int, default=1, metavar="N", help="local ranks to start (default 1; "
                    "ignored under torchrun)")

@@ -8,7 +8,7 @@
       seq_len: 128
       weights: {financial: 0.51, general: 0.49}   # optional; default: the manifest's mixture
     train: {steps: 200, global_batch_size: 16, micro_batch_size: 8, lr: 3.0e-3, warmup_steps: 20}
-    checkpoint: {every: 50, keep: 2, init_from: null}
+    checkpoint: {every: 50, keep: 2, init_from: null}   # folder: default OUTPUT/checkpoints, or s3://...
     eval: {every: 50, samples: 16}
     log: {every: 10}
 
@@ -114,7 +114,9 @@ class TrainOptions(Frozen):
 class CheckpointOptions(Frozen):
     every: int = Field(50, gt=0, description="save every N steps (and at the end)")
     keep: int = Field(2, gt=0, description="newest checkpoints to keep")
-    init_from: str | None = Field(None, description="checkpoint dir: load model weights only (fresh "
+    folder: str | None = Field(None, description="where checkpoints go and are resumed from: a folder or an "
+                               "fsspec URL (s3://bucket/run/checkpoints); default OUTPUT/checkpoints")
+    init_from: str | None = Field(None, description="checkpoint dir or URL: load model weights only (fresh "
                                   "optimizer, schedule and data order), for domain adaptation")
 
 
@@ -130,7 +132,8 @@ class LogOptions(Frozen):
 
 
 class TrainConfig(Frozen):
-    output: str = Field(description="a local or shared-filesystem folder: checkpoints, metrics.jsonl, config.yaml")
+    output: str = Field(description="a local or shared-filesystem folder: metrics.jsonl, config.yaml, the data "
+                        "index, and checkpoints/ unless checkpoint.folder puts them elsewhere")
     seed: int = 0
     model: ModelConfig = ModelConfig()
     data: DataConfig
@@ -142,7 +145,12 @@ class TrainConfig(Frozen):
     @field_validator("output")
     @classmethod
     def _filesystem_output(cls, output: str) -> str:
-        return filesystem_folder(output)
+        return filesystem_folder(output, " (checkpoints may go to object storage with checkpoint.folder: "
+                                 "s3://..., and the shards, data.manifest, may be on s3://)")
+
+    @property
+    def checkpoint_folder(self) -> str:
+        return self.checkpoint.folder or str(Path(self.output) / "checkpoints")
 
     @model_validator(mode="after")
     def _check_lengths(self) -> TrainConfig:
@@ -161,12 +169,12 @@ class TrainConfig(Frozen):
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
 
 
-def filesystem_folder(output: str) -> str:
-    """`output` when it is a filesystem path; a URL is refused (checkpoints are written with
-    torch.distributed.checkpoint and memory-mapped data indexes, which need a filesystem)."""
+def filesystem_folder(output: str, elsewhere: str = "") -> str:
+    """`output` when it is a filesystem path; a URL is refused (the metrics log is appended to and
+    the data index memory-mapped, which need a filesystem). `elsewhere`: what may be on a URL."""
     if "://" in output:
-        raise ValueError(f"{output!r} is a URL: training writes checkpoints to a filesystem, so give a local or "
-                         "shared-filesystem folder (the shards, data.manifest, may be on s3://)")
+        raise ValueError(f"{output!r} is a URL: training appends its metrics and memory-maps its data index, so "
+                         f"give a local or shared-filesystem folder{elsewhere}")
     return output
 
 

@@ -55,7 +55,7 @@ def _train(config: TrainConfig, env: Distributed) -> dict:
     model = build_model(config, manifest.vocab_size, env)
     optimizer, scheduler = build_optimizer(model, config.train)
     accum = config.grad_accum_steps(env.world_size)
-    checkpointer = Checkpointer(Path(config.output) / "checkpoints", config.checkpoint.keep)
+    checkpointer = Checkpointer(config.checkpoint_folder, config.checkpoint.keep)
     log = MetricLogger(Path(config.output), config, model, env, accum)
 
     step = restore(checkpointer, config, model, optimizer, scheduler, loader, log)

@@ -100,7 +100,8 @@ def numbers(ablate: dict) -> dict:
     (lambda d: d["eval_sets"].update({"bad name": d["eval_sets"]["wikitext2"]}), "eval_sets: 'bad name': names"),
     (lambda d: d["tokenizer"].update(model="x.model"), "tokenizer: give exactly one of `model`"),
     (lambda d: d.update(seed=0), "seed: unknown key; valid keys are: output, variants"),
-    (lambda d: d.update(output="s3://bucket/ablation"), "output: 's3://bucket/ablation' is a URL: training writes"),
+    (lambda d: d.update(output="s3://bucket/ablation"),
+     "output: 's3://bucket/ablation' is a URL: training appends its metrics"),
 ])
 def test_config_errors_name_the_key(tmp_path, stories, change, message):
     data = tiny_config(tmp_path, stories)

@@ -18,6 +18,7 @@ import pytest
 import torch.distributed as dist
 
 from pipeline.cli import main
+from tests.pipeline import test_s3
 from tests.training.test_train import (
     DAPT,
     REPO,
@@ -31,6 +32,8 @@ from tests.training.test_train import (
     train_in_process,
 )
 from training.checkpoint import MARKER, complete_checkpoints, verify, write_marker
+
+server, fs = test_s3.server, test_s3.fs  # moto's S3 server and an s3fs client, as fixtures here
 
 
 @pytest.fixture(scope="module")
@@ -160,3 +163,90 @@ def test_init_from_a_corrupt_step_directory_fails_with_one_line(reference, tmp_p
     assert main(args) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"thresher: error: checkpoint.init_from: {bad} is corrupt (.metadata is ") and "\n" not in err
+
+
+def test_on_an_object_store_the_marker_commits_and_sizes_are_checked(one_rank_group):
+    """memory:// stands in for S3 here (the end-to-end test below uses moto's server): a folder
+    without `_complete.json` is a save cut short; the marker lists sizes, which `verify` checks."""
+    import fsspec
+
+    from pipeline import storage
+
+    folder = "memory://ckpt-unit/checkpoints"
+    mem = fsspec.filesystem("memory")
+    for step in (4, 8):
+        for name, size in ((".metadata", 10), ("__0_0.distcp", 1000), ("__1_0.distcp", 900)):
+            mem.pipe_file(f"/ckpt-unit/checkpoints/step-{step:06d}/{name}", bytes(size))
+    write_marker(f"{folder}/step-000004")
+    assert complete_checkpoints(folder) == [f"{folder}/step-000004"]  # step 8 has no marker yet
+    marker = json.loads(storage.read_bytes(f"{folder}/step-000004/{MARKER}"))
+    assert marker == {"files": {".metadata": {"bytes": 10}, "__0_0.distcp": {"bytes": 1000},
+                                "__1_0.distcp": {"bytes": 900}}}
+    assert verify(f"{folder}/step-000004") is None
+    mem.pipe_file("/ckpt-unit/checkpoints/step-000004/__1_0.distcp", bytes(450))
+    assert verify(f"{folder}/step-000004") == "__1_0.distcp is 450 bytes, 900 expected: truncated"
+    mem.rm_file("/ckpt-unit/checkpoints/step-000004/__0_0.distcp")
+    assert verify(f"{folder}/step-000004") == "__0_0.distcp is missing"
+    mem.rm("/ckpt-unit", recursive=True)
+
+
+def train_with_env(config: Path, output: Path, sets: list[str], env: dict) -> str:
+    done = subprocess.run(command(config, output, 2, sets), cwd=REPO, env=env, capture_output=True, text=True,
+                          check=False, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def s3_checkpoints(fs, prefix: str) -> list[str]:
+    """Step folders under `prefix` that hold a marker (complete), by name."""
+    fs.invalidate_cache()
+    names = [p.rsplit("/", 1)[1] for p in fs.ls(prefix) if fs.isfile(f"{p}/{MARKER}")]
+    return sorted(n for n in names if n.removeprefix("step-").isdigit())
+
+
+@pytest.mark.slow
+def test_checkpoints_on_s3_resume_on_a_fresh_node(reference, server, fs, tmp_path):
+    """`checkpoint.folder: s3://...` with 2 ranks against moto's server: every checkpoint is
+    committed by its marker and pruned to `keep`; a run on a fresh node (an empty `output`)
+    resumes from S3 to the uninterrupted local run's curve bitwise, setting a truncated
+    checkpoint aside and saving over a save that was cut short; `init_from` reads S3 too."""
+    ref, sets = reference
+    fs.mkdir("checkpoints")
+    url, prefix = "s3://checkpoints/tiny", "checkpoints/tiny"
+    s3_sets = [*sets, f"checkpoint.folder={url}", "checkpoint.keep=2"]
+
+    stdout = train_with_env(TINY, tmp_path / "node-a", s3_sets, server)
+    assert f"saved checkpoint {url}/step-000012" in stdout
+    assert s3_checkpoints(fs, prefix) == ["step-000008", "step-000012"]  # step 4 pruned
+    assert not (tmp_path / "node-a" / "checkpoints").exists()
+    marker = json.loads(fs.cat_file(f"{prefix}/step-000012/{MARKER}"))["files"]
+    assert sorted(marker) == [".metadata", "__0_0.distcp", "__1_0.distcp"]
+    assert all(fs.size(f"{prefix}/step-000012/{name}") == entry["bytes"] for name, entry in marker.items())
+    assert_same_curve(ref, tmp_path / "node-a", range(1, STEPS + 1))
+
+    # The newest checkpoint loses half a shard: set aside, and the run goes on from step 8.
+    shard = f"{prefix}/step-000012/__1_0.distcp"
+    fs.pipe_file(shard, fs.cat_file(shard)[: marker["__1_0.distcp"]["bytes"] // 2])
+    stdout = train_with_env(TINY, tmp_path / "node-b", s3_sets, server)
+    warning = [line for line in stdout.splitlines() if line.startswith("warning:")]
+    assert len(warning) == 1 and f"{url}/step-000012 is corrupt (__1_0.distcp is " in warning[0], stdout
+    assert "moved to step-000012.corrupt" in warning[0]
+    assert f"resumed from {url}/step-000008 (step 8, 64 samples consumed)" in stdout
+    assert_same_curve(ref, tmp_path / "node-b", range(9, STEPS + 1))
+    assert s3_checkpoints(fs, prefix) == ["step-000008", "step-000012"]
+    assert fs.size(f"{prefix}/step-000012.corrupt/__1_0.distcp") == marker["__1_0.distcp"]["bytes"] // 2
+
+    # A save cut short before its marker: not a checkpoint; the next save of that step replaces it.
+    fs.rm_file(f"{prefix}/step-000012/{MARKER}")
+    stdout = train_with_env(TINY, tmp_path / "node-c", s3_sets, server)
+    assert "warning:" not in stdout and f"resumed from {url}/step-000008 (step 8," in stdout
+    assert_same_curve(ref, tmp_path / "node-c", range(9, STEPS + 1))
+    assert s3_checkpoints(fs, prefix) == ["step-000008", "step-000012"]
+
+    dapt_sets = [sets[0], "train.steps=2", "train.warmup_steps=1", "train.global_batch_size=8",
+                 "train.micro_batch_size=4", "eval.samples=8", "checkpoint.every=2", f"checkpoint.init_from={url}"]
+    stdout = train_with_env(DAPT, tmp_path / "dapt", dapt_sets, server)
+    assert f"initialised weights from {url}/step-000012" in stdout
+    pretrained = records(ref)[1][STEPS]["eval"]
+    for domain, result in records(tmp_path / "dapt")[1][0]["eval"].items():
+        assert result["loss"] == pytest.approx(pretrained[domain]["loss"], rel=1e-6)

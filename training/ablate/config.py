@@ -102,7 +102,7 @@ class AblateConfig(Frozen):
     @field_validator("output")
     @classmethod
     def _filesystem_output(cls, output: str) -> str:
-        return filesystem_folder(output)
+        return filesystem_folder(output, " for the variants' runs and proxies")
 
     @field_validator("variants", "eval_sets")
     @classmethod

@@ -12,8 +12,10 @@ project's own Llama-style model in place of CCNet's Wikipedia 5-gram KenLM model
   their first `max_tokens` tokens; documents without a token get null scores (`select` rejects
   them as `select.missing_score`). The model and tokenizer load once per worker process.
 
-The reference model is a `thresher train` output folder (its config.yaml, checkpoints/ and the
-shard manifest's tokenizer): `make lm-reference` builds one from WikiText-2.
+The reference model is a `thresher train` output folder, or a URL (s3://...) holding a copy of
+one: its config.yaml, its checkpoints (checkpoints/, or the `checkpoint.folder` it names, which
+may be on s3:// too) and the tokenizer of its shard manifest (`data.manifest`, local or s3://).
+`make lm-reference` builds one from WikiText-2.
 
 Config:
     - lm_score: {model: out/lm-reference, max_tokens: 256}
@@ -34,6 +36,7 @@ import pyarrow as pa
 import yaml
 from pydantic import Field
 
+from pipeline import storage
 from pipeline.record import Document, metadata_to_json, rejected_schema
 from pipeline.stage import DocumentStage, MapStage, PartResult, StageParams, register
 from pipeline.stats import StageStats
@@ -73,16 +76,16 @@ class ReferenceLM:
 
         from tokenization.manifest import load_manifest
         from training.checkpoint import load_weights
-        from training.config import parse_train_config
         from training.model import Transformer
         from training.shards import find_manifest
 
-        run = Path(run_dir)
-        if not (run / "config.yaml").is_file():
-            raise ValueError(f"lm_score.model: {run_dir} is not a `thresher train` output (no config.yaml); "
-                             "build one with `make lm-reference`")
-        config = parse_train_config(yaml.safe_load((run / "config.yaml").read_text()))
-        shards = load_manifest(find_manifest(config.data.manifest))  # its tokenizer and vocabulary
+        run = str(run_dir)
+        config = reference_config(run)
+        manifest = find_manifest(config.data.manifest)
+        if not storage.isfile(manifest):
+            raise ValueError(f"lm_score.model: {run_dir} takes its tokenizer from its data.manifest, {manifest}, "
+                             "which is not there; copy that tokenize output beside it and edit config.yaml")
+        shards = load_manifest(manifest)  # its tokenizer and vocabulary
         self.eos = shards.manifest.eos_id
         self.tokenizer = spm.SentencePieceProcessor(model_file=str(shards.tokenizer_path))
         self.piece_chars = max(len(self.tokenizer.id_to_piece(i)) for i in range(self.tokenizer.get_piece_size()))
@@ -93,7 +96,7 @@ class ReferenceLM:
         self.model = Transformer(cfg)
         with warnings.catch_warnings():  # "no process group: loading in a single process", as meant
             warnings.filterwarnings("ignore", message="torch.distributed is disabled")
-            load_weights(self.model, run / "checkpoints", warn=lambda _: None)
+            load_weights(self.model, checkpoint_folder(run, config), warn=lambda _: None)
         self.model.eval()
 
     def log_probs(self, texts: list[str], max_tokens: int, batch_size: int) -> list[tuple[float, int, bool]]:
@@ -137,11 +140,40 @@ _MODELS: dict[tuple, ReferenceLM] = {}
 LOADS = {"count": 0}  # how many times this process loaded a model (tests check "once per worker")
 
 
+def reference_config(run_dir: str):
+    """The TrainConfig of the `thresher train` output at `run_dir` (a folder or a URL)."""
+    from training.config import parse_train_config
+
+    path = storage.join(run_dir, "config.yaml")
+    if not storage.isfile(path):
+        raise ValueError(f"lm_score.model: {run_dir} is not a `thresher train` output (no config.yaml); "
+                         "build one with `make lm-reference`")
+    return parse_train_config(yaml.safe_load(storage.read_bytes(path)))
+
+
+def checkpoint_folder(run_dir: str, config) -> str:
+    """Where the run's checkpoints are: the `checkpoint.folder` it was trained with, else its
+    checkpoints/ (under `run_dir`, which may be a copy of the output elsewhere)."""
+    return config.checkpoint.folder or storage.join(run_dir, "checkpoints")
+
+
+def checkpoints_version(run_dir: str) -> tuple:
+    """What changes when the run's checkpoints do: each entry of the folder with its modification
+    time (local) or ETag (object stores)."""
+    folder = checkpoint_folder(run_dir, reference_config(run_dir))
+    fs, path = storage.filesystem(folder)
+    fs.invalidate_cache(path)
+    try:
+        entries = fs.ls(path, detail=True)
+    except FileNotFoundError:
+        return ()
+    return tuple(sorted((storage.basename(e["name"]), str(e.get("ETag") or e.get("mtime") or e.get("LastModified")))
+                        for e in entries))
+
+
 def cached_model(run_dir: str) -> ReferenceLM:
     """The reference LM of `run_dir`, loaded once per process (reloaded if its checkpoints change)."""
-    ckpts = Path(run_dir) / "checkpoints"
-    newest = max((p.stat().st_mtime_ns for p in ckpts.iterdir()), default=0) if ckpts.is_dir() else 0
-    key = (str(Path(run_dir).resolve()), newest)
+    key = (storage.absolute(run_dir), checkpoints_version(run_dir))
     if key not in _MODELS:
         _MODELS[key] = ReferenceLM(run_dir)
         LOADS["count"] += 1
@@ -155,7 +187,8 @@ class LmScore(MapStage):
     name = "lm_score"
 
     class Params(StageParams):
-        model: str = Field(description="a `thresher train` output folder (e.g. out/lm-reference)")
+        model: str = Field(description="a `thresher train` output folder (e.g. out/lm-reference) or a URL "
+                           "holding a copy of one")
         max_tokens: int = Field(256, gt=0, description="score longer documents on this many leading tokens")
         batch_size: int = Field(32, gt=0, description="documents per forward pass")
 
@@ -167,9 +200,8 @@ class LmScore(MapStage):
 
     def fingerprint_extra(self) -> dict[str, str]:
         """Retrained weights at the same path rerun the stage."""
-        ckpts = Path(self.params.model) / "checkpoints"
-        names = sorted(p.name for p in ckpts.iterdir()) if ckpts.is_dir() else []
-        return {"checkpoints": ",".join(names)}
+        folder = checkpoint_folder(self.params.model, reference_config(self.params.model))
+        return {"checkpoints": ",".join(storage.listdir(folder))}
 
     def output_schema(self, input_schema: pa.Schema) -> pa.Schema:
         schema = input_schema

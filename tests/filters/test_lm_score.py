@@ -23,6 +23,9 @@ from pipeline.cli import main
 from pipeline.context import GlobalContext, StageOutput
 from pipeline.record import DOCUMENT_SCHEMA
 from tests.conftest import shared_path
+from tests.pipeline import test_s3
+
+server, fs = test_s3.server, test_s3.fs  # moto's S3 server and an s3fs client, as fixtures here
 
 REPO = Path(__file__).resolve().parents[2]
 SHORT = ["model.dim=64", "model.ffn_hidden=192", "train.steps=60", "train.warmup_steps=6",
@@ -157,3 +160,36 @@ def test_buckets_split_at_global_terciles(reference, client, tmp_path):
 def test_bucket_fractions_must_leave_a_tail():
     with pytest.raises(ValueError, match="head \\+ middle must be below 1"):
         LmBuckets.Params(head=0.5, middle=0.5)
+
+
+@pytest.mark.slow
+def test_a_reference_model_on_s3_scores_as_the_local_one(reference, server, fs, tmp_path):
+    """A worker without the shared filesystem: the reference run (config.yaml and checkpoints) and
+    its tokenize output copied to moto's S3, `thresher run` with `lm_score.model: s3://...` writes
+    the scores the local model gives."""
+    import subprocess
+    import sys
+
+    run, data = Path(reference), Path(reference).parent / "data"
+    fs.mkdir("lm-reference")
+    tokenize = next(data.glob("*-tokenize"))
+    fs.put(str(tokenize), f"lm-reference/data/{tokenize.name}", recursive=True)
+    fs.put(str(run / "checkpoints"), "lm-reference/run/checkpoints", recursive=True)
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    config["data"]["manifest"] = "s3://lm-reference/data"  # its tokenizer, from S3 too
+    fs.pipe_file("lm-reference/run/config.yaml", yaml.safe_dump(config).encode())
+    docs = tmp_path / "docs.jsonl"
+    docs.write_text("".join(json.dumps({"id": f"d{i}", "text": t}) + "\n"
+                            for i, t in enumerate(texts_of_mixed_quality())))
+    scores = {}
+    for where, model in (("local", reference), ("s3", "s3://lm-reference/run")):
+        pipeline = {"inputs": [{"path": str(docs), "format": "jsonl", "source": "t"}],
+                    "stages": [{"lm_score": {"model": model, "max_tokens": 32}}]}
+        (tmp_path / f"{where}.yaml").write_text(yaml.safe_dump(pipeline))
+        command = [sys.executable, "-m", "pipeline.cli", "run", str(tmp_path / f"{where}.yaml"),
+                   "--output", str(tmp_path / where), "--workers", "1"]
+        done = subprocess.run(command, cwd=REPO, env=server, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stdout + done.stderr
+        rows = read_parts(next((tmp_path / where).glob("*-lm_score")))
+        scores[where] = {r["id"]: r["lm_score"] for r in rows}
+    assert len(scores["s3"]) == 12 and scores["s3"] == scores["local"]

@@ -11,6 +11,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import torch.distributed as dist
 
 from pipeline.cli import main
 from tests.pipeline import test_s3
+from tests.pipeline.conftest import free_port
 from tests.training.test_train import (
     DAPT,
     REPO,
@@ -250,3 +252,38 @@ def test_checkpoints_on_s3_resume_on_a_fresh_node(reference, server, fs, tmp_pat
     pretrained = records(ref)[1][STEPS]["eval"]
     for domain, result in records(tmp_path / "dapt")[1][0]["eval"].items():
         assert result["loss"] == pytest.approx(pretrained[domain]["loss"], rel=1e-6)
+
+
+@pytest.mark.slow
+def test_two_nodes_without_a_shared_filesystem_checkpoint_to_s3_and_resume(reference, server, fs, tmp_path):
+    """Two torchrun "nodes" (one rank each, static rendezvous), each with an output folder of its
+    own as on machines without a shared filesystem, checkpoints on S3: the losses are the
+    one-node 2-rank run's bitwise; nodes replaced by fresh ones resume from S3."""
+    ref, sets = reference
+    fs.mkdir("two-nodes")
+    url = "s3://two-nodes/tiny"
+    node_sets = [*sets, f"checkpoint.folder={url}", "checkpoint.keep=2"]
+
+    def run_two_nodes(outputs: tuple[Path, Path]) -> str:
+        port = free_port()
+        launches = [subprocess.Popen(
+            [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--nproc-per-node=1",
+             f"--node-rank={rank}", "--master-addr=127.0.0.1", f"--master-port={port}", "-m", "training.train",
+             str(TINY), "--output", str(output), *(f"--set={s}" for s in node_sets)],
+            cwd=REPO, env=server, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            for rank, output in enumerate(outputs)]
+        logs = [launch.communicate(timeout=600)[0] for launch in launches]
+        assert [launch.returncode for launch in launches] == [0, 0], "\n".join(logs)
+        return logs[0]
+
+    first = (tmp_path / "node-a", tmp_path / "node-b")
+    run_two_nodes(first)
+    assert_same_curve(ref, first[0], range(1, STEPS + 1))
+    assert not (first[1] / "metrics.jsonl").exists() and not (first[1] / "checkpoints").exists()
+    assert s3_checkpoints(fs, "two-nodes/tiny") == ["step-000008", "step-000012"]
+
+    fs.rm("two-nodes/tiny/step-000012", recursive=True)  # lost, as if the job died before it
+    fresh = (tmp_path / "node-c", tmp_path / "node-d")
+    stdout = run_two_nodes(fresh)
+    assert f"resumed from {url}/step-000008 (step 8, 64 samples consumed)" in stdout
+    assert_same_curve(ref, fresh[0], range(9, STEPS + 1))

@@ -218,12 +218,35 @@ def storage_reader(path: Location):
     return dcp.FileSystemReader(path)
 
 
+def unwritable(folder: Location) -> str | None:
+    """Why checkpoints cannot be written to `folder` (a probe file written and deleted), or None:
+    a missing bucket or a read-only mount then fails the run before its first step, not at
+    its first save."""
+    probe = storage.join(os.fspath(folder), f"_write-check-{os.getpid()}")
+    try:
+        storage.makedirs(folder)
+        write_bytes(b"", probe)
+        storage.rm(probe, recursive=False)
+    except Exception as error:  # any failure is the answer, told in one line
+        why = (str(error).splitlines() or [""])[0]
+        return f"checkpoint.folder: cannot write to {folder} ({type(error).__name__}: {why})"
+    return None
+
+
 class Checkpointer:
     """This run's checkpoints under `folder`, a local folder or a URL."""
 
     def __init__(self, folder: Location, keep: int):
         self.folder, self.keep = folder, keep
         self.url = _is_url(folder)
+
+    def check_writable(self) -> None:
+        """Collective: raise on every rank when rank 0 cannot write to the folder."""
+        problem = [unwritable(self.folder) if _rank() == 0 else None]
+        if dist.is_initialized():
+            dist.broadcast_object_list(problem, src=0)
+        if problem[0]:
+            raise ValueError(problem[0])
 
     def latest(self) -> Location | None:
         found = complete_checkpoints(self.folder)

@@ -39,11 +39,14 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def _preflight(config, nproc: int) -> None:
     """What would fail on every rank, failed once here with one line."""
-    from training.checkpoint import complete_checkpoints, init_candidates
+    from training.checkpoint import complete_checkpoints, init_candidates, unwritable
     from training.shards import load_manifest
 
     config.grad_accum_steps(nproc)
     load_manifest(config.data.manifest)
+    problem = unwritable(config.checkpoint_folder)
+    if problem:
+        raise ValueError(problem)
     if config.checkpoint.init_from and not complete_checkpoints(config.checkpoint_folder):
         init_candidates(config.checkpoint.init_from)
 

@@ -56,6 +56,7 @@ def _train(config: TrainConfig, env: Distributed) -> dict:
     optimizer, scheduler = build_optimizer(model, config.train)
     accum = config.grad_accum_steps(env.world_size)
     checkpointer = Checkpointer(config.checkpoint_folder, config.checkpoint.keep)
+    checkpointer.check_writable()
     log = MetricLogger(Path(config.output), config, model, env, accum)
 
     step = restore(checkpointer, config, model, optimizer, scheduler, loader, log)

@@ -287,3 +287,24 @@ def test_two_nodes_without_a_shared_filesystem_checkpoint_to_s3_and_resume(refer
     stdout = run_two_nodes(fresh)
     assert f"resumed from {url}/step-000008 (step 8, 64 samples consumed)" in stdout
     assert_same_curve(ref, fresh[0], range(9, STEPS + 1))
+
+
+def test_an_unwritable_checkpoint_folder_fails_before_the_first_step(tmp_path, one_rank_group):
+    from training.checkpoint import Checkpointer, unwritable
+
+    assert unwritable("memory://writable/checkpoints") is None
+    (tmp_path / "a-file").write_text("")
+    problem = unwritable(tmp_path / "a-file" / "checkpoints")
+    assert problem.startswith(f"checkpoint.folder: cannot write to {tmp_path / 'a-file' / 'checkpoints'} (")
+    with pytest.raises(ValueError, match=r"checkpoint\.folder: cannot write to"):
+        Checkpointer(tmp_path / "a-file" / "checkpoints", 2).check_writable()
+
+
+@pytest.mark.slow
+def test_a_missing_bucket_is_one_line_before_any_rank_starts(reference, server):
+    _, sets = reference
+    done = subprocess.run(command(TINY, Path("unused"), 2, [*sets, "checkpoint.folder=s3://no-such-bucket/run"]),
+                          cwd=REPO, env=server, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.startswith("thresher: error: checkpoint.folder: cannot write to s3://no-such-bucket/run (")
+    assert len(done.stderr.strip().splitlines()) == 1 and not done.stdout

@@ -49,6 +49,7 @@ from pipeline.io import write_bytes
 
 PREFIX = "step-"
 MARKER = "_complete.json"
+LOG = "metrics.jsonl"  # the run's metrics log up to the checkpoint's step, kept in the checkpoint
 CHUNK = 16 << 20
 
 Location = Path | str  # a local folder, or a URL (s3://...) as a string
@@ -272,17 +273,22 @@ class Checkpointer:
             _barrier()
         return None
 
-    def save(self, step: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer, trainer: dict) -> Location:
+    def save(self, step: int, model: torch.nn.Module, optimizer: torch.optim.Optimizer, trainer: dict,
+             log: Path | None = None) -> Location:
+        """Collective: write the checkpoint of `step` (with a copy of the metrics `log`, when
+        given: a run resumed on a machine without the output folder gets its history back)."""
         model_state, optim_state = get_state_dict(model, optimizer)
         state = {"model": model_state, "optim": optim_state, "trainer": json.dumps(trainer)}
         if self.url:
-            return self._save_in_place(step, state)
+            return self._save_in_place(step, state, log)
         final = Path(self.folder) / f"{PREFIX}{step:06d}"
         tmp = final.with_name(final.name + ".tmp")
         if _rank() == 0 and tmp.exists():
             shutil.rmtree(tmp)  # left by a run killed while saving this step
         _barrier()
         dcp.save(state, checkpoint_id=tmp)
+        if _rank() == 0 and log is not None and log.is_file():
+            shutil.copyfile(log, tmp / LOG)
         _barrier()  # every rank's shards are on disk before they are checksummed
         write_marker(tmp)
         if _rank() == 0:
@@ -294,7 +300,7 @@ class Checkpointer:
         _barrier()
         return final
 
-    def _save_in_place(self, step: int, state: dict) -> str:
+    def _save_in_place(self, step: int, state: dict, log: Path | None) -> str:
         """Object store: no rename, so write in place and commit with the marker, written last
         (after every rank's files). Leftovers of a save cut short go first; an old checkpoint
         loses its marker before its files, so a delete cut short never leaves a complete-looking
@@ -304,6 +310,9 @@ class Checkpointer:
             _remove(final)
         _barrier()
         dcp.save(state, storage_writer=FsspecWriter(final, **storage.options_for(final)))
+        if _rank() == 0 and log is not None and log.is_file():
+            fs, key = storage.filesystem(storage.join(final, LOG))
+            fs.put_file(str(log), key)
         _barrier()  # every rank's objects are stored before they are listed
         write_marker(final)
         if _rank() == 0:
@@ -311,6 +320,18 @@ class Checkpointer:
                 _remove(old)
         _barrier()
         return final
+
+    @staticmethod
+    def restore_log(path: Location, log: Path) -> bool:
+        """Rank 0: bring back the metrics log saved in checkpoint `path` when `log` is missing
+        (a fresh machine); True if it did."""
+        saved = storage.join(os.fspath(path), LOG)
+        if _rank() != 0 or log.exists() or not storage.isfile(saved):
+            return False
+        log.parent.mkdir(parents=True, exist_ok=True)
+        fs, key = storage.filesystem(saved)
+        fs.get_file(key, str(log))
+        return True
 
     @staticmethod
     def load(path: Location, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict:

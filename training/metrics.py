@@ -71,14 +71,18 @@ class MetricLogger:
                   f"non-embedding), held per rank {held}; {env.world_size} rank(s) x {grad_accum} "
                   f"accumulation step(s), {self.tokens_per_step} tokens/step on {env.device}", flush=True)
 
+    @property
+    def path(self) -> Path:
+        return self.out / "metrics.jsonl"
+
     def _write(self, record: dict) -> None:
         if self.main:
-            with open(self.out / "metrics.jsonl", "a") as f:
+            with open(self.path, "a") as f:
                 f.write(json.dumps(record) + "\n")
 
     def reset(self) -> None:
         if self.main:
-            (self.out / "metrics.jsonl").unlink(missing_ok=True)
+            self.path.unlink(missing_ok=True)
 
     def note(self, message: str) -> None:
         if self.main:
@@ -111,7 +115,7 @@ class MetricLogger:
 
     def _first_eval(self) -> tuple[int, dict] | None:
         """The run's first validation (step 0, before any training), also when resumed since."""
-        path = self.out / "metrics.jsonl"
+        path = self.path
         if self.main and path.is_file():
             for line in path.read_text().splitlines():
                 record = json.loads(line)

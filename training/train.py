@@ -74,7 +74,7 @@ def _train(config: TrainConfig, env: Distributed) -> dict:
             if step % config.eval.every == 0 or step == opts.steps:
                 log.eval(step, evaluate(model, valid, config, env))
             if step % config.checkpoint.every == 0 or step == opts.steps:
-                path = checkpointer.save(step, model, optimizer, trainer_state(step, scheduler, batches))
+                path = checkpointer.save(step, model, optimizer, trainer_state(step, scheduler, batches), log.path)
                 log.note(f"saved checkpoint {path}")
     return log.finish()
 
@@ -214,6 +214,8 @@ def restore(checkpointer: Checkpointer, config: TrainConfig, model, optimizer, s
         loader.load_state_dict(state["data"])
         torch.set_rng_state(torch.frombuffer(bytearray(base64.b64decode(state["rng"])), dtype=torch.uint8))
         log.note(f"resumed from {latest} (step {state['step']}, {loader.consumed} samples consumed)")
+        if checkpointer.restore_log(latest, log.path):
+            log.note(f"restored {log.path.name} up to step {state['step']} from the checkpoint")
         return state["step"]
     log.reset()  # a fresh run: earlier metrics in OUTPUT belong to a run that is gone
     if config.checkpoint.init_from:

@@ -222,7 +222,7 @@ def test_checkpoints_on_s3_resume_on_a_fresh_node(reference, server, fs, tmp_pat
     assert s3_checkpoints(fs, prefix) == ["step-000008", "step-000012"]  # step 4 pruned
     assert not (tmp_path / "node-a" / "checkpoints").exists()
     marker = json.loads(fs.cat_file(f"{prefix}/step-000012/{MARKER}"))["files"]
-    assert sorted(marker) == [".metadata", "__0_0.distcp", "__1_0.distcp"]
+    assert sorted(marker) == [".metadata", "__0_0.distcp", "__1_0.distcp", "metrics.jsonl"]
     assert all(fs.size(f"{prefix}/step-000012/{name}") == entry["bytes"] for name, entry in marker.items())
     assert_same_curve(ref, tmp_path / "node-a", range(1, STEPS + 1))
 
@@ -234,7 +234,9 @@ def test_checkpoints_on_s3_resume_on_a_fresh_node(reference, server, fs, tmp_pat
     assert len(warning) == 1 and f"{url}/step-000012 is corrupt (__1_0.distcp is " in warning[0], stdout
     assert "moved to step-000012.corrupt" in warning[0]
     assert f"resumed from {url}/step-000008 (step 8, 64 samples consumed)" in stdout
-    assert_same_curve(ref, tmp_path / "node-b", range(9, STEPS + 1))
+    assert "restored metrics.jsonl up to step 8 from the checkpoint" in stdout
+    assert_same_curve(ref, tmp_path / "node-b", range(1, STEPS + 1))  # the history came with the checkpoint
+    assert "per-domain validation perplexity, step 0 -> step 12:" in stdout
     assert s3_checkpoints(fs, prefix) == ["step-000008", "step-000012"]
     assert fs.size(f"{prefix}/step-000012.corrupt/__1_0.distcp") == marker["__1_0.distcp"]["bytes"] // 2
 
@@ -286,7 +288,7 @@ def test_two_nodes_without_a_shared_filesystem_checkpoint_to_s3_and_resume(refer
     fresh = (tmp_path / "node-c", tmp_path / "node-d")
     stdout = run_two_nodes(fresh)
     assert f"resumed from {url}/step-000008 (step 8, 64 samples consumed)" in stdout
-    assert_same_curve(ref, fresh[0], range(9, STEPS + 1))
+    assert_same_curve(ref, fresh[0], range(1, STEPS + 1))
 
 
 def test_an_unwritable_checkpoint_folder_fails_before_the_first_step(tmp_path, one_rank_group):

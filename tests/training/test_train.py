@@ -119,8 +119,10 @@ def test_a_two_rank_checkpoint_resumes_on_one_rank(full_run, tmp_path, capsys):
     shutil.copytree(reference / "checkpoints" / "step-000004", output / "checkpoints" / "step-000004")
     stdout = train_in_process(TINY, output, sets, capsys)
     assert "1 rank(s) x 4 accumulation step(s)" in stdout and "(step 4, 32 samples consumed)" in stdout
+    assert "restored metrics.jsonl up to step 4 from the checkpoint" in stdout  # no metrics.jsonl here
     expected, got = records(reference)[0], records(output)[0]
-    assert sorted(got) == list(range(5, STEPS + 1))
+    assert sorted(got) == list(range(1, STEPS + 1))
+    assert [got[step] for step in range(1, 5)] == [expected[step] for step in range(1, 5)]  # the history
     for step in range(5, STEPS + 1):  # same data, same math; only the reduction order differs
         assert got[step]["loss"] == pytest.approx(expected[step]["loss"], rel=1e-5), step
 

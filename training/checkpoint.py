@@ -5,8 +5,8 @@ an fsspec URL such as `s3://bucket/run/checkpoints`), written by every rank in p
 writes its own shards of the model and AdamW state). Beside the tensors it holds one JSON
 string, the trainer state: step, LR scheduler, data loader state (a global counter, see
 training/data.py) and the RNG state; and a copy of the run's metrics.jsonl up to that step,
-which a resume on a machine without the output folder restores. DCP stores tensors with their global shapes, so the
-checkpoint loads on any number of ranks (2 -> 1 reshards on load).
+which a resume on a machine without the output folder restores. DCP stores tensors with their
+global shapes, so the checkpoint loads on any number of ranks (2 -> 1 reshards on load).
 
 A checkpoint is complete when its last file, `_complete.json`, is in place: it lists every other
 file with its size and (on a filesystem) its crc32, and `verify` checks them before a checkpoint

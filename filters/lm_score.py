@@ -28,12 +28,10 @@ import json
 import math
 import re
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import yaml
 from pydantic import Field
 
 from pipeline import storage
@@ -72,32 +70,15 @@ class ReferenceLM:
 
     def __init__(self, run_dir: str | Path):
         import sentencepiece as spm
-        import torch
 
-        from tokenization.manifest import load_manifest
-        from training.checkpoint import load_weights
-        from training.model import Transformer
-        from training.shards import find_manifest
+        from training.run import TrainedRun
 
-        run = str(run_dir)
-        config = reference_config(run)
-        manifest = find_manifest(config.data.manifest)
-        if not storage.isfile(manifest):
-            raise ValueError(f"lm_score.model: {run_dir} takes its tokenizer from its data.manifest, {manifest}, "
-                             "which is not there; copy that tokenize output beside it and edit config.yaml")
-        shards = load_manifest(manifest)  # its tokenizer and vocabulary
-        self.eos = shards.manifest.eos_id
-        self.tokenizer = spm.SentencePieceProcessor(model_file=str(shards.tokenizer_path))
+        run = TrainedRun(run_dir, key="lm_score.model")
+        self.eos = run.eos_id
+        self.tokenizer = spm.SentencePieceProcessor(model_file=str(run.tokenizer_path))
         self.piece_chars = max(len(self.tokenizer.id_to_piece(i)) for i in range(self.tokenizer.get_piece_size()))
-        vocab_size = config.model.vocab_size or shards.manifest.vocab_size
-        cfg = config.model.model_copy(update={"vocab_size": vocab_size})
-        self.max_seq_len = cfg.max_seq_len
-        torch.manual_seed(0)
-        self.model = Transformer(cfg)
-        with warnings.catch_warnings():  # "no process group: loading in a single process", as meant
-            warnings.filterwarnings("ignore", message="torch.distributed is disabled")
-            load_weights(self.model, checkpoint_folder(run, config), warn=lambda _: None)
-        self.model.eval()
+        self.max_seq_len = run.model_config.max_seq_len
+        self.model, _ = run.load_model()
 
     def log_probs(self, texts: list[str], max_tokens: int, batch_size: int) -> list[tuple[float, int, bool]]:
         """(mean log-probability per token, tokens scored, truncated) of each text, scored on
@@ -140,28 +121,17 @@ _MODELS: dict[tuple, ReferenceLM] = {}
 LOADS = {"count": 0}  # how many times this process loaded a model (tests check "once per worker")
 
 
-def reference_config(run_dir: str):
-    """The TrainConfig of the `thresher train` output at `run_dir` (a folder or a URL)."""
-    from training.config import parse_train_config
+def _checkpoints(run_dir: str) -> str:
+    from training.run import checkpoint_folder, run_config
 
-    path = storage.join(run_dir, "config.yaml")
-    if not storage.isfile(path):
-        raise ValueError(f"lm_score.model: {run_dir} is not a `thresher train` output (no config.yaml); "
-                         "build one with `make lm-reference`")
-    return parse_train_config(yaml.safe_load(storage.read_bytes(path)))
-
-
-def checkpoint_folder(run_dir: str, config) -> str:
-    """Where the run's checkpoints are: the `checkpoint.folder` it was trained with, else its
-    checkpoints/ (under `run_dir`, which may be a copy of the output elsewhere)."""
-    return config.checkpoint.folder or storage.join(run_dir, "checkpoints")
+    config = run_config(run_dir, key="lm_score.model")
+    return checkpoint_folder(run_dir, config)
 
 
 def checkpoints_version(run_dir: str) -> tuple:
     """What changes when the run's checkpoints do: each entry of the folder with its modification
     time (local) or ETag (object stores)."""
-    folder = checkpoint_folder(run_dir, reference_config(run_dir))
-    fs, path = storage.filesystem(folder)
+    fs, path = storage.filesystem(_checkpoints(run_dir))
     fs.invalidate_cache(path)
     try:
         entries = fs.ls(path, detail=True)
@@ -200,8 +170,7 @@ class LmScore(MapStage):
 
     def fingerprint_extra(self) -> dict[str, str]:
         """Retrained weights at the same path rerun the stage."""
-        folder = checkpoint_folder(self.params.model, reference_config(self.params.model))
-        return {"checkpoints": ",".join(storage.listdir(folder))}
+        return {"checkpoints": ",".join(storage.listdir(_checkpoints(self.params.model)))}
 
     def output_schema(self, input_schema: pa.Schema) -> pa.Schema:
         schema = input_schema

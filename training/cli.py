@@ -1,6 +1,7 @@
 """`thresher train` and `thresher plan`.
 
     thresher train configs/train-tiny.yaml --nproc 2 [--output DIR] [--set train.steps=20]
+    thresher export-hf out/train-tiny --output out/train-tiny-hf [--dtype bf16]
     thresher plan --params 1B [--gpus 8] [--mfu 0.4] [--precision fp32|bf16|mixed] [--json]
 
 `thresher train` starts N local ranks itself (torch.distributed.run, as `torchrun --standalone`),
@@ -51,6 +52,15 @@ def _preflight(config, nproc: int) -> None:
         init_candidates(config.checkpoint.init_from)
 
 
+def cmd_export_hf(args: argparse.Namespace) -> int:
+    from training.export import export_hf
+
+    record = export_hf(args.run, args.output, args.dtype)
+    print(f"exported {record['checkpoint']} (step {record['step']}, {record['parameters'] / 1e6:.2f}M parameters, "
+          f"{record['dtype']}) to {args.output}")
+    return 0
+
+
 def cmd_plan(args: argparse.Namespace) -> int:
     from training.plan import format_plan, manifest_tokens, parse_count, plan
 
@@ -78,6 +88,14 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key, e.g. --set train.steps=20 (repeatable)")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("export-hf", help="a trained run as a Hugging Face Llama checkpoint (safetensors)",
+                       description="Convert RUN's newest intact checkpoint to a LlamaForCausalLM folder: "
+                       "model.safetensors, config.json, the sentencepiece tokenizer and its configs.")
+    p.add_argument("run", metavar="RUN", help="a `thresher train` output folder, or a URL holding a copy of one")
+    p.add_argument("--output", required=True, metavar="DIR", help="a new (or empty) local folder")
+    p.add_argument("--dtype", default="fp32", choices=["fp32", "bf16", "fp16"], help="weights' type (default fp32)")
+    p.set_defaults(func=cmd_export_hf)
 
     p = sub.add_parser("plan", help="compute-optimal tokens, FLOPs, GPU-hours and memory for a model",
                        description="Chinchilla pairing (~20 tokens/param), training FLOPs 6ND, petaflop/s-days, "

@@ -1,0 +1,78 @@
+"""`thresher export-hf`: a trained run loads in transformers as a LlamaForCausalLM whose logits
+are thresher's, and its tokenizer gives the sentencepiece model's ids."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import pytest
+import sentencepiece as spm
+import torch
+
+from pipeline.cli import main
+from tests.conftest import shared_path
+from tests.training.test_train import SMALL, TINY
+from training.export import rotate_half_rows
+from training.run import TrainedRun
+
+TEXTS = ["The company reported a net profit of $1.2 billion, up 14% from a year earlier.",
+         "  Leading spaces, tabs\tand\nnew lines; Ünïcödé — “quotes” and 日本語 text.", "", "x"]
+
+
+@pytest.fixture(scope="module")
+def exported(manifest_path, tmp_path_factory):
+    root = tmp_path_factory.mktemp("export")
+    sets = [f"data.manifest={manifest_path}", *SMALL, "train.steps=4", "checkpoint.every=4", "eval.every=4",
+            "model.n_kv_heads=2"]  # grouped-query attention: k_proj has fewer heads than q_proj
+    assert main(["train", str(TINY), "--output", str(root / "run"), *(f"--set={s}" for s in sets)]) == 0
+    assert main(["export-hf", str(root / "run"), "--output", str(root / "hf")]) == 0
+    return root / "run", root / "hf"
+
+
+def test_rotate_half_rows_moves_each_pair_to_the_two_halves():
+    w = torch.arange(8.0).repeat_interleave(3).view(8, 3)  # 2 heads of 4 dims: rows 0..7
+    assert rotate_half_rows(w, 2)[:, 0].tolist() == [0, 2, 1, 3, 4, 6, 5, 7]
+
+
+@pytest.mark.slow
+def test_transformers_computes_thresher_s_logits(exported):
+    from transformers import AutoModelForCausalLM
+
+    run, hf = exported
+    model, step_dir = TrainedRun(run).load_model()
+    theirs = AutoModelForCausalLM.from_pretrained(hf, torch_dtype=torch.float32).eval()
+    assert type(theirs).__name__ == "LlamaForCausalLM"
+    assert theirs.config.num_key_value_heads == 2 and theirs.config.num_attention_heads == 4
+    tokens = torch.randint(0, model.cfg.vocab_size, (2, 48), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        ours, got = model(tokens), theirs(tokens).logits
+    assert torch.allclose(ours, got, atol=1e-4, rtol=1e-4), (ours - got).abs().max()
+    record = json.loads((hf / "thresher_export.json").read_text())
+    assert record["step"] == 4 and record["checkpoint"] == str(step_dir)
+    assert record["parameters"] == sum(p.numel() for p in theirs.parameters())
+
+
+@pytest.mark.slow
+def test_the_tokenizer_gives_the_sentencepiece_ids(exported):
+    from transformers import AutoTokenizer
+
+    run, hf = exported
+    sp = spm.SentencePieceProcessor(model_file=str(TrainedRun(run).tokenizer_path))
+    tokenizer = AutoTokenizer.from_pretrained(hf)
+    assert tokenizer.eos_token_id == sp.eos_id() == 2 and tokenizer.bos_token_id == 1
+    for text in TEXTS:
+        assert tokenizer(text)["input_ids"] == sp.encode(text), text
+        assert tokenizer.decode(sp.encode(text)) == sp.decode(sp.encode(text)), text
+    sample = next(shared_path("web_text_cc2019_sample").glob("*.jsonl.gz"))
+    real = [json.loads(line)["text"] for line in gzip.open(sample, "rt")][:300]
+    assert sum(len(text) for text in real) > 500_000  # web pages: every script, markup left-over and space run
+    assert [tokenizer(text)["input_ids"] for text in real] == [sp.encode(text) for text in real]
+    # The one difference (transformers' convention): a literal special-token string is that token.
+    assert 2 in tokenizer("a </s> b")["input_ids"] and 2 not in sp.encode("a </s> b")
+
+
+def test_an_existing_output_is_not_overwritten(exported, capsys):
+    run, hf = exported
+    assert main(["export-hf", str(run), "--output", str(hf)]) == 2
+    assert "--output: " in capsys.readouterr().err

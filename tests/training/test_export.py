@@ -76,3 +76,27 @@ def test_an_existing_output_is_not_overwritten(exported, capsys):
     run, hf = exported
     assert main(["export-hf", str(run), "--output", str(hf)]) == 2
     assert "--output: " in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("normalization", ["identity", "nmt_nfkc"])
+def test_a_tokenizer_that_cannot_be_rebuilt_fails_the_export(normalization):
+    """NFKC sentencepiece models collapse whitespace and fold characters, which the exported
+    tokenizer.json does not: the export must refuse them rather than write a tokenizer that differs."""
+    import io
+
+    from training.export import hf_tokenizer
+
+    sample = next(shared_path("web_text_cc2019_sample").glob("*.jsonl.gz"))
+    texts = [json.loads(line)["text"] for line in gzip.open(sample, "rt")][:200]
+    model = io.BytesIO()
+    spm.SentencePieceTrainer.train(sentence_iterator=iter(texts), model_writer=model, vocab_size=2000,
+                                   model_type="bpe", byte_fallback=True, normalization_rule_name=normalization,
+                                   remove_extra_whitespaces=normalization != "identity", character_coverage=0.9995,
+                                   allow_whitespace_only_pieces=True, unk_id=0, bos_id=1, eos_id=2, pad_id=-1,
+                                   minloglevel=2)
+    sp = spm.SentencePieceProcessor(model_proto=model.getvalue())
+    if normalization == "identity":
+        assert hf_tokenizer(sp).encode("a  b", add_special_tokens=False).ids == sp.encode("a  b")
+    else:
+        with pytest.raises(ValueError, match="the tokenizer cannot be reproduced for transformers"):
+            hf_tokenizer(sp)

@@ -93,7 +93,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                        description="Convert RUN's newest intact checkpoint to a LlamaForCausalLM folder: "
                        "model.safetensors, config.json, the sentencepiece tokenizer and its configs.")
     p.add_argument("run", metavar="RUN", help="a `thresher train` output folder, or a URL holding a copy of one")
-    p.add_argument("--output", required=True, metavar="DIR", help="a new (or empty) local folder")
+    p.add_argument("--output", required=True, metavar="DIR", help="a new (or empty) folder, or a URL (s3://...)")
     p.add_argument("--dtype", default="fp32", choices=["fp32", "bf16", "fp16"], help="weights' type (default fp32)")
     p.set_defaults(func=cmd_export_hf)
 

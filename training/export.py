@@ -130,12 +130,22 @@ def tokenizer_files(run: TrainedRun, sp) -> dict[str, dict]:
 
 
 def export_hf(run_dir: str, output: str | os.PathLike, dtype: str = "fp32") -> dict:
-    """Write the run's newest intact checkpoint as a Hugging Face Llama folder at `output`
-    (local); the export record."""
+    """Write the run's newest intact checkpoint as a Hugging Face Llama folder at `output` (a
+    folder, or a URL: written locally, then uploaded, `model.safetensors` last); the export record."""
     from safetensors.torch import save_file
 
     if dtype not in DTYPES:
         raise ValueError(f"--dtype: one of {', '.join(DTYPES)}")
+    if not storage.is_local(output):
+        if storage.listdir(output):
+            raise ValueError(f"--output: {output} exists and is not empty")
+        with tempfile.TemporaryDirectory(prefix="thresher-export-") as tmp:
+            record = export_hf(run_dir, Path(tmp) / "hf", dtype)
+            names = sorted(os.listdir(Path(tmp) / "hf"), key=lambda name: name == "model.safetensors")
+            for name in names:
+                fs, key = storage.filesystem(storage.join(os.fspath(output), name))
+                fs.put_file(str(Path(tmp) / "hf" / name), key)
+        return record
     output = Path(output)
     if output.exists() and any(output.iterdir()):
         raise ValueError(f"--output: {output} exists and is not empty")

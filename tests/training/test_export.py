@@ -12,9 +12,12 @@ import torch
 
 from pipeline.cli import main
 from tests.conftest import shared_path
+from tests.pipeline import test_s3
 from tests.training.test_train import SMALL, TINY
 from training.export import rotate_half_rows
 from training.run import TrainedRun
+
+server, fs = test_s3.server, test_s3.fs  # moto's S3 server and an s3fs client, as fixtures here
 
 TEXTS = ["The company reported a net profit of $1.2 billion, up 14% from a year earlier.",
          "  Leading spaces, tabs\tand\nnew lines; Ünïcödé — “quotes” and 日本語 text.", "", "x"]
@@ -100,3 +103,22 @@ def test_a_tokenizer_that_cannot_be_rebuilt_fails_the_export(normalization):
     else:
         with pytest.raises(ValueError, match="the tokenizer cannot be reproduced for transformers"):
             hf_tokenizer(sp)
+
+
+@pytest.mark.slow
+def test_an_export_to_s3_has_the_local_export_s_bytes(exported, server, fs, tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    run, hf = exported
+    fs.mkdir("exports")
+    done = subprocess.run([sys.executable, "-m", "pipeline.cli", "export-hf", str(run), "--output", "s3://exports/tiny"],
+                          cwd=REPO, env=server, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    fs.invalidate_cache()
+    names = sorted(p.rsplit("/", 1)[1] for p in fs.ls("exports/tiny"))
+    assert names == sorted(p.name for p in hf.iterdir())
+    for name in names:
+        assert fs.cat_file(f"exports/tiny/{name}") == (hf / name).read_bytes(), name

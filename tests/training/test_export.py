@@ -106,19 +106,30 @@ def test_a_tokenizer_that_cannot_be_rebuilt_fails_the_export(normalization):
 
 
 @pytest.mark.slow
-def test_an_export_to_s3_has_the_local_export_s_bytes(exported, server, fs, tmp_path):
+def test_an_export_of_a_run_on_s3_to_s3_has_the_local_export_s_bytes(exported, manifest_path, server, fs):
+    """The run copied to S3 (config.yaml naming its shards there, and checkpoints) exported to S3."""
     import subprocess
     import sys
+
+    import yaml
 
     from tests.conftest import REPO
 
     run, hf = exported
     fs.mkdir("exports")
-    done = subprocess.run([sys.executable, "-m", "pipeline.cli", "export-hf", str(run), "--output", "s3://exports/tiny"],
-                          cwd=REPO, env=server, capture_output=True, text=True, timeout=300)
+    fs.put(str(manifest_path.parent), "exports/shards/01-tokenize", recursive=True)
+    fs.put(str(run / "checkpoints"), "exports/run/checkpoints", recursive=True)
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    config["data"]["manifest"] = "s3://exports/shards"
+    fs.pipe_file("exports/run/config.yaml", yaml.safe_dump(config).encode())
+    command = [sys.executable, "-m", "pipeline.cli", "export-hf", "s3://exports/run", "--output", "s3://exports/hf"]
+    done = subprocess.run(command, cwd=REPO, env=server, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     fs.invalidate_cache()
-    names = sorted(p.rsplit("/", 1)[1] for p in fs.ls("exports/tiny"))
+    names = sorted(p.rsplit("/", 1)[1] for p in fs.ls("exports/hf"))
     assert names == sorted(p.name for p in hf.iterdir())
     for name in names:
-        assert fs.cat_file(f"exports/tiny/{name}") == (hf / name).read_bytes(), name
+        if name != "thresher_export.json":  # it names the run and checkpoint it came from
+            assert fs.cat_file(f"exports/hf/{name}") == (hf / name).read_bytes(), name
+    record = json.loads(fs.cat_file("exports/hf/thresher_export.json"))
+    assert record["run"] == "s3://exports/run" and record["checkpoint"] == "s3://exports/run/checkpoints/step-000004"

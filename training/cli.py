@@ -44,6 +44,7 @@ def _preflight(config, nproc: int) -> None:
     from training.shards import load_manifest
 
     config.grad_accum_steps(nproc)
+    config.configure_storage()
     load_manifest(config.data.manifest)
     problem = unwritable(config.checkpoint_folder)
     if problem:

@@ -28,6 +28,7 @@ import yaml
 from pydantic import Field, field_validator, model_validator
 
 from pipeline.configbase import ConfigError, Frozen, expand_env, load_yaml, validate_config
+from pipeline.options import REDACTED
 
 # Llama-style shapes. 125m/350m follow GPT-3's table (Brown et al. 2020, Table 2.1) widths and
 # depths; 1b is Llama 3.2 1B's body (dim 2048, 16 layers, 32 heads, 8 KV heads, FFN 8192).
@@ -141,6 +142,9 @@ class TrainConfig(Frozen):
     checkpoint: CheckpointOptions = CheckpointOptions()
     eval: EvalOptions = EvalOptions()
     log: LogOptions = LogOptions()
+    storage_options: dict[str, Any] | None = Field(
+        None, description="fsspec options for the URLs of data.manifest, checkpoint.folder and checkpoint.init_from "
+        "(endpoint, credentials; never written out; default: the environment)")
 
     @field_validator("output")
     @classmethod
@@ -165,8 +169,25 @@ class TrainConfig(Frozen):
                               f"of micro_batch_size x ranks ({per_step})")
         return self.train.global_batch_size // per_step
 
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved config as written beside the run: storage options (credentials) show
+        their keys only, never their values."""
+        d = self.model_dump(mode="json")
+        options = d.pop("storage_options")
+        if options:  # absent when unset, so a config without them writes what it always did
+            d["storage_options"] = {key: REDACTED for key in options}
+        return d
+
     def to_yaml(self) -> str:
-        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def configure_storage(self) -> None:
+        """Use `storage_options` for the config's URLs, in this process (every rank calls it)."""
+        from pipeline import storage
+
+        for url in (self.data.manifest, self.checkpoint.folder, self.checkpoint.init_from):
+            if url and not storage.is_local(url):
+                storage.configure(url, self.storage_options)
 
 
 def filesystem_folder(output: str, elsewhere: str = "") -> str:

@@ -62,7 +62,7 @@ class MetricLogger:
         run = {"params": model.num_params(), "non_embedding_params": model.num_params(exclude_embedding=True),
                "params_per_rank": held, "world_size": env.world_size, "grad_accum_steps": grad_accum,
                "tokens_per_step": self.tokens_per_step, "flops_per_token": self.flops_per_token,
-               "device": str(env.device), "config": config.model_dump(mode="json")}
+               "device": str(env.device), "config": config.to_dict()}
         if self.main:
             out.mkdir(parents=True, exist_ok=True)
             write_json(run, out / "run.json")

@@ -48,6 +48,7 @@ def train(config: TrainConfig) -> dict:
 
 def _train(config: TrainConfig, env: Distributed) -> dict:
     """Load or initialise, then step, log, validate and checkpoint until `train.steps`."""
+    config.configure_storage()
     manifest = load_manifest(config.data.manifest)
     index = IndexCache(Path(config.data.index_cache or Path(config.output) / "data-index"))
     loader = BlendedLoader.from_manifest(manifest, config.data.seq_len, config.seed, config.data.weights, index)

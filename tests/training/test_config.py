@@ -3,11 +3,13 @@ trainer needs the shard format and the generic config helpers, not the pipeline'
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from pipeline.configbase import ConfigError
 from training.config import load_train_config, parse_train_config
@@ -76,3 +78,22 @@ def test_the_trainer_does_not_import_the_pipeline_config():
     assert "pipeline.configbase" in loaded
     for module in ("pipeline.config", "pipeline.stage", "pipeline.runner", "filters", "dedup"):
         assert f"'{module}'" not in loaded, loaded
+
+
+def test_storage_options_reach_the_urls_and_are_never_written(monkeypatch):
+    from pipeline import storage
+
+    monkeypatch.setattr(storage, "_OPTIONS", {})  # this process's registry, restored after
+
+    secret = {"key": "AKIA-not-real", "secret": "s3cr3t", "client_kwargs": {"endpoint_url": "http://minio:9000"}}
+    config = parse_train_config({**BASE, "data": {"manifest": "s3://shards-bucket/run"},
+                                 "checkpoint": {"folder": "s3://ckpt-bucket/run/checkpoints"},
+                                 "storage_options": secret})
+    written = config.to_yaml() + json.dumps(config.to_dict())
+    assert "s3cr3t" not in written and "AKIA" not in written and "minio" not in written
+    assert yaml.safe_load(config.to_yaml())["storage_options"] == {k: "<redacted>" for k in secret}
+    assert "storage_options" not in parse_train_config(BASE).to_dict()  # unset: not written at all
+    config.configure_storage()
+    assert storage.options_for("s3://ckpt-bucket/run/checkpoints/step-000004") == secret
+    assert storage.options_for("s3://shards-bucket/run/01-tokenize/manifest.json") == secret
+    assert storage.options_for("s3://other-bucket/x") == {}

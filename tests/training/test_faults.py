@@ -310,3 +310,22 @@ def test_a_missing_bucket_is_one_line_before_any_rank_starts(reference, server):
     assert done.returncode == 2, done.stdout + done.stderr
     assert done.stderr.startswith("thresher: error: checkpoint.folder: cannot write to s3://no-such-bucket/run (")
     assert len(done.stderr.strip().splitlines()) == 1 and not done.stdout
+
+
+@pytest.mark.slow
+def test_storage_options_alone_reach_the_checkpoint_bucket(reference, server, fs, tmp_path):
+    """No AWS variables in the environment: the endpoint and keys come from the config's
+    `storage_options`, reach every rank, and never reach a file in `output`."""
+    ref, sets = reference
+    fs.mkdir("with-options")
+    env = {k: v for k, v in server.items() if not k.startswith("AWS_")}
+    options = {"key": "testing", "secret": "testing", "client_kwargs": {"endpoint_url": server["AWS_ENDPOINT_URL"],
+                                                                        "region_name": "us-east-1"}}
+    output = tmp_path / "out"
+    stdout = train_with_env(TINY, output, [*sets, "checkpoint.folder=s3://with-options/tiny",
+                                           f"storage_options={json.dumps(options)}"], env)
+    assert "saved checkpoint s3://with-options/tiny/step-000012" in stdout
+    assert s3_checkpoints(fs, "with-options/tiny") == ["step-000004", "step-000008", "step-000012"]
+    assert_same_curve(ref, output, range(1, STEPS + 1))
+    for path in output.rglob("*"):
+        assert not path.is_file() or server["AWS_ENDPOINT_URL"].encode() not in path.read_bytes(), path

@@ -41,7 +41,9 @@ def train_one(config: AblateConfig, variant: str, seed: int, manifest: str,
 
     folder = training_dir(config, variant, seed)
     train_config = config.train_config(manifest, str(folder), seed, eval_sets, config.variants[variant].weights)
-    stable = train_config.model_dump(mode="json", exclude={"output": True, "data": {"manifest", "index_cache"}})
+    # Settings ablate never sets are left out, so adding them to the trainer keeps finished proxies.
+    stable = train_config.model_dump(mode="json", exclude={"output": True, "data": {"manifest", "index_cache"},
+                                                           "checkpoint": {"folder"}, "storage_options": True})
     fingerprint = config_hash([stable, file_sha256(manifest), {n: s["fingerprint"] for n, s in eval_sets.items()}])
     receipt, started = folder / "result.json", folder / "fingerprint.json"
     if receipt.is_file() and read_json(receipt)["fingerprint"] == fingerprint:

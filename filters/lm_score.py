@@ -131,14 +131,9 @@ def _checkpoints(run_dir: str) -> str:
 def checkpoints_version(run_dir: str) -> tuple:
     """What changes when the run's checkpoints do: each entry of the folder with its modification
     time (local) or ETag (object stores)."""
-    fs, path = storage.filesystem(_checkpoints(run_dir))
-    fs.invalidate_cache(path)
-    try:
-        entries = fs.ls(path, detail=True)
-    except FileNotFoundError:
-        return ()
-    return tuple(sorted((storage.basename(e["name"]), str(e.get("ETag") or e.get("mtime") or e.get("LastModified")))
-                        for e in entries))
+    entries = storage.list_details(_checkpoints(run_dir))
+    return tuple(sorted((name, str(e.get("ETag") or e.get("mtime") or e.get("LastModified")))
+                        for name, e in entries.items()))
 
 
 def cached_model(run_dir: str) -> ReferenceLM:

@@ -169,6 +169,16 @@ def listdir(url: str | os.PathLike) -> list[str]:
         return []
 
 
+def list_details(url: str | os.PathLike) -> dict[str, dict]:
+    """Name -> fsspec info (`type`, `size`, and `mtime` or `ETag`) of each entry directly under
+    folder `url`, from one fresh listing; {} when it does not exist."""
+    fs, path = _fresh(url)
+    try:
+        return {posixpath.basename(e["name"].rstrip("/")): e for e in fs.ls(path, detail=True)}
+    except FileNotFoundError:
+        return {}
+
+
 def walk_files(url: str | os.PathLike) -> list[str]:
     """Paths of every file under folder `url`, relative to it, sorted."""
     fs, path = _fresh(url)

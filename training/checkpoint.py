@@ -112,13 +112,7 @@ def _barrier() -> None:
 
 def _object_sizes(folder: str) -> dict[str, int]:
     """Name -> size of the files directly in an object-store folder, from one listing."""
-    fs, path = storage.filesystem(folder)
-    fs.invalidate_cache(path)
-    try:
-        entries = fs.ls(path, detail=True)
-    except FileNotFoundError:
-        return {}
-    return {storage.basename(e["name"]): int(e["size"]) for e in entries if e.get("type") == "file"}
+    return {name: int(e["size"]) for name, e in storage.list_details(folder).items() if e.get("type") == "file"}
 
 
 def write_marker(folder: Location) -> None:

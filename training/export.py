@@ -25,7 +25,6 @@ export leaves no half-written folder behind.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -34,6 +33,7 @@ from pathlib import Path
 import torch
 
 from pipeline import storage
+from pipeline.io import write_json
 from training.run import TrainedRun
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -159,18 +159,18 @@ def export_hf(run_dir: str, output: str | os.PathLike, dtype: str = "fp32") -> d
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
     try:
-        _write_json(tmp / "config.json", hf_config(run, dtype))
-        _write_json(tmp / "generation_config.json", {"bos_token_id": run.bos_id, "eos_token_id": run.eos_id,
-                                                     "max_length": run.model_config.max_seq_len})
+        write_json(hf_config(run, dtype), tmp / "config.json")
+        write_json({"bos_token_id": run.bos_id, "eos_token_id": run.eos_id,
+                    "max_length": run.model_config.max_seq_len}, tmp / "generation_config.json")
         shutil.copyfile(storage.local_file(run.tokenizer_path), tmp / "tokenizer.model")
         hf_tokenizer(sp).save(str(tmp / "tokenizer.json"))
         for name, content in tokenizer_files(run, sp).items():
-            _write_json(tmp / name, content)
+            write_json(content, tmp / name)
         save_file(tensors, str(tmp / "model.safetensors"), metadata={"format": "pt"})
         record = {"run": storage.absolute(run.dir), "checkpoint": os.fspath(step_dir), "step": step, "dtype": dtype,
                   "parameters": sum(t.numel() for t in tensors.values()),
                   "sha256": {name: storage.sha256(tmp / name) for name in ("model.safetensors", "tokenizer.model")}}
-        _write_json(tmp / "thresher_export.json", record)
+        write_json(record, tmp / "thresher_export.json")
         if output.exists():
             output.rmdir()
         tmp.rename(output)
@@ -178,8 +178,3 @@ def export_hf(run_dir: str, output: str | os.PathLike, dtype: str = "fp32") -> d
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return record
-
-
-def _write_json(path: Path, obj: dict) -> None:
-    path.write_text(json.dumps(obj, indent=2) + "\n")
-

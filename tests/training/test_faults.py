@@ -192,13 +192,6 @@ def test_on_an_object_store_the_marker_commits_and_sizes_are_checked(one_rank_gr
     mem.rm("/ckpt-unit", recursive=True)
 
 
-def train_with_env(config: Path, output: Path, sets: list[str], env: dict) -> str:
-    done = subprocess.run(command(config, output, 2, sets), cwd=REPO, env=env, capture_output=True, text=True,
-                          check=False, timeout=600)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done.stdout
-
-
 def s3_checkpoints(fs, prefix: str) -> list[str]:
     """Step folders under `prefix` that hold a marker (complete), by name."""
     fs.invalidate_cache()
@@ -217,7 +210,7 @@ def test_checkpoints_on_s3_resume_on_a_fresh_node(reference, server, fs, tmp_pat
     url, prefix = "s3://checkpoints/tiny", "checkpoints/tiny"
     s3_sets = [*sets, f"checkpoint.folder={url}", "checkpoint.keep=2"]
 
-    stdout = train_with_env(TINY, tmp_path / "node-a", s3_sets, server)
+    stdout = thresher_train(TINY, tmp_path / "node-a", 2, s3_sets, server)
     assert f"saved checkpoint {url}/step-000012" in stdout
     assert s3_checkpoints(fs, prefix) == ["step-000008", "step-000012"]  # step 4 pruned
     assert not (tmp_path / "node-a" / "checkpoints").exists()
@@ -229,7 +222,7 @@ def test_checkpoints_on_s3_resume_on_a_fresh_node(reference, server, fs, tmp_pat
     # The newest checkpoint loses half a shard: set aside, and the run goes on from step 8.
     shard = f"{prefix}/step-000012/__1_0.distcp"
     fs.pipe_file(shard, fs.cat_file(shard)[: marker["__1_0.distcp"]["bytes"] // 2])
-    stdout = train_with_env(TINY, tmp_path / "node-b", s3_sets, server)
+    stdout = thresher_train(TINY, tmp_path / "node-b", 2, s3_sets, server)
     warning = [line for line in stdout.splitlines() if line.startswith("warning:")]
     assert len(warning) == 1 and f"{url}/step-000012 is corrupt (__1_0.distcp is " in warning[0], stdout
     assert "moved to step-000012.corrupt" in warning[0]
@@ -242,14 +235,14 @@ def test_checkpoints_on_s3_resume_on_a_fresh_node(reference, server, fs, tmp_pat
 
     # A save cut short before its marker: not a checkpoint; the next save of that step replaces it.
     fs.rm_file(f"{prefix}/step-000012/{MARKER}")
-    stdout = train_with_env(TINY, tmp_path / "node-c", s3_sets, server)
+    stdout = thresher_train(TINY, tmp_path / "node-c", 2, s3_sets, server)
     assert "warning:" not in stdout and f"resumed from {url}/step-000008 (step 8," in stdout
     assert_same_curve(ref, tmp_path / "node-c", range(9, STEPS + 1))
     assert s3_checkpoints(fs, prefix) == ["step-000008", "step-000012"]
 
     dapt_sets = [sets[0], "train.steps=2", "train.warmup_steps=1", "train.global_batch_size=8",
                  "train.micro_batch_size=4", "eval.samples=8", "checkpoint.every=2", f"checkpoint.init_from={url}"]
-    stdout = train_with_env(DAPT, tmp_path / "dapt", dapt_sets, server)
+    stdout = thresher_train(DAPT, tmp_path / "dapt", 2, dapt_sets, server)
     assert f"initialised weights from {url}/step-000012" in stdout
     pretrained = records(ref)[1][STEPS]["eval"]
     for domain, result in records(tmp_path / "dapt")[1][0]["eval"].items():
@@ -322,8 +315,8 @@ def test_storage_options_alone_reach_the_checkpoint_bucket(reference, server, fs
     options = {"key": "testing", "secret": "testing", "client_kwargs": {"endpoint_url": server["AWS_ENDPOINT_URL"],
                                                                         "region_name": "us-east-1"}}
     output = tmp_path / "out"
-    stdout = train_with_env(TINY, output, [*sets, "checkpoint.folder=s3://with-options/tiny",
-                                           f"storage_options={json.dumps(options)}"], env)
+    stdout = thresher_train(TINY, output, 2, [*sets, "checkpoint.folder=s3://with-options/tiny",
+                                              f"storage_options={json.dumps(options)}"], env)
     assert "saved checkpoint s3://with-options/tiny/step-000012" in stdout
     assert s3_checkpoints(fs, "with-options/tiny") == ["step-000004", "step-000008", "step-000012"]
     assert_same_curve(ref, output, range(1, STEPS + 1))

@@ -31,8 +31,8 @@ def command(config: Path, output: Path, nproc: int, sets: list[str]) -> list[str
             "--output", str(output), *(f"--set={s}" for s in sets)]
 
 
-def thresher_train(config: Path, output: Path, nproc: int, sets: list[str]) -> str:
-    done = subprocess.run(command(config, output, nproc, sets), cwd=REPO, capture_output=True, text=True,
+def thresher_train(config: Path, output: Path, nproc: int, sets: list[str], env: dict | None = None) -> str:
+    done = subprocess.run(command(config, output, nproc, sets), cwd=REPO, env=env, capture_output=True, text=True,
                           check=False, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
